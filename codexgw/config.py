@@ -1,0 +1,79 @@
+"""Settings for codexgw: flags > ``CODEXGW_*`` environment > defaults.
+
+The CLI (``cli.py``) builds one :class:`Settings` and hands it to whatever it runs; nothing else reads
+the environment.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEFAULT_UPSTREAM = "https://chatgpt.com/backend-api"
+"""Codex backend base; codexgw calls ``{upstream}/codex/responses`` etc. (codex-protocol.md §6.1)."""
+
+DEFAULT_AUTH_URL = "https://auth.openai.com"
+"""OAuth issuer (codex-protocol.md §1)."""
+
+CLIENT_ID = "app_EMoamEEZ73f0CkXaXp7hrann"
+"""The Codex CLI's OAuth client_id (codex-protocol.md §1)."""
+
+CODEX_CLIENT_VERSION = "0.125.0"
+"""Codex release whose request shapes we follow (codex-protocol.md §0); sent as ``version``."""
+
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
+
+
+def default_store_dir() -> Path:
+    """Return ``$CODEXGW_HOME`` or ``~/.codexgw``."""
+    env = os.environ.get("CODEXGW_HOME")
+    return Path(env).expanduser() if env else Path.home() / ".codexgw"
+
+
+@dataclass
+class Settings:
+    """Everything ``serve`` needs. Times are seconds, sizes bytes.
+
+    Attributes:
+        store_dir: the store directory (created 0700).
+        upstream_url: Codex backend base URL, no trailing slash.
+        auth_url: OAuth issuer base URL, no trailing slash.
+        host, port: where to listen (port 0 = ephemeral).
+        retries: at most this many moves to another account per request.
+        api_key: gateway key clients must send as ``Authorization: Bearer``; required off loopback.
+        certfile, keyfile: TLS (enables ALPN ``h2``); plain TCP speaks HTTP/1.1 and h2c.
+        max_body_bytes: largest request body accepted (413 beyond).
+        refresh_margin_s: refresh an access token this long before its ``exp``.
+        models_ttl_s: how long the upstream model catalogue is cached.
+        default_cooldown_s: cooldown after a 429 that names no reset.
+        graceful_timeout_s: how long shutdown waits for open requests.
+        accounts_poll_s: how often the server checks the store for CLI changes.
+    """
+
+    store_dir: Path = field(default_factory=default_store_dir)
+    upstream_url: str = DEFAULT_UPSTREAM
+    auth_url: str = DEFAULT_AUTH_URL
+    host: str = "127.0.0.1"
+    port: int = 8080
+    retries: int = 3
+    api_key: str | None = None
+    certfile: str | None = None
+    keyfile: str | None = None
+    max_body_bytes: int = 64 * 1024 * 1024
+    refresh_margin_s: float = 300.0
+    models_ttl_s: float = 300.0
+    default_cooldown_s: float = 60.0
+    graceful_timeout_s: float = 3.0
+    accounts_poll_s: float = 1.0
+    log_format: str = "text"
+
+    def __post_init__(self) -> None:
+        self.store_dir = Path(self.store_dir).expanduser()
+        self.upstream_url = self.upstream_url.rstrip("/")
+        self.auth_url = self.auth_url.rstrip("/")
+
+    @property
+    def is_loopback(self) -> bool:
+        """True when ``host`` only accepts connections from this machine."""
+        return self.host in LOOPBACK_HOSTS or self.host.startswith("127.")
