@@ -1,0 +1,8 @@
+"""Entry point for ``python -m codexgw`` and the zipapp (``codexgw.__main__:main`` works too)."""
+
+from codexgw.cli import main
+
+__all__ = ["main"]
+
+if __name__ == "__main__":
+    main(prog_name="codexgw")

@@ -1,0 +1,118 @@
+"""Versioned, additive schema migrations for the SQLite store (design.md §3).
+
+``PRAGMA user_version`` holds the number of steps applied. :data:`MIGRATIONS` is append-only: step
+``i`` (0-based) upgrades a database from version ``i`` to ``i + 1``. Never edit or reorder a released
+step; add a new one (``CREATE TABLE``, ``ALTER TABLE … ADD COLUMN``, new triggers). A database whose
+``user_version`` is above ``len(MIGRATIONS)`` was written by a newer codexgw and is refused.
+
+Schema after step 1::
+
+    meta(key TEXT PK, value INTEGER)          -- 'generation': bumped by triggers on every accounts change
+    accounts(id INTEGER PK AUTOINCREMENT, name UNIQUE, chatgpt_account_id, user_id, email, plan_type,
+             fedramp 0/1, id_token, access_token, refresh_token, api_key,
+             access_expires_at REAL epoch s, last_refresh REAL epoch s, enabled 0/1,
+             status 'active'|'needs_login'|…, status_reason, weight REAL, linked_path,
+             created_at REAL epoch s, updated_at REAL epoch s)
+    refresh_leases(account_id PK -> accounts ON DELETE CASCADE, owner TEXT, expires_at REAL epoch s)
+
+Cooldowns, quota snapshots, session affinity and API keys come in later steps.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+
+Migration = Sequence[str]
+"""One step: SQL statements run in order inside the caller's transaction."""
+
+_V1: Migration = (
+    """CREATE TABLE meta (
+        key   TEXT PRIMARY KEY,
+        value INTEGER NOT NULL
+    )""",
+    "INSERT INTO meta (key, value) VALUES ('generation', 0)",
+    """CREATE TABLE accounts (
+        id                 INTEGER PRIMARY KEY AUTOINCREMENT,
+        name               TEXT NOT NULL UNIQUE,
+        chatgpt_account_id TEXT NOT NULL,
+        user_id            TEXT,
+        email              TEXT,
+        plan_type          TEXT,
+        fedramp            INTEGER NOT NULL DEFAULT 0,
+        id_token           TEXT NOT NULL,
+        access_token       TEXT NOT NULL,
+        refresh_token      TEXT NOT NULL,
+        api_key            TEXT,
+        access_expires_at  REAL,
+        last_refresh       REAL,
+        enabled            INTEGER NOT NULL DEFAULT 1,
+        status             TEXT NOT NULL DEFAULT 'active',
+        status_reason      TEXT,
+        weight             REAL NOT NULL DEFAULT 1.0,
+        linked_path        TEXT,
+        created_at         REAL NOT NULL,
+        updated_at         REAL NOT NULL
+    )""",
+    "CREATE INDEX accounts_chatgpt_account_id ON accounts (chatgpt_account_id)",
+    """CREATE TABLE refresh_leases (
+        account_id INTEGER PRIMARY KEY REFERENCES accounts (id) ON DELETE CASCADE,
+        owner      TEXT NOT NULL,
+        expires_at REAL NOT NULL
+    )""",
+    """CREATE TRIGGER accounts_generation_insert AFTER INSERT ON accounts BEGIN
+        UPDATE meta SET value = value + 1 WHERE key = 'generation';
+    END""",
+    """CREATE TRIGGER accounts_generation_update AFTER UPDATE ON accounts BEGIN
+        UPDATE meta SET value = value + 1 WHERE key = 'generation';
+    END""",
+    """CREATE TRIGGER accounts_generation_delete AFTER DELETE ON accounts BEGIN
+        UPDATE meta SET value = value + 1 WHERE key = 'generation';
+    END""",
+)
+
+MIGRATIONS: list[Migration] = [_V1]
+"""All steps, oldest first; ``len(MIGRATIONS)`` is the schema version this codexgw writes."""
+
+
+class SchemaTooNewError(Exception):
+    """The database's ``user_version`` is above what this codexgw knows."""
+
+    def __init__(self, found: int, known: int) -> None:
+        super().__init__(
+            f"the store has schema version {found} but this codexgw only knows up to {known}; "
+            "upgrade codexgw (or use another --store)"
+        )
+        self.found = found
+        self.known = known
+
+
+def schema_version(conn: sqlite3.Connection) -> int:
+    """Return the database's ``PRAGMA user_version`` (0 for a fresh file)."""
+    return int(conn.execute("PRAGMA user_version").fetchone()[0])
+
+
+def migrate(conn: sqlite3.Connection, migrations: Sequence[Migration] = MIGRATIONS) -> tuple[int, int]:
+    """Bring the database up to ``len(migrations)``, inside the caller's open write transaction.
+
+    Args:
+        conn: a connection that has already run ``BEGIN IMMEDIATE`` (so concurrent openers serialise).
+        migrations: the steps; tests pass their own list.
+
+    Returns:
+        ``(old_version, new_version)``.
+
+    Raises:
+        SchemaTooNewError: the database is newer than ``migrations``.
+    """
+    old = schema_version(conn)
+    known = len(migrations)
+    if old > known:
+        raise SchemaTooNewError(old, known)
+    for step in migrations[old:]:
+        for statement in step:
+            conn.execute(statement)
+    if known != old:
+        # PRAGMA takes no parameters; ``known`` is an int we computed.
+        conn.execute(f"PRAGMA user_version = {int(known)}")
+    return old, known

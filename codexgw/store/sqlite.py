@@ -1,0 +1,418 @@
+"""The account store: one SQLite file shared by the server and CLI processes (design.md §3).
+
+Theory of operation:
+
+* **Files.** ``<directory>/codexgw.db`` in WAL mode; the directory is 0700 and the database (and its
+  ``-wal``/``-shm`` companions, which SQLite creates with the database's mode) 0600.
+* **Connections.** Every operation opens its own connection and closes it, so a :class:`Store` may be
+  used from any thread (the server calls it via ``trio.to_thread.run_sync``) and from several
+  processes at once. ``busy_timeout`` makes a writer wait for another instead of failing.
+* **Writes.** Each write runs in one ``BEGIN IMMEDIATE`` transaction: read, decide, write, commit; a
+  crash or an exception leaves nothing half-written.
+* **Change detection.** Triggers bump ``meta.generation`` on every insert/update/delete of
+  ``accounts``, whichever process made it; :meth:`Store.generation` is a cheap poll.
+* **Refresh tokens are single-use** (codex-protocol.md §3). :meth:`Store.save_tokens` is a
+  compare-and-swap on the stored refresh token, and :meth:`Store.try_acquire_refresh_lease` gives one
+  owner at a time (across processes) the right to spend it.
+* **Clock.** Methods take ``now`` (epoch seconds); ``None`` means ``time.time()``.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import stat
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import closing, contextmanager
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from codexgw.auth.jwt import (
+    InvalidJWTError,
+    access_token_expiry,
+    identity_from_id_token,
+    plan_type_from_access_token,
+)
+from codexgw.store.migrations import MIGRATIONS, SchemaTooNewError, migrate
+from codexgw.store.models import (
+    STATUS_ACTIVE,
+    Account,
+    StoreError,
+    TokenSet,
+    check_name,
+    default_name,
+    row_to_account,
+)
+
+DB_FILENAME = "codexgw.db"
+BUSY_TIMEOUT_S = 10.0
+"""How long a writer waits for another process's write lock before failing."""
+
+__all__ = ["DB_FILENAME", "Account", "Store", "StoreError", "TokenSet"]
+
+def _now(now: float | None) -> float:
+    return time.time() if now is None else now
+
+
+def _tighten(path: Path, mode: int) -> None:
+    """chmod ``path`` to ``mode`` if it exists and grants group/other anything."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return
+    if stat.S_IMODE(st.st_mode) & 0o077:
+        os.chmod(path, mode)
+
+
+class Store:
+    """Synchronous, thread- and process-safe access to ``<directory>/codexgw.db``.
+
+    Construct with :meth:`open`, which creates and migrates the database; the plain constructor
+    only records paths and never creates files.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = Path(directory).expanduser()
+        self.path = self.directory / DB_FILENAME
+
+    # -- opening --------------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, directory: Path | str) -> Store:
+        """Create (0700 dir, 0600 file) or open the store, switch on WAL and apply migrations.
+
+        Raises:
+            StoreError: the directory or file cannot be created/opened, the file is not a
+                database, or its schema is newer than this codexgw knows.
+        """
+        store = cls(Path(directory))
+        try:
+            store.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            _tighten(store.directory, 0o700)
+            fd = os.open(store.path, os.O_RDWR | os.O_CREAT, 0o600)
+            os.close(fd)
+            store._tighten_files()
+        except OSError as e:
+            raise StoreError(f"cannot open store {store.directory}: {e.strerror or e}") from None
+        try:
+            with closing(store._connect()) as conn:
+                mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+                if str(mode).lower() != "wal":
+                    raise StoreError(f"store {store.path}: cannot enable WAL mode (got {mode})")
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    migrate(conn, MIGRATIONS)
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
+                conn.execute("COMMIT")
+        except SchemaTooNewError as e:
+            raise StoreError(f"store {store.path}: {e}") from None
+        except sqlite3.DatabaseError as e:
+            raise StoreError(f"store {store.path}: {e}") from None
+        store._tighten_files()
+        return store
+
+    def _tighten_files(self) -> None:
+        for suffix in ("", "-wal", "-shm"):
+            _tighten(self.path.with_name(self.path.name + suffix), 0o600)
+
+    def _connect(self) -> sqlite3.Connection:
+        # mode=rw: never create the file here (open() does it with the right mode).
+        uri = f"file:{quote(str(self.path))}?mode=rw"
+        conn = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=BUSY_TIMEOUT_S)
+        conn.row_factory = sqlite3.Row
+        conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+        conn.execute("PRAGMA foreign_keys = ON")
+        return conn
+
+    @contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        with closing(self._connect()) as conn:
+            yield conn
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One ``BEGIN IMMEDIATE`` transaction: committed on success, rolled back on any exception."""
+        with closing(self._connect()) as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    # -- reads ----------------------------------------------------------------------------------
+
+    def schema_version(self) -> int:
+        """Return ``PRAGMA user_version`` (the number of migrations applied)."""
+        with self._read() as conn:
+            return int(conn.execute("PRAGMA user_version").fetchone()[0])
+
+    def generation(self) -> int:
+        """Return a counter that grows on every change to ``accounts`` by any process.
+
+        Cheap enough to poll every second; reload accounts when it differs from the last value.
+        """
+        with self._read() as conn:
+            return int(conn.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()[0])
+
+    def list_accounts(self) -> list[Account]:
+        """Return all accounts (enabled or not), ordered by ``id``."""
+        with self._read() as conn:
+            return [row_to_account(r) for r in conn.execute("SELECT * FROM accounts ORDER BY id")]
+
+    def get_account(self, name: str) -> Account | None:
+        """Return the account called ``name``, or ``None``."""
+        with self._read() as conn:
+            row = conn.execute("SELECT * FROM accounts WHERE name = ?", (name,)).fetchone()
+        return row_to_account(row) if row else None
+
+    def get_account_by_id(self, id: int) -> Account | None:
+        """Return the account with row id ``id``, or ``None``."""
+        with self._read() as conn:
+            row = conn.execute("SELECT * FROM accounts WHERE id = ?", (id,)).fetchone()
+        return row_to_account(row) if row else None
+
+    # -- account writes -------------------------------------------------------------------------
+
+    def upsert_account(
+        self, tokens: TokenSet, *, name: str | None = None, now: float | None = None
+    ) -> tuple[Account, bool]:
+        """Add a login, or update the stored account with the same identity.
+
+        Identity comes from the id_token claims (codex-protocol.md §4); ``chatgpt_account_id`` falls
+        back to ``tokens.account_id``. An existing row matches when its ``chatgpt_account_id`` is equal
+        and its ``user_id`` is equal or either side has none (two members of one ChatGPT Team
+        workspace share the account id but not the user id). A match gets the new tokens and
+        identity, status ``active``, and ``name`` if given and free; ``enabled`` is kept.
+
+        Args:
+            tokens: the login's tokens.
+            name: account name; default is the email's local part (or ``"account"``), suffixed
+                ``-2``, ``-3`` … when taken. An explicit name must be free.
+            now: epoch seconds for ``created_at``/``updated_at``.
+
+        Returns:
+            ``(account, created)``.
+
+        Raises:
+            StoreError: id_token not a JWT, no account id anywhere, bad or taken name.
+        """
+        with self._write() as conn:
+            return self._upsert(conn, tokens, name, _now(now))
+
+    def upsert_accounts(
+        self, items: Iterable[tuple[str | None, TokenSet]], *, now: float | None = None
+    ) -> list[tuple[Account, bool]]:
+        """Like :meth:`upsert_account` for several ``(name, tokens)`` pairs, all or nothing."""
+        with self._write() as conn:
+            return [self._upsert(conn, tokens, name, _now(now)) for name, tokens in items]
+
+    def _upsert(
+        self, conn: sqlite3.Connection, tokens: TokenSet, name: str | None, now: float
+    ) -> tuple[Account, bool]:
+        try:
+            claims = identity_from_id_token(tokens.id_token)
+        except InvalidJWTError as e:
+            raise StoreError(f"id_token is not a valid JWT: {e}") from None
+        acct = claims.chatgpt_account_id or tokens.account_id
+        if not acct:
+            raise StoreError(
+                "cannot tell which ChatGPT account these tokens belong to: the id_token has no "
+                "chatgpt_account_id claim and no account_id was given"
+            )
+        if name is not None:
+            check_name(name)
+        plan = claims.plan_type or plan_type_from_access_token(tokens.access_token)
+        user_id = claims.chatgpt_user_id
+        rows = conn.execute(
+            "SELECT * FROM accounts WHERE chatgpt_account_id = ? ORDER BY id", (acct,)
+        ).fetchall()
+        match = next((r for r in rows if user_id and r["user_id"] == user_id), None)
+        if match is None:
+            match = next((r for r in rows if not user_id or not r["user_id"]), None)
+
+        def holder(n: str) -> int | None:
+            row = conn.execute("SELECT id FROM accounts WHERE name = ?", (n,)).fetchone()
+            return None if row is None else int(row["id"])
+
+        if name is not None and holder(name) not in (None, match["id"] if match else None):
+            raise StoreError(f"name '{name}' is already used by another account")
+        values: dict[str, Any] = {
+            "chatgpt_account_id": acct,
+            "user_id": user_id,
+            "email": claims.email,
+            "plan_type": plan,
+            "fedramp": int(claims.fedramp),
+            "id_token": tokens.id_token,
+            "access_token": tokens.access_token,
+            "refresh_token": tokens.refresh_token,
+            "access_expires_at": access_token_expiry(tokens.access_token),
+            "last_refresh": tokens.last_refresh,
+            "status": STATUS_ACTIVE,
+            "status_reason": None,
+            "updated_at": now,
+        }
+        if tokens.api_key is not None:
+            values["api_key"] = tokens.api_key
+        if match is not None:
+            if name is not None:
+                values["name"] = name
+            for key in ("user_id", "email", "plan_type", "last_refresh"):
+                if values[key] is None:
+                    values[key] = match[key]
+            sets = ", ".join(f"{k} = :{k}" for k in values)
+            conn.execute(f"UPDATE accounts SET {sets} WHERE id = :id", {**values, "id": match["id"]})
+            row_id = int(match["id"])
+        else:
+            if name is None:
+                base = default_name(claims.email)
+                name, n = base, 1
+                while holder(name) is not None:
+                    n += 1
+                    name = f"{base}-{n}"
+            values.update(name=name, created_at=now, enabled=1)
+            cols = ", ".join(values)
+            params = ", ".join(f":{k}" for k in values)
+            row_id = int(conn.execute(f"INSERT INTO accounts ({cols}) VALUES ({params})", values).lastrowid)
+        row = conn.execute("SELECT * FROM accounts WHERE id = ?", (row_id,)).fetchone()
+        return row_to_account(row), match is None
+
+    def remove_account(self, name: str) -> bool:
+        """Delete the account called ``name`` (and its lease). Returns False if there was none."""
+        with self._write() as conn:
+            return conn.execute("DELETE FROM accounts WHERE name = ?", (name,)).rowcount > 0
+
+    def set_enabled(self, name: str, enabled: bool, *, now: float | None = None) -> bool:
+        """Switch the account on or off. Returns False if there is no such account."""
+        with self._write() as conn:
+            cur = conn.execute(
+                "UPDATE accounts SET enabled = ?, updated_at = ? WHERE name = ?",
+                (int(enabled), _now(now), name),
+            )
+            return cur.rowcount > 0
+
+    def rename_account(self, old: str, new: str, *, now: float | None = None) -> bool:
+        """Rename ``old`` to ``new``. Returns False if ``old`` does not exist.
+
+        Raises:
+            StoreError: ``new`` is invalid or used by another account.
+        """
+        check_name(new)
+        with self._write() as conn:
+            row = conn.execute("SELECT id FROM accounts WHERE name = ?", (old,)).fetchone()
+            if row is None:
+                return False
+            other = conn.execute("SELECT id FROM accounts WHERE name = ?", (new,)).fetchone()
+            if other is not None and other["id"] != row["id"]:
+                raise StoreError(f"name '{new}' is already used by another account")
+            conn.execute(
+                "UPDATE accounts SET name = ?, updated_at = ? WHERE id = ?", (new, _now(now), row["id"])
+            )
+            return True
+
+    def save_tokens(
+        self,
+        account_id: int,
+        *,
+        access_token: str | None,
+        refresh_token: str | None,
+        id_token: str | None,
+        expected_refresh_token: str,
+        now: float,
+    ) -> bool:
+        """Persist a refresh result, unless another process rotated the tokens meanwhile.
+
+        Compare-and-swap: writes only if the stored refresh token still equals
+        ``expected_refresh_token`` (the one that was spent). Only non-``None`` tokens are replaced
+        (codex-protocol.md §3); ``access_expires_at`` and plan/identity are recomputed from the new
+        tokens (``chatgpt_account_id`` is not, per §3); ``last_refresh = now``; status ``active``.
+        A new id_token that does not parse is still stored (losing a rotated token is worse).
+
+        Returns:
+            True if written; False if the account is gone or its refresh token differs.
+        """
+        with self._write() as conn:
+            row = conn.execute("SELECT * FROM accounts WHERE id = ?", (account_id,)).fetchone()
+            if row is None or row["refresh_token"] != expected_refresh_token:
+                return False
+            values: dict[str, Any] = {
+                "last_refresh": now,
+                "updated_at": now,
+                "status": STATUS_ACTIVE,
+                "status_reason": None,
+            }
+            plan = None
+            if id_token is not None:
+                values["id_token"] = id_token
+                try:
+                    claims = identity_from_id_token(id_token)
+                except InvalidJWTError:
+                    pass
+                else:
+                    plan = claims.plan_type
+                    if claims.email:
+                        values["email"] = claims.email
+                    if claims.chatgpt_user_id:
+                        values["user_id"] = claims.chatgpt_user_id
+                    values["fedramp"] = int(claims.fedramp)
+            if access_token is not None:
+                values["access_token"] = access_token
+                values["access_expires_at"] = access_token_expiry(access_token)
+                plan = plan or plan_type_from_access_token(access_token)
+            if refresh_token is not None:
+                values["refresh_token"] = refresh_token
+            if plan:
+                values["plan_type"] = plan
+            sets = ", ".join(f"{k} = :{k}" for k in values)
+            conn.execute(f"UPDATE accounts SET {sets} WHERE id = :id", {**values, "id": account_id})
+            return True
+
+    def set_status(
+        self, account_id: int, status: str, reason: str | None, *, now: float | None = None
+    ) -> None:
+        """Set ``status`` (``"active"``, ``"needs_login"`` …) and its reason; no-op if unchanged."""
+        with self._write() as conn:
+            conn.execute(
+                "UPDATE accounts SET status = ?, status_reason = ?, updated_at = ? "
+                "WHERE id = ? AND (status IS NOT ? OR status_reason IS NOT ?)",
+                (status, reason, _now(now), account_id, status, reason),
+            )
+
+    # -- refresh lease --------------------------------------------------------------------------
+
+    def try_acquire_refresh_lease(self, account_id: int, owner: str, *, now: float, ttl_s: float) -> bool:
+        """Atomically take (or extend) the right to refresh ``account_id`` until ``now + ttl_s``.
+
+        Succeeds if there is no lease, the lease expired (``expires_at <= now``), or ``owner``
+        already holds it. Fails if another owner holds an unexpired lease or the account is gone.
+        ``owner`` should be unique per process and task, e.g. ``f"{pid}:{uuid4()}"``.
+        """
+        with self._write() as conn:
+            if conn.execute("SELECT 1 FROM accounts WHERE id = ?", (account_id,)).fetchone() is None:
+                return False
+            row = conn.execute(
+                "SELECT owner, expires_at FROM refresh_leases WHERE account_id = ?", (account_id,)
+            ).fetchone()
+            if row is not None and row["owner"] != owner and row["expires_at"] > now:
+                return False
+            conn.execute(
+                "INSERT INTO refresh_leases (account_id, owner, expires_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (account_id) DO UPDATE SET owner = excluded.owner, "
+                "expires_at = excluded.expires_at",
+                (account_id, owner, now + ttl_s),
+            )
+            return True
+
+    def release_refresh_lease(self, account_id: int, owner: str) -> None:
+        """Drop the lease if ``owner`` holds it (no-op otherwise)."""
+        with self._write() as conn:
+            conn.execute(
+                "DELETE FROM refresh_leases WHERE account_id = ? AND owner = ?", (account_id, owner)
+            )
