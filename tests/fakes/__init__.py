@@ -1,0 +1,51 @@
+"""A fake OpenAI OAuth issuer and ChatGPT Codex backend for codexgw's tests and ``make demo``.
+
+Written independently of codexgw, from ``codex-protocol.md``, and at least as strict as the real
+service. Typical use::
+
+    fake = FakeUpstream(clock=lambda: now)
+    account = fake.add_account(email="a@example.com")
+    base_url = await nursery.start(serve_fake, fake)
+    fake.script(account, UsageLimit(resets_in_s=600), Text("hi"))
+
+Run standalone with ``python -m tests.fakes --accounts 2 --auth-json-dir DIR``.
+"""
+
+from .app import FakeApp, serve_fake
+from .behaviours import (
+    Behaviour,
+    DropMidStream,
+    Failed,
+    Hold,
+    Incomplete,
+    ServerError,
+    Text,
+    ToolCall,
+    Unauthorized,
+    Usage,
+    UsageLimit,
+)
+from .jwt import CLIENT_ID, decode_claims
+from .state import FakeAccount, FakeUpstream, RecordedRequest, TokenRequest
+
+__all__ = [
+    "CLIENT_ID",
+    "Behaviour",
+    "DropMidStream",
+    "Failed",
+    "FakeAccount",
+    "FakeApp",
+    "FakeUpstream",
+    "Hold",
+    "Incomplete",
+    "RecordedRequest",
+    "ServerError",
+    "Text",
+    "TokenRequest",
+    "ToolCall",
+    "Unauthorized",
+    "Usage",
+    "UsageLimit",
+    "decode_claims",
+    "serve_fake",
+]
