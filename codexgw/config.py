@@ -49,6 +49,8 @@ class Settings:
         default_cooldown_s: cooldown after a 429 that names no reset.
         graceful_timeout_s: how long shutdown waits for open requests.
         accounts_poll_s: how often the server checks the store for CLI changes.
+        log_format: ``text`` or ``json`` log lines.
+        reasoning_mode: default reasoning display in Chat Completions (``content``/``think``/``hidden``).
     """
 
     store_dir: Path = field(default_factory=default_store_dir)
@@ -67,6 +69,7 @@ class Settings:
     graceful_timeout_s: float = 3.0
     accounts_poll_s: float = 1.0
     log_format: str = "text"
+    reasoning_mode: str = "content"
 
     def __post_init__(self) -> None:
         self.store_dir = Path(self.store_dir).expanduser()

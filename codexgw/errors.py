@@ -139,7 +139,9 @@ class UpstreamStatusError(UpstreamError):
         self.body = body
         error = (body or {}).get("error")
         if isinstance(error, dict):
-            self.type = str(error.get("type") or ("invalid_request_error" if status < 500 else "upstream_error"))
+            self.type = str(
+                error.get("type") or ("invalid_request_error" if status < 500 else "upstream_error")
+            )
             self.code = error.get("code") if isinstance(error.get("code"), str) else self.code
             self.param = error.get("param") if isinstance(error.get("param"), str) else self.param
         elif status < 500:

@@ -1,0 +1,34 @@
+# codexgw developer tasks. `make demo` builds the zipapp and shows the whole path working against
+# the fake upstream; `make test` runs the test suite. Both install what they need into .venv first.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: install test lint pyz demo bench clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml requirements.lock requirements-dev.lock
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade "pip>=23"
+	$(BIN)/python -m pip install -q -r requirements.lock -r requirements-dev.lock
+	$(BIN)/python -m pip install -q --no-deps -e .
+	touch $@
+
+test: install
+	$(BIN)/python -m pytest -q
+
+lint: install
+	$(BIN)/ruff check codexgw tests build_zipapp.py scripts
+
+pyz: install
+	$(BIN)/python build_zipapp.py
+
+demo: pyz
+	$(BIN)/python scripts/demo.py
+
+bench: install
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf dist build .demo *.egg-info .pytest_cache

@@ -1,0 +1,130 @@
+"""``POST /v1/chat/completions``: Chat Completions translated to and from the Codex Responses backend."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+from quart import Blueprint, Response, current_app, request
+
+from ..errors import CodexgwError, InvalidRequestError, UpstreamError
+from ..relay import UpstreamStream, open_stream
+from ..translate.aggregate import chat_completion_from_events
+from ..translate.chat_request import chat_to_responses
+from ..translate.chat_stream import ChatStreamTranslator
+from .body import read_json_body
+from .common import gateway, json_response, response_headers, sse_response, upstream_closed
+
+bp = Blueprint("chat", __name__)
+
+REASONING_HEADER = "x-codexgw-reasoning"
+REASONING_MODES = ("content", "think", "hidden")
+
+
+def _reasoning_mode() -> str:
+    mode = request.headers.get(REASONING_HEADER, current_app.config["REASONING_MODE"]).strip().lower()
+    if mode not in REASONING_MODES:
+        raise InvalidRequestError(
+            f"{REASONING_HEADER} must be one of {', '.join(REASONING_MODES)}", param=REASONING_HEADER
+        )
+    return mode
+
+
+@bp.post("/v1/chat/completions")
+@bp.post("/chat/completions")
+async def create_chat_completion() -> Response:
+    """Create a chat completion (streamed when the body says ``stream: true``; codex-protocol.md §12.2)."""
+    gw = gateway()
+    body = await read_json_body(gw.settings.max_body_bytes)
+    mode = _reasoning_mode()
+    prepared = chat_to_responses(body, default_instructions=current_app.config["DEFAULT_INSTRUCTIONS"])
+    stream = await open_stream(gw, prepared.body, request.headers)
+    headers = response_headers(stream, prepared.dropped)
+    completion_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
+    created = int(time.time())
+    model = stream.model or str(body.get("model"))
+    translator = ChatStreamTranslator(
+        completion_id=completion_id,
+        created=created,
+        model=model,
+        include_usage=prepared.include_usage,
+        reasoning_mode=mode,
+        stop=prepared.stop,
+    )
+    if prepared.stream:
+        return sse_response(_relay(stream, translator), headers)
+    try:
+        events = await _collect(stream)
+    finally:
+        await upstream_closed(stream)
+    completion = chat_completion_from_events(
+        events,
+        completion_id=completion_id,
+        created=created,
+        model=model,
+        reasoning_mode=mode,
+        stop=prepared.stop,
+    )
+    return json_response(completion, headers=headers)
+
+
+def _data(payload: Any) -> bytes:
+    return b"data: " + json.dumps(payload, separators=(",", ":")).encode() + b"\n\n"
+
+
+async def _relay(stream: UpstreamStream, translator: ChatStreamTranslator) -> AsyncIterator[bytes]:
+    """Translate upstream events into ``chat.completion.chunk`` SSE, ending with ``data: [DONE]``.
+
+    An upstream failure after the first byte ends the stream with ``data: {"error": …}`` and no
+    ``[DONE]`` (the openai SDK raises ``APIError`` on it; codex-protocol.md §12.2).
+    """
+    try:
+        async for batch in stream.batches():
+            out: list[bytes] = []
+            for event, _raw in batch:
+                try:
+                    data = json.loads(event.data)
+                except ValueError:
+                    continue
+                if isinstance(data, dict):
+                    out.extend(_data(chunk) for chunk in translator.feed(data))
+                if translator.error is not None or translator.done or translator.stop_hit:
+                    break
+            if out:
+                yield b"".join(out)
+            if translator.error is not None or translator.done or translator.stop_hit:
+                break
+        if translator.error is not None:
+            yield _data({"error": translator.error})
+            return
+        if not translator.done and not translator.stop_hit:
+            yield _data(
+                {
+                    "error": UpstreamError("the Codex backend closed the stream before completing").to_body()[
+                        "error"
+                    ]
+                }
+            )
+            return
+        yield b"".join(_data(chunk) for chunk in translator.finish()) + b"data: [DONE]\n\n"
+    except CodexgwError as exc:
+        yield _data(exc.to_body())
+    finally:
+        await upstream_closed(stream)
+
+
+async def _collect(stream: UpstreamStream) -> list[dict[str, Any]]:
+    """Read the whole upstream stream as parsed events (``stream: false``)."""
+    events: list[dict[str, Any]] = []
+    async for batch in stream.batches():
+        for event, _raw in batch:
+            try:
+                data = json.loads(event.data)
+            except ValueError:
+                continue
+            if isinstance(data, dict):
+                events.append(data)
+    return events

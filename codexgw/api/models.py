@@ -1,0 +1,26 @@
+"""``GET /v1/models`` and ``GET /health``."""
+
+from __future__ import annotations
+
+from quart import Blueprint, Response
+
+from ..models import openai_model_list
+from .common import gateway, json_response
+
+bp = Blueprint("models", __name__)
+
+
+@bp.get("/v1/models")
+@bp.get("/models")
+async def list_models() -> Response:
+    """OpenAI's model list, from the upstream catalogue (cached) or the built-in fallback."""
+    return json_response(openai_model_list(await gateway().models()))
+
+
+@bp.get("/health")
+async def health() -> Response:
+    """Liveness and a one-line pool summary (no secrets): 200 while the server runs."""
+    gw = gateway()
+    accounts = list(gw.accounts.values())
+    usable = sum(1 for a in accounts if a.enabled and a.status == "active")
+    return json_response({"status": "ok", "accounts": len(accounts), "usable_accounts": usable})

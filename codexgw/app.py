@@ -1,0 +1,100 @@
+"""The QuartTrio application: routes, gateway API-key check, and one error handler for everything.
+
+Every error reaches the client in OpenAI's shape ``{"error": {"message", "type", "param", "code"}}``
+with the right status; unexpected exceptions are logged here and answered 500 without a traceback.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+
+from quart import Response, request
+from quart_trio import QuartTrio
+from werkzeug.exceptions import HTTPException
+
+from .api import chat, models, responses
+from .api.common import json_response
+from .errors import (
+    AuthenticationError,
+    ClientError,
+    CodexgwError,
+    MethodNotAllowedError,
+    NotFoundError,
+    PayloadTooLargeError,
+)
+from .gateway import Gateway
+
+log = logging.getLogger("codexgw.app")
+
+DEFAULT_INSTRUCTIONS = "You are a helpful assistant."
+"""``instructions`` sent when the client gives none (codex-protocol.md §6.3: keep it present)."""
+
+OPEN_PATHS = frozenset({"/health"})
+"""Paths served without the gateway API key."""
+
+
+def create_app(gw: Gateway, *, reasoning_mode: str = "content") -> QuartTrio:
+    """Build the app serving ``gw``.
+
+    Args:
+        gw: the gateway state every route reads.
+        reasoning_mode: default display of reasoning summaries in Chat Completions
+            (``content``, ``think`` or ``hidden``).
+    """
+    app = QuartTrio("codexgw")
+    app.config.update(
+        RESPONSE_TIMEOUT=None,  # design §5: the 60 s default silently cuts long SSE streams
+        BODY_TIMEOUT=300,
+        MAX_CONTENT_LENGTH=gw.settings.max_body_bytes,
+        PROVIDE_AUTOMATIC_OPTIONS=False,
+        DEFAULT_INSTRUCTIONS=DEFAULT_INSTRUCTIONS,
+        REASONING_MODE=reasoning_mode,
+    )
+    app.extensions["codexgw"] = gw
+    for module in (chat, responses, models):
+        app.register_blueprint(module.bp)
+
+    @app.before_request
+    async def check_api_key() -> None:
+        key = gw.settings.api_key
+        if key is None or request.path in OPEN_PATHS:
+            return
+        given = request.headers.get("authorization", "")
+        token = given[7:].strip() if given[:7].lower() == "bearer " else request.headers.get("x-api-key", "")
+        if not hmac.compare_digest(token.encode(), key.encode()):
+            raise AuthenticationError("Invalid or missing API key: send 'Authorization: Bearer <key>'")
+
+    @app.errorhandler(CodexgwError)
+    async def codexgw_error(exc: CodexgwError) -> Response:
+        if not isinstance(exc, ClientError):
+            log.warning("%s %s -> %d %s", request.method, request.path, exc.status, exc.message)
+        headers = dict(exc.headers)
+        if exc.status == 429 and "Retry-After" in headers and int(headers["Retry-After"]) > 120:
+            headers["x-should-retry"] = "false"
+        return json_response(exc.to_body(), status=exc.status, headers=headers)
+
+    @app.errorhandler(HTTPException)
+    async def http_error(exc: HTTPException) -> Response:
+        status = exc.code or 500
+        error: CodexgwError
+        if status == 404:
+            error = NotFoundError(f"Unknown route: {request.method} {request.path}")
+        elif status == 405:
+            error = MethodNotAllowedError(f"Method {request.method} is not allowed on {request.path}")
+        elif status == 413:
+            error = PayloadTooLargeError(f"The request body exceeds {gw.settings.max_body_bytes} bytes")
+        else:
+            error = (
+                ClientError(exc.description or exc.name, status=status)
+                if status < 500
+                else CodexgwError("Internal server error", status=status)
+            )
+        return json_response(error.to_body(), status=error.status)
+
+    @app.errorhandler(Exception)
+    async def unexpected(exc: Exception) -> Response:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return json_response(CodexgwError("Internal server error").to_body(), status=500)
+
+    return app

@@ -1,0 +1,197 @@
+"""The running gateway's state: accounts in memory, the pool, token refresh, the models catalogue.
+
+The request hot path reads only in-memory state (design §3). Background tasks keep it in step with
+the store (accounts added, removed or changed by the CLI while the server runs) and refresh tokens
+shortly before they expire.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import trio
+
+from .auth.refresh import Refresher
+from .auth.tokens import RefreshError
+from .config import CODEX_CLIENT_VERSION, Settings
+from .pool.quota import QuotaSnapshot
+from .pool.scheduler import AccountView, Pool
+from .store.sqlite import Account, Store
+from .upstream import parse_json_body, plain_headers
+
+log = logging.getLogger("codexgw.gateway")
+
+REFRESH_INTERVAL_S = 8 * 24 * 3600
+"""Refresh at least this often even when ``exp`` is unreadable (codex-protocol.md §3, 8 days)."""
+
+
+class Gateway:
+    """Everything a request handler needs, shared by all requests of one ``serve``.
+
+    Args:
+        settings: the server settings.
+        store: the account store.
+        http: the shared upstream client (Codex backend and OAuth server).
+        clock: returns epoch seconds; injected for tests.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        http: httpx.AsyncClient,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.http = http
+        self.clock = clock
+        self.pool = Pool()
+        self.accounts: dict[int, Account] = {}
+        self.refresher = Refresher(store, http, auth_url=settings.auth_url, clock=clock)
+        self._generation: int | None = None
+        self._models: tuple[float, list[dict[str, Any]]] | None = None
+
+    # -- accounts ---------------------------------------------------------------------------
+
+    async def reload_accounts(self, *, force: bool = False) -> bool:
+        """Reload accounts from the store when it changed (or ``force``). Returns True if reloaded."""
+        generation = await trio.to_thread.run_sync(self.store.generation)
+        if not force and generation == self._generation:
+            return False
+        accounts = await trio.to_thread.run_sync(self.store.list_accounts)
+        self._generation = generation
+        self.accounts = {a.id: a for a in accounts}
+        self.pool.set_accounts(_view(a) for a in accounts)
+        return True
+
+    def update_account(self, account: Account) -> None:
+        """Replace one account's in-memory copy (after a refresh or a status change)."""
+        self.accounts[account.id] = account
+        self.pool.set_accounts(_view(a) for a in self.accounts.values())
+
+    async def watch_store(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Poll the store every ``settings.accounts_poll_s`` seconds and reload on change. Runs forever."""
+        await self.reload_accounts(force=True)
+        task_status.started()
+        while True:
+            await trio.sleep(self.settings.accounts_poll_s)
+            try:
+                if await self.reload_accounts():
+                    log.info("accounts reloaded from the store (%d)", len(self.accounts))
+            except Exception as exc:  # a locked or briefly unreadable store must not kill the server
+                log.warning("could not read the store: %s", exc)
+
+    def needs_refresh(self, account: Account, *, margin_s: float | None = None) -> bool:
+        """True when the access token expires within ``margin_s`` (default the settings' margin)."""
+        now = self.clock()
+        margin = self.settings.refresh_margin_s if margin_s is None else margin_s
+        if account.access_expires_at is not None:
+            return account.access_expires_at - now <= margin
+        return account.last_refresh is None or now - account.last_refresh >= REFRESH_INTERVAL_S
+
+    async def fresh(self, account: Account) -> Account:
+        """Return ``account`` with an access token that is not about to expire (refreshing if needed).
+
+        Raises:
+            RefreshError: the refresh failed (``permanent`` means the account now needs a login).
+        """
+        if not self.needs_refresh(account, margin_s=min(60.0, self.settings.refresh_margin_s)):
+            return account
+        return await self.refresh(account)
+
+    async def refresh(self, account: Account, *, stale_access_token: str | None = None) -> Account:
+        """Refresh ``account`` (single-flight) and update the in-memory copy.
+
+        Raises:
+            RefreshError: see :meth:`Refresher.refresh`; a permanent failure marks it ``needs_login``.
+        """
+        try:
+            updated = await self.refresher.refresh(account, stale_access_token=stale_access_token)
+        except RefreshError as exc:
+            if exc.permanent:
+                stored = await trio.to_thread.run_sync(self.store.get_account_by_id, account.id)
+                if stored is not None:
+                    self.update_account(stored)
+            raise
+        self.update_account(updated)
+        return updated
+
+    async def refresh_loop(self, *, check_every_s: float = 30.0) -> None:
+        """Refresh accounts shortly before their tokens expire, one at a time, spread out. Forever."""
+        while True:
+            due = [
+                a
+                for a in list(self.accounts.values())
+                if a.enabled and a.status == "active" and self.needs_refresh(a)
+            ]
+            for account in due:
+                try:
+                    await self.refresh(account)
+                except (RefreshError, TimeoutError) as exc:
+                    log.warning("background refresh of %s failed: %s", account.name, exc)
+                await trio.sleep(random.uniform(0.5, 2.0))
+            await trio.sleep(check_every_s)
+
+    # -- quota --------------------------------------------------------------------------------
+
+    def record_quota(self, account_id: int, snapshot: QuotaSnapshot | None) -> None:
+        """Feed a rate-limit snapshot parsed from upstream headers to the pool."""
+        if snapshot is not None:
+            self.pool.record_quota(account_id, snapshot)
+
+    # -- models -------------------------------------------------------------------------------
+
+    async def models(self) -> list[dict[str, Any]]:
+        """Return the upstream model catalogue (``/codex/models``), cached ``settings.models_ttl_s``.
+
+        Falls back to the built-in list of codex-protocol.md §10 when no account can fetch it.
+        """
+        now = self.clock()
+        if self._models is not None and self._models[0] > now:
+            return self._models[1]
+        models = await self._fetch_models()
+        if models is None:
+            from .models import BUILTIN_MODELS
+
+            return BUILTIN_MODELS
+        self._models = (now + self.settings.models_ttl_s, models)
+        return models
+
+    async def _fetch_models(self) -> list[dict[str, Any]] | None:
+        candidates = [a for a in self.accounts.values() if a.enabled and a.status == "active"]
+        for account in candidates[:2]:
+            try:
+                account = await self.fresh(account)
+                response = await self.http.get(
+                    f"{self.settings.upstream_url}/codex/models",
+                    params={"client_version": CODEX_CLIENT_VERSION},
+                    headers=plain_headers(
+                        access_token=account.access_token, chatgpt_account_id=account.chatgpt_account_id
+                    ),
+                    timeout=5.0,
+                )
+            except (httpx.HTTPError, RefreshError, TimeoutError) as exc:
+                log.info("could not fetch the model catalogue: %s", type(exc).__name__)
+                continue
+            body = parse_json_body(response.content) if response.status_code == 200 else None
+            if isinstance(body, dict) and isinstance(body.get("models"), list):
+                return [m for m in body["models"] if isinstance(m, dict) and isinstance(m.get("slug"), str)]
+        return None
+
+
+def _view(account: Account) -> AccountView:
+    return AccountView(
+        id=account.id,
+        name=account.name,
+        enabled=account.enabled,
+        status=account.status,
+        weight=account.weight,
+        plan_type=account.plan_type,
+    )

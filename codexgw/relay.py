@@ -1,0 +1,397 @@
+"""Open an upstream Responses stream on some account of the pool, failing over before the first byte.
+
+Theory of operation (design §3, codex-protocol.md §8, §12.1):
+
+* An attempt picks an account (``Pool.pick``), makes sure its token is fresh, and POSTs the body.
+* A non-2xx answer is classified (``upstream.classify``): 401 refreshes the token and retries the
+  same account once; 429 cools the account down until the reset the upstream gave and moves on;
+  403/5xx/connection errors move on; any other 4xx is the request's own fault and is relayed.
+* A 200 stream is *peeked*: events are read until the first one that carries output (or ends the
+  response). A ``response.failed`` before any output that names a usage limit, a rate limit or an
+  overload moves on too, and so does a stream that breaks before output. Only then is the stream
+  handed to the route, which sends the first byte; after that no failover happens.
+* At most ``settings.retries`` moves. When no account is left: the last usage limit as HTTP 429
+  ``usage_limit_reached`` (before any stream starts, so the Codex CLI shows the reset time), or 503
+  with ``Retry-After`` while every account cools down, or the last upstream error.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import uuid
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from .auth.tokens import RefreshError
+from .errors import (
+    CodexgwError,
+    PoolExhaustedError,
+    UpstreamConnectionError,
+    UpstreamError,
+    UpstreamStatusError,
+    UsageLimitError,
+)
+from .gateway import Gateway
+from .pool.quota import cooldown_until, parse_rate_limit_headers, parse_usage_limit_body
+from .pool.scheduler import Unavailable
+from .sse import SSEDecoder, SSEEvent, SSEProtocolError
+from .store.sqlite import Account
+from .upstream import RELAYED_RESPONSE_HEADERS, classify, responses_headers, transport_error
+
+log = logging.getLogger("codexgw.relay")
+
+PRE_OUTPUT_EVENTS = frozenset(
+    {"response.created", "response.in_progress", "response.queued", "codex.rate_limits", "response.metadata"}
+)
+"""Events that may precede output; failover is still possible while only these were seen."""
+
+TERMINAL_EVENTS = frozenset({"response.completed", "response.failed", "response.incomplete", "error"})
+
+FAILOVER_CODES = frozenset(
+    {
+        "usage_limit_reached",
+        "usage_not_included",
+        "insufficient_quota",
+        "rate_limit_exceeded",
+        "server_is_overloaded",
+        "slow_down",
+        "server_error",
+    }
+)
+"""``response.failed`` codes that, before any output, move the request to another account (§8.3)."""
+
+COOLDOWN_CODES = frozenset(
+    {"usage_limit_reached", "usage_not_included", "insufficient_quota", "rate_limit_exceeded"}
+)
+
+Batch = list[tuple[SSEEvent, bytes]]
+
+
+def event_type(event: SSEEvent) -> str | None:
+    """The event's ``type``: the ``event:`` field when present, else the ``type`` of its JSON data."""
+    if event.event:
+        return event.event
+    try:
+        data = json.loads(event.data)
+    except ValueError:
+        return None
+    return data.get("type") if isinstance(data, dict) else None
+
+
+@dataclass
+class UpstreamStream:
+    """An upstream SSE stream that passed the peek and now belongs to the route.
+
+    Attributes:
+        account: the account serving it.
+        headers: upstream response headers to relay to the client (lower-case names).
+        model: the model the upstream reports (``OpenAI-Model``) or ``None``.
+    """
+
+    account: Account
+    response: httpx.Response
+    headers: dict[str, str]
+    model: str | None
+    _decoder: SSEDecoder = field(default_factory=SSEDecoder)
+    _pending: Batch = field(default_factory=list)
+    _chunks: AsyncIterator[bytes] | None = None
+
+    def __post_init__(self) -> None:
+        self._chunks = self.response.aiter_bytes()
+
+    async def _read_batch(self) -> Batch | None:
+        """Read until at least one complete event arrives; ``None`` at a clean end of stream.
+
+        Raises:
+            UpstreamConnectionError: the connection broke or the stream ended mid-event.
+        """
+        assert self._chunks is not None
+        try:
+            while True:
+                try:
+                    chunk = await self._chunks.__anext__()
+                except StopAsyncIteration:
+                    self._decoder.flush()
+                    return None
+                batch = self._decoder.decode_raw(chunk)
+                if batch:
+                    return batch
+        except httpx.HTTPError as exc:
+            raise transport_error(exc) from None
+        except SSEProtocolError:
+            raise UpstreamConnectionError(
+                "the Codex backend's stream ended in the middle of an event"
+            ) from None
+
+    async def peek(self) -> tuple[str, SSEEvent] | None:
+        """Read events until the first output or terminal event; keep them for :meth:`batches`.
+
+        Returns:
+            ``(type, event)`` of the first non-preliminary event, or ``None`` if the stream ended first.
+        """
+        while True:
+            batch = await self._read_batch()
+            if batch is None:
+                return None
+            self._pending.extend(batch)
+            for event, _raw in batch:
+                kind = event_type(event)
+                if kind not in PRE_OUTPUT_EVENTS:
+                    return (kind or "", event)
+
+    async def batches(self) -> AsyncIterator[Batch]:
+        """Yield the stream as batches of ``(event, raw bytes)``: the peeked events first.
+
+        Raises:
+            UpstreamConnectionError: the connection broke mid-stream (the caller ends the client's
+                stream with an error event).
+        """
+        if self._pending:
+            pending, self._pending = self._pending, []
+            yield pending
+        while (batch := await self._read_batch()) is not None:
+            yield batch
+
+    async def aclose(self) -> None:
+        """Close the upstream response (aborts the upstream generation if still running)."""
+        await self.response.aclose()
+
+
+class _MoveOn(Exception):
+    """This account cannot serve the request; try another. Carries the error to report if none can."""
+
+    def __init__(self, error: CodexgwError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
+def session_id_for(client_headers: Mapping[str, str], body: Mapping[str, Any]) -> str:
+    """The conversation id sent upstream as ``session_id`` (codex-protocol.md §6.2, design §3).
+
+    The client's ``session-id``/``session_id`` header, else its ``prompt_cache_key``, else a UUID
+    derived from the instructions and the first input item, so that every turn of one conversation
+    lands on the same prompt cache.
+    """
+    lower = {k.lower(): v for k, v in client_headers.items()}
+    for name in ("session-id", "session_id"):
+        if lower.get(name):
+            return lower[name]
+    key = body.get("prompt_cache_key")
+    if isinstance(key, str) and key:
+        return key
+    items = body.get("input")
+    first = items[:1] if isinstance(items, list) else items
+    seed = json.dumps([body.get("instructions"), first], sort_keys=True, default=str)
+    return str(uuid.UUID(bytes=hashlib.sha256(seed.encode()).digest()[:16], version=4))
+
+
+async def open_stream(gw: Gateway, body: dict[str, Any], client_headers: Mapping[str, str]) -> UpstreamStream:
+    """Open ``POST {upstream}/codex/responses`` for ``body`` on the first account that can serve it.
+
+    Args:
+        gw: the gateway state.
+        body: the fixed-up Responses request body (``stream: true``, ``store: false``).
+        client_headers: the client's request headers (session id and Codex turn headers relayed).
+
+    Returns:
+        A peeked :class:`UpstreamStream`; the caller must ``aclose()`` it.
+
+    Raises:
+        UsageLimitError: 429, every account that could serve hit its usage limit.
+        PoolExhaustedError: 503, no account can serve now (``Retry-After`` set when one frees up).
+        UpstreamStatusError: the upstream rejected the request itself (relayed status and body).
+        UpstreamError: the upstream kept failing on every account tried.
+    """
+    session_id = session_id_for(client_headers, body)
+    content = json.dumps(body, separators=(",", ":")).encode()
+    tried: set[int] = set()
+    last_error: CodexgwError | None = None
+    moves = 0
+    while True:
+        pick = gw.pool.pick(now=gw.clock(), exclude=tried)
+        if isinstance(pick, Unavailable):
+            raise _exhausted(gw, pick, last_error)
+        account = gw.accounts[pick.account_id]
+        tried.add(account.id)
+        try:
+            return await _attempt(gw, account, content, session_id, client_headers)
+        except _MoveOn as move:
+            last_error = move.error
+            gw.pool.record_result(account.id, ok=False, now=gw.clock(), error=move.error.message)
+            log.info("account %s could not serve (%s); moving on", account.name, move.error.message)
+        moves += 1
+        if moves > gw.settings.retries:
+            raise last_error
+
+
+async def _attempt(
+    gw: Gateway, account: Account, content: bytes, session_id: str, client_headers: Mapping[str, str]
+) -> UpstreamStream:
+    try:
+        account = await gw.fresh(account)
+    except (RefreshError, TimeoutError) as exc:
+        raise _MoveOn(UpstreamError(f"account {account.name} could not refresh its login: {exc}")) from None
+    refreshed = False
+    while True:
+        request = gw.http.build_request(
+            "POST",
+            f"{gw.settings.upstream_url}/codex/responses",
+            content=content,
+            headers=responses_headers(
+                access_token=account.access_token,
+                chatgpt_account_id=account.chatgpt_account_id,
+                session_id=session_id,
+                fedramp=account.fedramp,
+                client_headers=client_headers,
+            ),
+        )
+        try:
+            response = await gw.http.send(request, stream=True)
+        except httpx.HTTPError as exc:
+            raise _MoveOn(transport_error(exc)) from None
+        now = gw.clock()
+        gw.record_quota(account.id, parse_rate_limit_headers(response.headers, now=now))
+        if response.status_code == 200:
+            return await _peek(gw, account, response)
+        try:
+            error_body = await response.aread()
+        except httpx.HTTPError as exc:
+            raise _MoveOn(transport_error(exc)) from None
+        finally:
+            await response.aclose()
+        failure = classify(response.status_code, error_body)
+        if failure.kind == "unauthorized" and not refreshed:
+            refreshed = True
+            try:
+                account = await gw.refresh(account, stale_access_token=account.access_token)
+            except (RefreshError, TimeoutError) as exc:
+                raise _MoveOn(
+                    UpstreamError(f"account {account.name} could not refresh its login: {exc}")
+                ) from None
+            continue
+        _handle_failure(gw, account, failure, response.headers, now)
+
+
+def _handle_failure(
+    gw: Gateway, account: Account, failure: Any, headers: Mapping[str, str], now: float
+) -> None:
+    """Act on a classified non-2xx answer: always raises (_MoveOn or the error to relay)."""
+    if failure.kind in ("usage_limit", "rate_limited"):
+        until = cooldown_until(
+            status=failure.status,
+            headers=headers,
+            body=failure.body,
+            now=now,
+            default_s=gw.settings.default_cooldown_s,
+        )
+        gw.pool.cool_down(account.id, until=until, reason=failure.kind, now=now)
+        log.warning("account %s hit a %s; cooling down for %.0f s", account.name, failure.kind, until - now)
+        if failure.kind == "usage_limit":
+            limit = parse_usage_limit_body(failure.body, now=now)
+            raise _MoveOn(
+                UsageLimitError(
+                    failure.message,
+                    resets_at=until,
+                    plan_type=(limit.plan_type if limit else None) or account.plan_type,
+                    now=now,
+                )
+            )
+        raise _MoveOn(UpstreamStatusError(failure.message, status=429, body=failure.body))
+    if failure.kind == "unauthorized":
+        raise _MoveOn(UpstreamError(f"account {account.name} is not authorized even after a refresh"))
+    if failure.kind == "account":
+        gw.pool.cool_down(
+            account.id, until=now + 300.0, reason=f"HTTP {failure.status}", now=now, quota=False
+        )
+        raise _MoveOn(
+            UpstreamError(f"the Codex backend refused account {account.name} (HTTP {failure.status})")
+        )
+    if failure.kind == "server":
+        raise _MoveOn(UpstreamError(f"the Codex backend answered HTTP {failure.status}: {failure.message}"))
+    raise UpstreamStatusError(failure.message, status=failure.status, body=failure.body)
+
+
+async def _peek(gw: Gateway, account: Account, response: httpx.Response) -> UpstreamStream:
+    headers = {name: response.headers[name] for name in RELAYED_RESPONSE_HEADERS if name in response.headers}
+    stream = UpstreamStream(
+        account=account, response=response, headers=headers, model=headers.get("openai-model")
+    )
+    try:
+        first = await stream.peek()
+    except UpstreamConnectionError as exc:
+        await stream.aclose()
+        raise _MoveOn(exc) from None
+    if first is None:
+        await stream.aclose()
+        raise _MoveOn(UpstreamConnectionError("the Codex backend closed the stream before any output"))
+    kind, event = first
+    if kind in ("response.failed", "error"):
+        error = _failed_error(event)
+        code = error.get("code") or error.get("type")
+        if code in FAILOVER_CODES:
+            await stream.aclose()
+            now = gw.clock()
+            if code in COOLDOWN_CODES:
+                limit = parse_usage_limit_body({"error": error}, now=now)
+                until = cooldown_until(
+                    status=429,
+                    headers={},
+                    body={"error": error},
+                    now=now,
+                    default_s=gw.settings.default_cooldown_s,
+                )
+                gw.pool.cool_down(account.id, until=until, reason="usage_limit", now=now)
+                raise _MoveOn(
+                    UsageLimitError(
+                        str(error.get("message") or "The usage limit has been reached"),
+                        resets_at=until,
+                        plan_type=(limit.plan_type if limit else None) or account.plan_type,
+                        now=now,
+                    )
+                )
+            raise _MoveOn(UpstreamError(f"the Codex backend failed before any output ({code})"))
+    gw.pool.record_result(account.id, ok=True, now=gw.clock())
+    return stream
+
+
+def _failed_error(event: SSEEvent) -> dict[str, Any]:
+    try:
+        data = json.loads(event.data)
+    except ValueError:
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    response = data.get("response")
+    error = response.get("error") if isinstance(response, dict) else data.get("error")
+    return error if isinstance(error, dict) else {}
+
+
+def _exhausted(gw: Gateway, pick: Unavailable, last_error: CodexgwError | None) -> CodexgwError:
+    """The error to answer with when no account is left to try."""
+    now = gw.clock()
+    if isinstance(last_error, UsageLimitError):
+        return last_error
+    if pick.retry_after_s is not None:
+        limits = [
+            s
+            for s in gw.pool.snapshot(now)
+            if s.get("cooling_down_until") and s.get("cooldown_reason") == "usage_limit"
+        ]
+        cooling = [s for s in gw.pool.snapshot(now) if s.get("cooling_down_until")]
+        if limits and len(limits) == len(cooling):
+            plan = next((gw.accounts[s["id"]].plan_type for s in limits if s.get("id") in gw.accounts), None)
+            return UsageLimitError(
+                f"Every account has reached its usage limit; {pick.reason}",
+                resets_at=now + pick.retry_after_s,
+                plan_type=plan,
+                now=now,
+            )
+        return PoolExhaustedError(pick.reason, retry_after_s=pick.retry_after_s)
+    if last_error is not None:
+        return last_error
+    return PoolExhaustedError(pick.reason)

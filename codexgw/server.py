@@ -1,0 +1,176 @@
+"""The ``serve`` nursery: hypercorn (HTTP/1.1, h2c, TLS+ALPN h2), store watcher, token refresher.
+
+One trio run, one nursery (design §1). :func:`serve` is the structured-concurrency entry point
+(``await nursery.start(serve, settings)`` reports the bound URLs, as tests use it); :func:`run` is
+the blocking CLI entry that adds signal handling, logging and the shutdown watchdog.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import trio
+
+from .config import Settings
+
+log = logging.getLogger("codexgw.server")
+
+
+@dataclass
+class Running:
+    """What :func:`serve` reports once listening: the bound URLs and the gateway state."""
+
+    urls: list[str]
+    gateway: object
+
+
+def hypercorn_config(settings: Settings) -> object:
+    """The hypercorn config: bind, TLS with ALPN ``h2``/``http/1.1``, graceful shutdown, quiet logs."""
+    from hypercorn.config import Config
+
+    config = Config()
+    host = (
+        f"[{settings.host}]" if ":" in settings.host and not settings.host.startswith("[") else settings.host
+    )
+    config.bind = [f"{host}:{settings.port}"]
+    config.graceful_timeout = settings.graceful_timeout_s
+    config.accesslog = None
+    config.errorlog = logging.getLogger("codexgw.hypercorn")
+    config.keep_alive_timeout = 75
+    config.h2_max_concurrent_streams = 1000
+    config.include_server_header = False
+    if settings.certfile:
+        config.certfile = settings.certfile
+        config.keyfile = settings.keyfile
+        config.alpn_protocols = ["h2", "http/1.1"]
+    return config
+
+
+async def serve(
+    settings: Settings,
+    *,
+    shutdown: trio.Event | None = None,
+    clock: Callable[[], float] = time.time,
+    task_status: trio.TaskStatus[Running] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Run the gateway until ``shutdown`` is set (or the task is cancelled).
+
+    Args:
+        settings: what to serve and where.
+        shutdown: set it to stop accepting, drain open requests for ``graceful_timeout_s``, and return.
+        clock: epoch-seconds clock for token expiry and cooldowns (tests inject one).
+        task_status: receives a :class:`Running` once the sockets are bound.
+
+    Raises:
+        OSError: the address is in use or cannot be bound (unwrapped from hypercorn's exception group).
+    """
+    import hypercorn.trio
+
+    from .app import create_app
+    from .gateway import Gateway
+    from .store.sqlite import Store
+    from .upstream import new_http_client
+
+    shutdown = trio.Event() if shutdown is None else shutdown
+    store = await trio.to_thread.run_sync(Store.open, settings.store_dir)
+    async with new_http_client() as http:
+        gw = Gateway(settings, store, http, clock=clock)
+        app = create_app(gw, reasoning_mode=settings.reasoning_mode)
+        config = hypercorn_config(settings)
+        try:
+            async with trio.open_nursery() as nursery:
+                await nursery.start(gw.watch_store)
+                nursery.start_soon(gw.refresh_loop)
+
+                async def http_server(*, task_status: trio.TaskStatus[list[str]]) -> None:
+                    await hypercorn.trio.serve(
+                        app, config, shutdown_trigger=shutdown.wait, task_status=task_status
+                    )
+                    nursery.cancel_scope.cancel()
+
+                urls = await nursery.start(http_server)
+                log.info("codexgw serving on %s (%d accounts)", ", ".join(urls), len(gw.accounts))
+                task_status.started(Running(urls=urls, gateway=gw))
+        except* OSError as group:
+            raise group.exceptions[0] from None
+
+
+def run(settings: Settings) -> None:
+    """Serve until SIGINT/SIGTERM (blocking; the ``codexgw serve`` command).
+
+    Raises:
+        OSError: the address cannot be bound.
+    """
+    _setup_logging(settings.log_format)
+    _raise_nofile_limit()
+    trio.run(_run_with_signals, settings)
+
+
+async def _run_with_signals(settings: Settings) -> None:
+    shutdown = trio.Event()
+    async with trio.open_nursery() as nursery:
+
+        async def on_signal() -> None:
+            # A backgrounded process inherits SIGINT ignored; listen explicitly (design §5).
+            with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                async for signum in signals:
+                    log.info(
+                        "received %s; draining for %.0f s",
+                        signal.Signals(signum).name,
+                        settings.graceful_timeout_s,
+                    )
+                    shutdown.set()
+                    # hypercorn's shielded sends can block on a client that stopped reading (design §5).
+                    await trio.sleep(settings.graceful_timeout_s + 2.0)
+                    log.warning("shutdown did not finish in time; exiting")
+                    os._exit(1)
+
+        nursery.start_soon(on_signal)
+        await serve(settings, shutdown=shutdown)
+        nursery.cancel_scope.cancel()
+
+
+class _JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "ts": round(record.created, 3),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        entry.update(getattr(record, "fields", {}))
+        return json.dumps(entry)
+
+
+def _setup_logging(log_format: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    if log_format == "json":
+        handler.setFormatter(_JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
+def _raise_nofile_limit() -> None:
+    """Raise RLIMIT_NOFILE to the hard limit: 2 fds per proxied stream (design §5)."""
+    try:
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft < hard:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    except (ImportError, ValueError, OSError):
+        pass
+
+
+__all__ = ["Running", "hypercorn_config", "run", "serve"]

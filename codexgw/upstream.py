@@ -1,0 +1,205 @@
+"""The Codex backend client: URLs, headers and the classification of its answers.
+
+This is the one place where httpx errors become codexgw errors (style: translate a library's errors
+at one boundary). The HTTP client is handed in (one shared ``httpx.AsyncClient``, HTTP/1.1 per
+design §5), so tests can point it anywhere.
+
+Request headers follow what the real Codex client sends (codex-protocol.md §6.2); the body has
+already been fixed up by ``translate/`` (§6.3).
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from . import __version__
+from .config import CODEX_CLIENT_VERSION
+from .errors import UpstreamConnectionError
+
+DEFAULT_ORIGINATOR = "codex_cli_rs"
+"""codex-protocol.md §6.2: the default ``originator``."""
+
+RELAYED_REQUEST_HEADERS = (
+    "x-codex-turn-state",
+    "x-codex-turn-metadata",
+    "x-codex-window-id",
+    "x-codex-beta-features",
+    "x-codex-parent-thread-id",
+    "x-openai-subagent",
+    "x-openai-memgen-request",
+    "x-client-request-id",
+    "thread-id",
+)
+"""Client headers passed upstream unchanged (codex-protocol.md §6.2), besides the session id."""
+
+RELAYED_RESPONSE_HEADERS = (
+    "openai-model",
+    "x-codex-turn-state",
+    "x-models-etag",
+    "x-reasoning-included",
+    "x-request-id",
+    "x-oai-request-id",
+)
+"""Upstream response headers passed back to the client (codex-protocol.md §7)."""
+
+
+def user_agent(originator: str = DEFAULT_ORIGINATOR) -> str:
+    """Return a Codex-style ``User-Agent`` (codex-protocol.md §6.2) tagged with codexgw's version."""
+    system = f"{platform.system()} {platform.release()}".strip()
+    return f"{originator}/{CODEX_CLIENT_VERSION} ({system}; {platform.machine()}) codexgw/{__version__}"
+
+
+def responses_headers(
+    *,
+    access_token: str,
+    chatgpt_account_id: str | None,
+    session_id: str,
+    fedramp: bool = False,
+    client_headers: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """Build the headers of ``POST {upstream}/codex/responses`` (codex-protocol.md §6.2).
+
+    Args:
+        access_token: the account's OAuth access token.
+        chatgpt_account_id: the id_token's ``chatgpt_account_id`` (``ChatGPT-Account-ID``).
+        session_id: conversation id for prompt caching (the client's, or one derived by the caller).
+        fedramp: add ``X-OpenAI-Fedramp: true`` for FedRAMP accounts (§4).
+        client_headers: the client's request headers (any case); the Codex turn headers among them
+            are relayed, and a Codex client's ``originator`` is kept.
+
+    Returns:
+        A dict of header names to values.
+    """
+    lower = {k.lower(): v for k, v in (client_headers or {}).items()}
+    originator = lower.get("originator") or DEFAULT_ORIGINATOR
+    headers = {
+        "authorization": f"Bearer {access_token}",
+        "originator": originator,
+        "user-agent": user_agent(originator),
+        "version": CODEX_CLIENT_VERSION,
+        "session_id": session_id,
+        "accept": "text/event-stream",
+        "content-type": "application/json",
+    }
+    if chatgpt_account_id:
+        headers["chatgpt-account-id"] = chatgpt_account_id
+    if fedramp:
+        headers["x-openai-fedramp"] = "true"
+    for name in RELAYED_REQUEST_HEADERS:
+        value = lower.get(name)
+        if value is not None:
+            headers[name] = value
+    return headers
+
+
+def plain_headers(*, access_token: str, chatgpt_account_id: str | None) -> dict[str, str]:
+    """Headers for the non-streaming backend calls (models, usage; codex-protocol.md §6.1)."""
+    headers = {
+        "authorization": f"Bearer {access_token}",
+        "user-agent": user_agent(),
+        "accept": "application/json",
+    }
+    if chatgpt_account_id:
+        headers["chatgpt-account-id"] = chatgpt_account_id
+    return headers
+
+
+@dataclass(frozen=True)
+class Failure:
+    """How one non-2xx upstream answer should be handled (sans-IO result of :func:`classify`).
+
+    Attributes:
+        kind: ``"usage_limit"`` (429 usage_limit_reached / usage_not_included: cool the account down),
+            ``"rate_limited"`` (other 429: cool down), ``"unauthorized"`` (401: refresh, retry once),
+            ``"account"`` (403 and similar: this account cannot serve, try another),
+            ``"server"`` (5xx: try another account), ``"client"`` (other 4xx: the request itself is
+            wrong; relay to the client, no failover).
+        status: the upstream HTTP status.
+        body: the parsed JSON body, or ``None``.
+        message: a short human description (no secrets).
+    """
+
+    kind: str
+    status: int
+    body: Any
+    message: str
+
+
+def parse_json_body(content: bytes) -> Any:
+    """Parse an upstream body as JSON, or return ``None`` when it is not JSON."""
+    try:
+        return json.loads(content)
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+def error_message(body: Any, content: bytes, status: int) -> str:
+    """Extract a readable message from an upstream error body (``error.message``, ``detail``, text)."""
+    if isinstance(body, dict):
+        error = body.get("error")
+        if isinstance(error, dict) and isinstance(error.get("message"), str):
+            return error["message"]
+        if isinstance(error, str):
+            return error
+        if isinstance(body.get("detail"), str):
+            return body["detail"]
+        if isinstance(body.get("message"), str):
+            return body["message"]
+    text = content[:200].decode("utf-8", "replace").strip()
+    if "<html" in text.lower() or not text:
+        return f"upstream answered HTTP {status}"
+    return text
+
+
+def classify(status: int, content: bytes) -> Failure:
+    """Classify a non-2xx answer from ``/codex/responses`` (codex-protocol.md §8.3).
+
+    Args:
+        status: HTTP status (not 2xx).
+        content: the raw response body.
+
+    Returns:
+        A :class:`Failure` telling the relay whether to refresh, cool down, fail over or relay.
+    """
+    body = parse_json_body(content)
+    message = error_message(body, content, status)
+    error = body.get("error") if isinstance(body, dict) else None
+    error_type = error.get("type") if isinstance(error, dict) else None
+    if status == 429:
+        if error_type in ("usage_limit_reached", "usage_not_included"):
+            return Failure("usage_limit", status, body, message)
+        return Failure("rate_limited", status, body, message)
+    if status == 401:
+        return Failure("unauthorized", status, body, message)
+    if status in (402, 403):
+        return Failure("account", status, body, message)
+    if status >= 500 or status in (408, 409):
+        return Failure("server", status, body, message)
+    return Failure("client", status, body, message)
+
+
+def transport_error(exc: httpx.HTTPError) -> UpstreamConnectionError:
+    """Map an httpx error to :class:`UpstreamConnectionError` (never includes request headers)."""
+    if isinstance(exc, httpx.TimeoutException):
+        return UpstreamConnectionError(f"the Codex backend timed out ({type(exc).__name__})")
+    return UpstreamConnectionError(f"the Codex backend could not be reached ({type(exc).__name__})")
+
+
+def new_http_client(*, max_connections: int = 1000) -> httpx.AsyncClient:
+    """Create the shared upstream client: HTTP/1.1 (design §5), pooled, stream-friendly timeouts.
+
+    ``read`` (300 s) is the stream idle timeout of codex-protocol.md §8.4; httpx's default 5 s
+    would cut a model that thinks silently.
+    """
+    return httpx.AsyncClient(
+        http2=False,
+        timeout=httpx.Timeout(connect=10.0, read=300.0, write=30.0, pool=10.0),
+        limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=100),
+        follow_redirects=False,
+    )

@@ -1,0 +1,126 @@
+"""End to end at the HTTP layer: bad input, routing errors, API keys, h2c, body encodings."""
+
+from __future__ import annotations
+
+import gzip
+import json
+
+import httpx
+import pytest
+
+from tests.conftest import Env
+
+pytestmark = pytest.mark.trio
+
+
+def assert_openai_error(r: httpx.Response, status: int, *, param: str | None = None) -> dict:
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"].startswith("application/json")
+    error = r.json()["error"]
+    assert set(error) >= {"message", "type", "param", "code"}
+    assert error["message"] and "Traceback" not in error["message"]
+    if param is not None:
+        assert error["param"] == param
+    return error
+
+
+@pytest.mark.parametrize(
+    ("path", "content", "param"),
+    [
+        ("/v1/chat/completions", b"{not json", None),
+        ("/v1/chat/completions", b"[1, 2]", None),
+        ("/v1/chat/completions", b'{"messages": [{"role": "user", "content": "hi"}]}', "model"),
+        ("/v1/chat/completions", b'{"model": "gpt-5.5"}', "messages"),
+        ("/v1/chat/completions", b'{"model": "gpt-5.5", "messages": "hi"}', "messages"),
+        ("/v1/chat/completions", b'{"model": 5, "messages": [{"role": "user", "content": "hi"}]}', "model"),
+        ("/v1/chat/completions", b'{"model": "gpt-5.5", "messages": [{"role": "user", "content": "hi"}], '
+         b'"stream": "yes"}', "stream"),
+        ("/v1/responses", b'{"model": "gpt-5.5"}', "input"),
+        ("/v1/responses", b"", None),
+    ],
+)  # fmt: skip
+async def test_bad_bodies_get_400_in_openai_shape(
+    env: Env, path: str, content: bytes, param: str | None
+) -> None:
+    env.add_account("alice")
+    await env.start()
+    async with httpx.AsyncClient() as client:
+        r = await client.post(
+            f"{env.url}{path}", content=content, headers={"content-type": "application/json"}
+        )
+    error = assert_openai_error(r, 400, param=param)
+    assert error["type"] == "invalid_request_error"
+    assert env.fake.responses_requests() == []
+
+
+async def test_unknown_route_wrong_method_and_oversized_body(env: Env) -> None:
+    env.add_account("alice")
+    await env.start(max_body_bytes=1000)
+    async with httpx.AsyncClient() as client:
+        assert_openai_error(await client.get(f"{env.url}/v1/nope"), 404)
+        assert_openai_error(await client.get(f"{env.url}/v1/chat/completions"), 405)
+        big = json.dumps({"model": "gpt-5.5", "input": "x" * 5000}).encode()
+        assert_openai_error(await client.post(f"{env.url}/v1/responses", content=big), 413)
+        bomb = gzip.compress(big)
+        assert len(bomb) < 1000
+        r = await client.post(f"{env.url}/v1/responses", content=bomb, headers={"content-encoding": "gzip"})
+        assert_openai_error(r, 413)
+
+
+async def test_gzip_request_body_is_decoded(env: Env) -> None:
+    env.add_account("alice")
+    await env.start()
+    body = gzip.compress(json.dumps({"model": "gpt-5.5", "input": "hi"}).encode())
+    async with httpx.AsyncClient() as client:
+        r = await client.post(f"{env.url}/v1/responses", content=body, headers={"content-encoding": "gzip"})
+    assert r.status_code == 200, r.text
+    assert r.json()["status"] == "completed"
+
+
+async def test_api_key_required_when_configured(env: Env) -> None:
+    env.add_account("alice")
+    await env.start(api_key="s3cret-key")
+    chat = {"model": "gpt-5.5", "messages": [{"role": "user", "content": "hi"}]}
+    async with httpx.AsyncClient() as client:
+        assert_openai_error(await client.post(f"{env.url}/v1/chat/completions", json=chat), 401)
+        wrong = {"authorization": "Bearer nope"}
+        assert_openai_error(
+            await client.post(f"{env.url}/v1/chat/completions", json=chat, headers=wrong), 401
+        )
+        ok = await client.post(
+            f"{env.url}/v1/chat/completions", json=chat, headers={"authorization": "Bearer s3cret-key"}
+        )
+        assert ok.status_code == 200
+        assert (await client.get(f"{env.url}/health")).status_code == 200
+
+
+async def test_chat_streams_over_h2c(env: Env) -> None:
+    """HTTP/2 with prior knowledge on the plain port: a chat answer streams over one h2 connection."""
+    env.add_account("alice")
+    await env.start()
+    body = {"model": "gpt-5.5", "stream": True, "messages": [{"role": "user", "content": "hi"}]}
+    async with (
+        httpx.AsyncClient(http1=False, http2=True) as client,
+        client.stream("POST", f"{env.url}/v1/chat/completions", json=body) as r,
+    ):
+        assert r.http_version == "HTTP/2"
+        assert r.status_code == 200
+        lines = [line async for line in r.aiter_lines() if line.startswith("data: ")]
+    assert lines[-1] == "data: [DONE]"
+    text = "".join(
+        (json.loads(line[6:])["choices"] or [{"delta": {}}])[0]["delta"].get("content") or ""
+        for line in lines[:-1]
+    )
+    assert text == "Hello from the fake Codex backend."
+
+
+async def test_upstream_400_is_relayed_not_failed_over(env: Env) -> None:
+    """A request the backend itself rejects is the client's problem: relayed, no other account tried."""
+    env.add_account("alice")
+    env.add_account("bob")
+    await env.start()
+    async with httpx.AsyncClient() as client:
+        r = await client.post(f"{env.url}/v1/responses", json={"model": "no-such-model", "input": "hi"})
+    assert 400 <= r.status_code < 500
+    assert "error" in r.json()
+    assert len(env.fake.responses_requests()) == 1

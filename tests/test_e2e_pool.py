@@ -1,0 +1,188 @@
+"""End to end: pool rotation, failover before the first byte, token refresh, exhaustion answers."""
+
+from __future__ import annotations
+
+import httpx
+import openai
+import pytest
+import trio
+
+from tests.conftest import Env, in_thread
+from tests.fakes import DropMidStream, Failed, ServerError, Text, UsageLimit
+
+pytestmark = pytest.mark.trio
+
+CHAT = {"model": "gpt-5.5", "messages": [{"role": "user", "content": "hi"}]}
+
+
+def served_by(env: Env) -> list[str]:
+    """chatgpt_account_ids of the accounts that got /codex/responses calls, in order."""
+    return [r.headers.get("chatgpt-account-id", "") for r in env.fake.responses_requests()]
+
+
+async def test_usage_limit_rotates_to_next_account_and_cools_down(env: Env) -> None:
+    """A 429 usage limit on alice moves the request to bob; alice then sits out until her reset."""
+    alice = env.add_account("alice")
+    bob = env.add_account("bob")
+    env.fake.script(alice, UsageLimit(resets_in_s=600))
+    await env.start()
+    client = env.openai()
+    for _ in range(3):
+        completion = await in_thread(client.chat.completions.create, **CHAT)
+        assert completion.choices[0].message.content
+    assert served_by(env) == [alice.chatgpt_account_id] + [bob.chatgpt_account_id] * 3
+    env.clock.advance(601)
+    await in_thread(client.chat.completions.create, **CHAT)
+    await in_thread(client.chat.completions.create, **CHAT)
+    assert alice.chatgpt_account_id in served_by(env)[4:]
+
+
+async def test_every_account_at_its_usage_limit_gives_429_with_resets_at(env: Env) -> None:
+    """When the last answer was a usage limit, the client gets HTTP 429 usage_limit_reached first."""
+    alice = env.add_account("alice", plan_type="pro")
+    bob = env.add_account("bob", plan_type="pro")
+    env.fake.script(alice, UsageLimit(resets_in_s=900))
+    env.fake.script(bob, UsageLimit(resets_in_s=1800))
+    await env.start()
+    async with httpx.AsyncClient() as client:
+        r = await client.post(
+            f"{env.url}/v1/responses", json={"model": "gpt-5.5", "input": "hi", "stream": True}
+        )
+        assert r.status_code == 429
+        error = r.json()["error"]
+        assert error["type"] == "usage_limit_reached"
+        assert error["plan_type"] == "pro"
+        assert abs(error["resets_at"] - (env.clock.now + 1800)) <= 2
+        assert int(r.headers["retry-after"]) > 0
+        # The pool remembers: the next request is refused at once, still with the earliest reset.
+        calls = len(env.fake.responses_requests())
+        r2 = await client.post(f"{env.url}/v1/chat/completions", json=CHAT)
+        assert r2.status_code == 429
+        assert r2.json()["error"]["type"] == "usage_limit_reached"
+        assert abs(int(r2.headers["retry-after"]) - 900) <= 2
+        assert len(env.fake.responses_requests()) == calls
+
+
+async def test_no_usable_account_gives_503_with_retry_after(env: Env) -> None:
+    """Every account cooling down for a reason other than a usage limit: 503 with Retry-After."""
+    env.add_account("alice")
+    await env.start()
+    gw = env.gateway
+    (account_id,) = gw.accounts
+    gw.pool.cool_down(account_id, until=env.clock.now + 120, reason="rate_limited")
+    async with httpx.AsyncClient() as client:
+        r = await client.post(f"{env.url}/v1/chat/completions", json=CHAT)
+    assert r.status_code == 503
+    assert 119 <= int(r.headers["retry-after"]) <= 120
+    assert r.json()["error"]["code"] == "no_account_available"
+
+
+async def test_no_accounts_gives_503(env: Env) -> None:
+    await env.start()
+    async with httpx.AsyncClient() as client:
+        r = await client.post(f"{env.url}/v1/chat/completions", json=CHAT)
+    assert r.status_code == 503
+    assert "account" in r.json()["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    "behaviour",
+    [ServerError(500), ServerError(503), DropMidStream(after_events=1), Failed(code="server_is_overloaded")],
+    ids=["500", "503", "drop-before-output", "failed-before-output"],
+)
+async def test_failures_before_the_first_byte_fail_over(env: Env, behaviour: object) -> None:
+    """5xx, a stream cut before output and an early response.failed move to the next account."""
+    alice = env.add_account("alice")
+    bob = env.add_account("bob")
+    env.fake.script(alice, behaviour)  # type: ignore[arg-type]
+    env.fake.script(bob, Text("from bob"))
+    await env.start()
+    completion = await in_thread(env.openai().chat.completions.create, **CHAT)
+    assert completion.choices[0].message.content == "from bob"
+    assert served_by(env) == [alice.chatgpt_account_id, bob.chatgpt_account_id]
+
+
+async def test_failure_after_output_reaches_the_client_as_an_error(env: Env) -> None:
+    """After the first byte there is no failover: the SDK raises APIError from the error event."""
+    alice = env.add_account("alice")
+    env.add_account("bob")
+    env.fake.script(alice, DropMidStream(after_events=6))
+    await env.start()
+    client = env.openai()
+
+    def run() -> None:
+        for _ in client.chat.completions.create(**CHAT, stream=True):
+            pass
+
+    with pytest.raises(openai.APIError):
+        await in_thread(run)
+    assert served_by(env) == [alice.chatgpt_account_id]
+
+
+async def test_401_refreshes_the_token_and_retries_once(env: Env) -> None:
+    """An access token the backend no longer accepts is refreshed once; the request succeeds."""
+    alice = env.add_account("alice")
+    await env.start()
+    old_refresh = alice.refresh_token
+    env.fake.expire_access_token(alice)
+    completion = await in_thread(env.openai().chat.completions.create, **CHAT)
+    assert completion.choices[0].message.content
+    assert alice.refresh_count == 1
+    stored = env.gateway.store.get_account("alice")
+    assert stored.refresh_token == alice.refresh_token != old_refresh
+
+
+async def test_fifty_concurrent_requests_on_an_expired_token_refresh_once(env: Env) -> None:
+    """Refresh tokens are single-use: 50 requests racing on an expired token cause ONE refresh."""
+    alice = env.add_account("alice", access_ttl_s=3600)
+    await env.start()
+    env.clock.advance(4000)  # the access token's exp is now in the past, for codexgw and the fake
+    gate = trio.Event()
+    env.fake.refresh_gate = gate
+    results: list[int] = []
+    async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=100)) as client:
+
+        async def one() -> None:
+            r = await client.post(f"{env.url}/v1/chat/completions", json=CHAT)
+            results.append(r.status_code)
+
+        async with trio.open_nursery() as nursery:
+            for _ in range(50):
+                nursery.start_soon(one)
+            await env.fake.wait_for(lambda: len(env.fake.token_requests) >= 1)
+            await trio.testing.wait_all_tasks_blocked()
+            gate.set()
+    assert results == [200] * 50
+    assert alice.refresh_count == 1
+    assert len(env.fake.token_requests) == 1
+    assert env.gateway.refresher.refresh_calls == 1
+
+
+async def test_permanent_refresh_failure_marks_needs_login_and_moves_on(env: Env) -> None:
+    """A reused/expired refresh token takes the account out of rotation; bob serves instead."""
+    alice = env.add_account("alice")
+    bob = env.add_account("bob")
+    await env.start()
+    env.fake.expire_access_token(alice)
+    env.fake.fail_next_refresh(401, {"error": {"code": "refresh_token_expired", "message": "expired"}})
+    completion = await in_thread(env.openai().chat.completions.create, **CHAT)
+    assert completion.choices[0].message.content
+    assert served_by(env)[-1] == bob.chatgpt_account_id
+    stored = env.gateway.store.get_account("alice")
+    assert stored.status == "needs_login"
+    assert "refresh_token_expired" in (stored.status_reason or "")
+    for _ in range(2):
+        await in_thread(env.openai().chat.completions.create, **CHAT)
+    assert served_by(env)[-2:] == [bob.chatgpt_account_id] * 2
+
+
+async def test_accounts_imported_while_serving_are_picked_up(env: Env) -> None:
+    """The server sees an account the CLI adds to the store, without a restart."""
+    await env.start()
+    async with httpx.AsyncClient() as client:
+        assert (await client.post(f"{env.url}/v1/chat/completions", json=CHAT)).status_code == 503
+        env.add_account("late")
+        with trio.fail_after(5):
+            while not env.gateway.accounts:
+                await trio.sleep(0.02)
+        assert (await client.post(f"{env.url}/v1/chat/completions", json=CHAT)).status_code == 200
