@@ -324,3 +324,105 @@ def test_round_robin_property_fair_and_only_usable(
     chosen = [r.account_id for r in results if isinstance(r, Pick)]
     assert len(chosen) == len(results)
     assert all(chosen.count(i) == rounds for i in usable)
+
+
+# ---------------------------------------------------------------------------------- pinning, describe
+
+
+def test_pin_serves_only_the_pinned_account() -> None:
+    pool = pool_of(acct(1), acct(2), acct(3))
+    pool.pin(2)
+    assert pool.pinned == 2
+    assert picks(pool, 4) == [2, 2, 2, 2]
+    assert pool.unpin() == 2
+    assert pool.pinned is None and pool.unpin() is None
+    assert picks(pool, 3) == [1, 3, 2]  # round-robin resumes (2 was picked most recently)
+
+
+def test_pin_is_strict_when_the_pinned_account_cools_down() -> None:
+    """No silent fallback: Unavailable with the pinned account's own retry_after, others untouched."""
+    pool = pool_of(acct(1), acct(2), acct(3))
+    pool.pin(1)
+    pool.cool_down(1, until=NOW + 42.5, reason="usage_limit", now=NOW)
+    result = pool.pick(now=NOW)
+    assert result == Unavailable(
+        42.5, "the pinned account acct1 is cooling down (usage_limit); it is free in 43 s"
+    )
+    assert [r["picks"] for r in pool.snapshot(NOW)] == [0, 0, 0]
+    assert pool.pick(now=NOW + 42.5) == Pick(1)
+
+
+@pytest.mark.parametrize(
+    ("members", "exclude", "expected"),
+    [
+        (
+            (acct(1, enabled=False), acct(2)),
+            (),
+            Unavailable(None, "the pinned account acct1 is disabled; unpin it to use the others"),
+        ),
+        (
+            (acct(1, status="needs_login"), acct(2)),
+            (),
+            Unavailable(
+                None, "the pinned account acct1 has status 'needs_login'; unpin it to use the others"
+            ),
+        ),
+        (
+            (acct(1), acct(2)),
+            (1,),
+            Unavailable(0.0, "the pinned account acct1 was already tried for this request"),
+        ),
+        ((acct(2),), (), Unavailable(None, "the pinned account (id 1) is not configured")),
+    ],
+)
+def test_pin_strict_when_unusable_excluded_or_missing(
+    members: tuple[AccountView, ...], exclude: tuple[int, ...], expected: Unavailable
+) -> None:
+    pool = pool_of(*members)
+    pool.pin(1)
+    assert pool.pick(now=NOW, exclude=exclude) == expected
+
+
+def test_pin_survives_membership_changes() -> None:
+    pool = pool_of(acct(1), acct(2))
+    pool.pin(1)
+    pool.set_accounts([acct(2)])
+    assert isinstance(pool.pick(now=NOW), Unavailable)
+    pool.set_accounts([acct(2), acct(1)])
+    assert pool.pick(now=NOW) == Pick(1)
+
+
+def test_strategy_change_while_pinned_applies_after_unpin() -> None:
+    pool = pool_of(acct(1), acct(2), acct(3))
+    pool.pin(1)
+    pool.set_strategy("least-used")
+    assert pool.pinned == 1 and pool.strategy_name == "least-used"
+    assert picks(pool, 3) == [1, 1, 1]  # still pinned
+    pool.unpin()
+    assert picks(pool, 4) == [2, 3, 2, 3]  # least-used: 1 already has 3 picks; round-robin would give 1
+
+
+def test_pin_beats_affinity_and_leaves_bindings_alone() -> None:
+    pool = pool_of(acct(1), acct(2))
+    assert pool.pick(now=NOW, session="s") == Pick(1)
+    pool.pin(2)
+    assert pool.pick(now=NOW, session="s") == Pick(2)
+    assert pool.affinity.get("s", NOW) == 1
+    pool.unpin()
+    assert pool.pick(now=NOW, session="s") == Pick(1)
+
+
+def test_describe_shape() -> None:
+    pool = pool_of(acct(1), acct(2))
+    pool.pick(now=NOW, session="s")
+    assert pool.describe(NOW) == {
+        "strategy": "round-robin",
+        "pinned": None,
+        "affinity": {"sessions": 1, "ttl_s": 3600.0},
+        "accounts": pool.snapshot(NOW),
+    }
+    pool.pin(2)
+    pool.set_strategy("quota")
+    described = pool.describe(NOW)
+    assert (described["strategy"], described["pinned"]) == ("quota", 2)
+    assert [row["id"] for row in described["accounts"]] == [1, 2]

@@ -6,17 +6,29 @@ The :class:`Pool` holds two kinds of data per account:
 
 * **membership**, owned by the store: :class:`AccountView` (enabled, status, weight, plan). The shell
   replaces it wholesale with :meth:`Pool.set_accounts` whenever the store changes; runtime state of ids
-  that remain is kept, state of removed ids is dropped.
+  that remain is kept, state (and session bindings) of removed ids is dropped.
 * **runtime state**, owned here: a cooldown (``until`` epoch s, a reason, and whether a quota reading
   may end it early), the latest :class:`~codexgw.pool.quota.QuotaSnapshot`, and counters (picks,
   requests, errors, last error, last use).
 
 An account is **usable** at ``now`` when it is enabled, its status is ``"active"``, and it is not
 cooling down (a cooldown covers ``now < until``; at ``now == until`` it has ended by itself).
-:meth:`Pool.pick` filters the usable accounts not excluded by the caller (the accounts that already
-failed this request) and asks the :class:`Strategy` to choose one; when none is left it returns
-:class:`Unavailable` with the time until the earliest cooldown ends, which the shell turns into a 503
-with ``Retry-After`` (``errors.PoolExhaustedError``).
+
+:meth:`Pool.pick` decides in three layers, the first that applies wins:
+
+1. **Pin** (:meth:`Pool.pin`): only the pinned account may serve. When it is not usable (or was
+   already tried for this request) the answer is :class:`Unavailable` with its cooldown's remaining
+   time, never another account: a pin is strict. Sessions are neither read nor bound while pinned.
+2. **Affinity** (``session=``, see :mod:`codexgw.pool.affinity`): the account bound to the session,
+   while it is usable and not excluded; the hit restarts the binding's TTL.
+3. **Strategy** (:mod:`codexgw.pool.strategies`): a pure chooser over the usable accounts not
+   excluded by the caller (the accounts that already failed this request). With ``session=`` the
+   session is then bound to the chosen account, so when its account cools down or fails the session
+   moves and the binding follows it.
+
+When nothing is left, :class:`Unavailable` carries the time until the earliest cooldown ends, which
+the shell turns into a 503 with ``Retry-After`` (``errors.PoolExhaustedError``). Changing the strategy
+(:meth:`Pool.set_strategy`) while pinned stores it; it takes effect when :meth:`Pool.unpin` is called.
 
 Cooldowns and quota combine so that **the latest information wins** (design.md §3 "Pool"):
 
@@ -26,11 +38,7 @@ Cooldowns and quota combine so that **the latest information wins** (design.md �
   reset, the account cools down until that reset; if it shows headroom, a quota-caused cooldown ends
   early (the limit was reset, e.g. the weekly window rolled over). A snapshot only overrides a cooldown
   that was set before it was observed, so the headers of the very 429 that set a cooldown cannot lift it.
-
-Strategies are pure choosers over the candidates (design.md §3): round-robin (least recently picked),
-least-used (fewest picks) and random (an injected :class:`random.Random`). Weighted, quota-aware,
-pinning and session affinity plug in as further :class:`Strategy` classes, or as a layer above
-:meth:`Pool.pick` (affinity: use the bound account while :meth:`Pool.is_usable` says so, else pick).
+  The ``quota`` strategy ranks accounts by the same snapshots.
 
 Nothing here reads the clock or does I/O; every time is epoch seconds passed in as ``now``.
 """
@@ -38,31 +46,41 @@ Nothing here reads the clock or does I/O; every time is epoch seconds passed in 
 from __future__ import annotations
 
 import math
+import random
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from codexgw.pool.quota import QuotaSnapshot, Window
+from codexgw.pool._state import AccountState, Cooldown, nothing_left, pinned_unavailable
+from codexgw.pool.affinity import AffinityTable
+from codexgw.pool.quota import QuotaSnapshot
 from codexgw.pool.strategies import (
+    STRATEGY_NAMES,
     AccountView,
     Candidate,
     LeastUsed,
+    QuotaHeadroom,
     RandomChoice,
     RoundRobin,
     Strategy,
+    Weighted,
     strategy_by_name,
 )
 
 __all__ = [
+    "STRATEGY_NAMES",
     "AccountView",
+    "AffinityTable",
     "Candidate",
     "LeastUsed",
     "Pick",
     "Pool",
+    "QuotaHeadroom",
     "RandomChoice",
     "RoundRobin",
     "Strategy",
     "Unavailable",
+    "Weighted",
     "strategy_by_name",
 ]
 
@@ -80,7 +98,8 @@ class Unavailable:
 
     Attributes:
         retry_after_s: seconds until the earliest eligible (enabled, active) account is free again (0
-            when one is free but was excluded); ``None`` when no account is enabled and active.
+            when one is free but was excluded); ``None`` when no account is enabled and active. While
+            pinned, about the pinned account alone.
         reason: human text for the 503 message.
     """
 
@@ -88,55 +107,36 @@ class Unavailable:
     reason: str
 
 
-@dataclass
-class _Cooldown:
-    until: float
-    reason: str
-    quota: bool
-    since: float
-
-
-@dataclass
-class _State:
-    account: AccountView
-    cooldown: _Cooldown | None = None
-    quota: QuotaSnapshot | None = None
-    picks: int = 0
-    last_pick_seq: int = -1
-    requests: int = 0
-    errors: int = 0
-    last_error: str | None = None
-    last_used_at: float | None = None
-
-    def cooling(self, now: float) -> bool:
-        return self.cooldown is not None and now < self.cooldown.until
-
-
-def _window_dict(window: Window | None) -> dict[str, Any] | None:
-    if window is None:
-        return None
-    return {
-        "used_percent": window.used_percent,
-        "window_minutes": window.window_minutes,
-        "resets_at": window.resets_at,
-    }
-
-
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}" if n == 1 else f"{n} {word}s"
-
-
 class Pool:
     """Account membership, cooldowns, quota and counters; decides which account serves a request.
 
     Calls about ids that are not (or no longer) members are ignored: a request may finish after its
     account was removed.
+
+    Args:
+        strategy: the chooser (default :class:`RoundRobin`).
+        rng: the generator for strategies chosen by name (``random``, ``weighted``) in
+            :meth:`set_strategy`; default an unseeded :class:`random.Random` (seed it in tests).
+        affinity: the session table (default ``AffinityTable()``: 1 h TTL, 100 000 sessions).
+
+    Attributes:
+        strategy: the strategy used when not pinned (assign through :meth:`set_strategy`).
+        affinity: the session bindings, for the shell to :meth:`~AffinityTable.purge` now and then.
     """
 
-    def __init__(self, strategy: Strategy | None = None) -> None:
+    def __init__(
+        self,
+        strategy: Strategy | None = None,
+        *,
+        rng: random.Random | None = None,
+        affinity: AffinityTable | None = None,
+    ) -> None:
         self.strategy: Strategy = strategy if strategy is not None else RoundRobin()
-        self._states: dict[int, _State] = {}
+        self.rng = rng if rng is not None else random.Random()
+        self.affinity = affinity if affinity is not None else AffinityTable()
+        self._states: dict[int, AccountState] = {}
         self._seq = 0
+        self._pinned: int | None = None
 
     # ------------------------------------------------------------------ membership
 
@@ -144,20 +144,23 @@ class Pool:
         """Replace the membership; keep runtime state of remaining ids, drop state of removed ids.
 
         The iteration order is the membership order (round-robin tie order, ``snapshot`` order).
+        Session bindings to removed ids are dropped; a pin on a removed id stays (strict).
 
         Raises:
             ValueError: two views share an id.
         """
-        new: dict[int, _State] = {}
+        new: dict[int, AccountState] = {}
         for account in accounts:
             if account.id in new:
                 raise ValueError(f"duplicate account id {account.id}")
             old = self._states.get(account.id)
             if old is None:
-                new[account.id] = _State(account=account)
+                new[account.id] = AccountState(account=account)
             else:
                 old.account = account
                 new[account.id] = old
+        for removed in self._states.keys() - new.keys():
+            self.affinity.drop_account(removed)
         self._states = new
 
     @property
@@ -165,73 +168,96 @@ class Pool:
         """Member ids in membership order."""
         return list(self._states)
 
+    # ------------------------------------------------------------------ strategy and pin
+
+    @property
+    def strategy_name(self) -> str:
+        """The name of the strategy used when not pinned (``"round-robin"`` …)."""
+        return self.strategy.name
+
+    def set_strategy(self, strategy: str | Strategy) -> None:
+        """Use ``strategy`` (a name from :data:`STRATEGY_NAMES`, or an instance) from the next pick on.
+
+        While pinned it is stored and takes effect at :meth:`unpin`; the pin stays.
+
+        Raises:
+            ValueError: unknown name (the current strategy is kept).
+        """
+        if isinstance(strategy, str):
+            strategy = strategy_by_name(strategy, rng=self.rng)
+        self.strategy = strategy
+
+    @property
+    def pinned(self) -> int | None:
+        """The pinned account id, or ``None``."""
+        return self._pinned
+
+    def pin(self, account_id: int) -> None:
+        """Serve every request with ``account_id`` only, until :meth:`unpin` (replaces any pin).
+
+        Strict: while that account is unusable, not a member, or already tried for a request,
+        :meth:`pick` answers :class:`Unavailable` rather than use another account. Any id is accepted
+        (the membership may catch up later).
+        """
+        self._pinned = account_id
+
+    def unpin(self) -> int | None:
+        """End the pin; the strategy (as last set) chooses again. Returns the id that was pinned."""
+        pinned, self._pinned = self._pinned, None
+        return pinned
+
     # ------------------------------------------------------------------ picking
 
     def is_usable(self, account_id: int, *, now: float) -> bool:
         """True when the account is a member, enabled, active and not cooling down at ``now``."""
         state = self._states.get(account_id)
-        return state is not None and state.account.eligible and not state.cooling(now)
+        return state is not None and state.usable(now)
 
-    def pick(self, *, now: float, exclude: Collection[int] = ()) -> Pick | Unavailable:
-        """Choose an account for a request at ``now`` (epoch s).
+    def pick(
+        self, *, now: float, exclude: Collection[int] = (), session: str | None = None
+    ) -> Pick | Unavailable:
+        """Choose an account for a request at ``now`` (epoch s): pin, else affinity, else strategy.
 
         Args:
             now: epoch seconds.
             exclude: ids not to use (those that already failed this request).
+            session: the request's session key (:func:`codexgw.pool.affinity.session_key`), or
+                ``None`` for no affinity.
 
         Returns:
-            :class:`Pick` from the strategy among usable, non-excluded accounts, counting the pick; or
-            :class:`Unavailable` explaining why none is left (see its attributes).
+            :class:`Pick`, counting the pick: while pinned, the pinned account; else the session's bound
+            account if usable and not excluded (its binding refreshed); else the strategy's choice among
+            usable, non-excluded accounts (the session, if any, now bound to it). Or
+            :class:`Unavailable` explaining why none is left (see its attributes); bindings are kept.
         """
-        candidates = [
-            Candidate(
-                account=s.account,
-                picks=s.picks,
-                last_pick_seq=s.last_pick_seq,
-                requests=s.requests,
-                errors=s.errors,
-                last_used_at=s.last_used_at,
-                quota=s.quota,
+        if self._pinned is not None:
+            refusal = pinned_unavailable(
+                self._pinned, self._states.get(self._pinned), now, self._pinned in exclude
             )
-            for s in self._states.values()
-            if s.account.eligible and not s.cooling(now) and s.account.id not in exclude
+            if refusal is not None:
+                return Unavailable(*refusal)
+            return self._picked(self._pinned)
+        if session is not None:
+            bound = self.affinity.get(session, now)
+            if bound is not None and bound not in exclude and self.is_usable(bound, now=now):
+                self.affinity.bind(session, bound, now)
+                return self._picked(bound)
+        candidates = [
+            s.candidate() for s in self._states.values() if s.usable(now) and s.account.id not in exclude
         ]
         if not candidates:
-            return self._unavailable(now, exclude)
+            return Unavailable(*nothing_left(list(self._states.values()), now))
         chosen = self.strategy.choose(candidates, now=now)
-        state = self._states[chosen]
+        if session is not None:
+            self.affinity.bind(session, chosen, now)
+        return self._picked(chosen)
+
+    def _picked(self, account_id: int) -> Pick:
+        state = self._states[account_id]
         state.picks += 1
         state.last_pick_seq = self._seq
         self._seq += 1
-        return Pick(account_id=chosen)
-
-    def _unavailable(self, now: float, exclude: Collection[int]) -> Unavailable:
-        if not self._states:
-            return Unavailable(retry_after_s=None, reason="no accounts configured")
-        eligible = [s for s in self._states.values() if s.account.eligible]
-        if not eligible:
-            return Unavailable(retry_after_s=None, reason="all accounts are disabled or need login")
-        waits = [max(0.0, s.cooldown.until - now) if s.cooling(now) and s.cooldown else 0.0 for s in eligible]
-        earliest = min(waits)
-        cooling = sum(1 for s in eligible if s.cooling(now))
-        tried = len(eligible) - cooling
-        free_in = f"{math.ceil(earliest)} s"
-        if tried == 0:
-            if len(eligible) == 1:
-                reason = f"the only usable account is cooling down; it is free in {free_in}"
-            else:
-                reason = f"all {len(eligible)} accounts are cooling down; the earliest is free in {free_in}"
-        elif cooling == 0:
-            reason = f"every usable account was already tried for this request ({_plural(tried, 'account')})"
-        else:
-            reason = (
-                f"{_plural(tried, 'account')} already tried for this request and {cooling} cooling down; "
-                f"the earliest is free in {math.ceil(min(w for w in waits if w > 0))} s"
-            )
-        unusable = len(self._states) - len(eligible)
-        if unusable:
-            reason += f" ({unusable} more disabled or needing login)"
-        return Unavailable(retry_after_s=earliest, reason=reason)
+        return Pick(account_id=account_id)
 
     # ------------------------------------------------------------------ cooldowns
 
@@ -257,7 +283,7 @@ class Pool:
         state = self._states.get(account_id)
         if state is None:
             return
-        state.cooldown = _Cooldown(
+        state.cooldown = Cooldown(
             until=until, reason=reason, quota=quota, since=now if now is not None else -math.inf
         )
 
@@ -299,7 +325,7 @@ class Pool:
         blocked_until = snapshot.exhausted_until(now)
         if blocked_until is not None:
             if current is None or current.quota or current.until < blocked_until:
-                state.cooldown = _Cooldown(until=blocked_until, reason="usage_limit", quota=True, since=now)
+                state.cooldown = Cooldown(until=blocked_until, reason="usage_limit", quota=True, since=now)
         elif current is not None and current.quota and snapshot.shows_headroom:
             state.cooldown = None
 
@@ -327,36 +353,19 @@ class Pool:
             "plan_type", "limit_reached", "headroom_percent", "primary", "secondary"}}]`` where each
             window is ``None | {"used_percent", "window_minutes", "resets_at"}``.
         """
-        rows = []
-        for s in self._states.values():
-            cooling = s.cooling(now) and s.cooldown is not None
-            quota = s.quota
-            rows.append(
-                {
-                    "id": s.account.id,
-                    "name": s.account.name,
-                    "enabled": s.account.enabled,
-                    "status": s.account.status,
-                    "weight": s.account.weight,
-                    "plan_type": s.account.plan_type or (quota.plan_type if quota else None),
-                    "usable": s.account.eligible and not cooling,
-                    "cooling_down_until": s.cooldown.until if cooling and s.cooldown else None,
-                    "cooldown_reason": s.cooldown.reason if cooling and s.cooldown else None,
-                    "picks": s.picks,
-                    "requests": s.requests,
-                    "errors": s.errors,
-                    "last_error": s.last_error,
-                    "last_used_at": s.last_used_at,
-                    "quota": None
-                    if quota is None
-                    else {
-                        "observed_at": quota.observed_at,
-                        "plan_type": quota.plan_type,
-                        "limit_reached": quota.limit_reached,
-                        "headroom_percent": quota.headroom_percent,
-                        "primary": _window_dict(quota.primary),
-                        "secondary": _window_dict(quota.secondary),
-                    },
-                }
-            )
-        return rows
+        return [s.row(now) for s in self._states.values()]
+
+    def describe(self, now: float) -> dict[str, Any]:
+        """The pool's public state at ``now`` (epoch s), for ``GET /status`` (no secrets).
+
+        Returns:
+            ``{"strategy": str (the name used when not pinned), "pinned": int | None (account id),
+            "affinity": {"sessions": int (bindings held, expired ones not yet purged included),
+            "ttl_s": float}, "accounts": snapshot(now)}``.
+        """
+        return {
+            "strategy": self.strategy_name,
+            "pinned": self._pinned,
+            "affinity": {"sessions": len(self.affinity), "ttl_s": self.affinity.ttl_s},
+            "accounts": self.snapshot(now),
+        }
