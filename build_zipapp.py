@@ -40,6 +40,7 @@ def build(output: Path = DEFAULT_OUTPUT) -> Path:
         "--no-cache",
         "-r", str(ROOT / "requirements.lock"),
         str(ROOT),
+        "--quiet", "--disable-pip-version-check",
     ]  # fmt: skip
     subprocess.run(command, check=True, env=env, cwd=ROOT)
     output.chmod(0o755)

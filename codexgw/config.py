@@ -49,6 +49,7 @@ class Settings:
         default_cooldown_s: cooldown after a 429 that names no reset.
         graceful_timeout_s: how long shutdown waits for open requests.
         accounts_poll_s: how often the server checks the store for CLI changes.
+        heartbeat_s: write an SSE comment after this much upstream silence on an open stream.
         log_format: ``text`` or ``json`` log lines.
         reasoning_mode: default reasoning display in Chat Completions (``content``/``think``/``hidden``).
     """
@@ -68,6 +69,7 @@ class Settings:
     default_cooldown_s: float = 60.0
     graceful_timeout_s: float = 3.0
     accounts_poll_s: float = 1.0
+    heartbeat_s: float = 15.0
     log_format: str = "text"
     reasoning_mode: str = "content"
 

@@ -57,6 +57,8 @@ class Gateway:
         self.refresher = Refresher(store, http, auth_url=settings.auth_url, clock=clock)
         self._generation: int | None = None
         self._models: tuple[float, list[dict[str, Any]]] | None = None
+        self.nursery: trio.Nursery | None = None
+        """The serve nursery, for helper tasks of requests (stream pumps); set by ``server.serve``."""
 
     # -- accounts ---------------------------------------------------------------------------
 
@@ -77,9 +79,10 @@ class Gateway:
         self.pool.set_accounts(_view(a) for a in self.accounts.values())
 
     async def watch_store(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Poll the store every ``settings.accounts_poll_s`` seconds and reload on change. Runs forever."""
+        """Poll the store every ``settings.accounts_poll_s`` s and reload on change; purge stale affinity. Forever."""
         await self.reload_accounts(force=True)
         task_status.started()
+        next_purge = self.clock() + 60.0
         while True:
             await trio.sleep(self.settings.accounts_poll_s)
             try:
@@ -87,6 +90,9 @@ class Gateway:
                     log.info("accounts reloaded from the store (%d)", len(self.accounts))
             except Exception as exc:  # a locked or briefly unreadable store must not kill the server
                 log.warning("could not read the store: %s", exc)
+            if self.clock() >= next_purge:
+                self.pool.affinity.purge(self.clock())
+                next_purge = self.clock() + 60.0
 
     def needs_refresh(self, account: Account, *, margin_s: float | None = None) -> bool:
         """True when the access token expires within ``margin_s`` (default the settings' margin)."""

@@ -37,6 +37,7 @@ from .errors import (
     UsageLimitError,
 )
 from .gateway import Gateway
+from .pool.affinity import session_key
 from .pool.quota import cooldown_until, parse_rate_limit_headers, parse_usage_limit_body
 from .pool.scheduler import Unavailable
 from .sse import SSEDecoder, SSEEvent, SSEProtocolError
@@ -174,8 +175,8 @@ def session_id_for(client_headers: Mapping[str, str], body: Mapping[str, Any]) -
     """The conversation id sent upstream as ``session_id`` (codex-protocol.md §6.2, design §3).
 
     The client's ``session-id``/``session_id`` header, else its ``prompt_cache_key``, else a UUID
-    derived from the instructions and the first input item, so that every turn of one conversation
-    lands on the same prompt cache.
+    derived from the conversation's opening (:func:`codexgw.pool.affinity.session_key`), so that
+    every turn of one conversation lands on the same prompt cache.
     """
     lower = {k.lower(): v for k, v in client_headers.items()}
     for name in ("session-id", "session_id"):
@@ -184,9 +185,7 @@ def session_id_for(client_headers: Mapping[str, str], body: Mapping[str, Any]) -
     key = body.get("prompt_cache_key")
     if isinstance(key, str) and key:
         return key
-    items = body.get("input")
-    first = items[:1] if isinstance(items, list) else items
-    seed = json.dumps([body.get("instructions"), first], sort_keys=True, default=str)
+    seed = session_key({}, body) or json.dumps(body.get("input"), sort_keys=True, default=str)
     return str(uuid.UUID(bytes=hashlib.sha256(seed.encode()).digest()[:16], version=4))
 
 
@@ -208,12 +207,13 @@ async def open_stream(gw: Gateway, body: dict[str, Any], client_headers: Mapping
         UpstreamError: the upstream kept failing on every account tried.
     """
     session_id = session_id_for(client_headers, body)
+    affinity = session_key(client_headers, body)
     content = json.dumps(body, separators=(",", ":")).encode()
     tried: set[int] = set()
     last_error: CodexgwError | None = None
     moves = 0
     while True:
-        pick = gw.pool.pick(now=gw.clock(), exclude=tried)
+        pick = gw.pool.pick(now=gw.clock(), exclude=tried, session=affinity)
         if isinstance(pick, Unavailable):
             raise _exhausted(gw, pick, last_error)
         account = gw.accounts[pick.account_id]

@@ -86,6 +86,7 @@ async def serve(
         config = hypercorn_config(settings)
         try:
             async with trio.open_nursery() as nursery:
+                gw.nursery = nursery
                 await nursery.start(gw.watch_store)
                 nursery.start_soon(gw.refresh_loop)
 

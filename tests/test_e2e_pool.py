@@ -32,9 +32,34 @@ async def test_usage_limit_rotates_to_next_account_and_cools_down(env: Env) -> N
         assert completion.choices[0].message.content
     assert served_by(env) == [alice.chatgpt_account_id] + [bob.chatgpt_account_id] * 3
     env.clock.advance(601)
-    await in_thread(client.chat.completions.create, **CHAT)
-    await in_thread(client.chat.completions.create, **CHAT)
+    for topic in ("tea", "coffee"):  # two new conversations: round-robin includes alice again
+        await in_thread(
+            client.chat.completions.create, model="gpt-5.5", messages=[{"role": "user", "content": topic}]
+        )
     assert alice.chatgpt_account_id in served_by(env)[4:]
+
+
+async def test_a_conversation_stays_on_its_account_and_moves_when_it_cools_down(env: Env) -> None:
+    """Session affinity: turns of one conversation keep one account (prompt cache); a 429 moves them."""
+    env.add_account("alice")
+    env.add_account("bob")
+    await env.start()
+    client = env.openai()
+    history = [{"role": "user", "content": "let us talk about tea"}]
+    for turn in range(3):
+        await in_thread(client.chat.completions.create, model="gpt-5.5", messages=history)
+        history = [*history, {"role": "assistant", "content": f"answer {turn}"}, {"role": "user", "content": "more"}]
+    first = served_by(env)
+    assert len(set(first)) == 1
+    bound = env.fake.account_by_id(first[0])
+    env.fake.script(bound, UsageLimit(resets_in_s=600))
+    for _ in range(2):
+        await in_thread(client.chat.completions.create, model="gpt-5.5", messages=history)
+    moved = served_by(env)[3:]
+    assert moved[0] == first[0]  # the 429
+    assert moved[1] != first[0] and moved[2] == moved[1]
+    headers = [r.headers["session_id"] for r in env.fake.responses_requests()]
+    assert len(set(headers)) == 1  # the same upstream session id every turn: prompt caching holds
 
 
 async def test_every_account_at_its_usage_limit_gives_429_with_resets_at(env: Env) -> None:
