@@ -1,0 +1,193 @@
+"""Whole-response aggregation for clients that asked for ``stream: false`` (design.md §3).
+
+* :class:`ResponseAggregator` folds the upstream events (codex-protocol.md §7) into the final Response
+  object of ``POST /v1/responses``.
+* :func:`chat_completion_from_events` builds the ``chat.completion`` object by running the
+  :class:`~codexgw.translate.chat_stream.ChatStreamTranslator` and accumulating its chunks the way the
+  openai SDK does, so a non-streamed answer always equals the streamed one accumulated.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from ..errors import CodexgwError, UpstreamConnectionError
+from .chat_stream import SYSTEM_FINGERPRINT, ChatStreamTranslator, ReasoningMode, chat_usage
+from .failures import TRUNCATED, OpenAIError, failure_exception, response_error
+
+__all__ = ["ChatAccumulator", "ResponseAggregator", "chat_completion_from_events", "chat_usage"]
+
+
+class ResponseAggregator:
+    """Fold upstream Responses events into the final Response object.
+
+    Attributes:
+        done: a terminal event (``response.completed``/``incomplete``/``failed``, ``error``) was seen.
+        error: the OpenAI error object when the upstream failed, else ``None``.
+        items: the ``output_item.done`` items so far, in ``output_index`` order.
+
+    ``response.incomplete`` is not an error: like OpenAI, the response is returned with
+    ``status: "incomplete"`` and its ``incomplete_details``.
+    """
+
+    def __init__(self) -> None:
+        self.done = False
+        self.error: OpenAIError | None = None
+        self._response: dict[str, Any] | None = None
+        self._items: dict[int, dict[str, Any]] = {}
+
+    @property
+    def items(self) -> list[dict[str, Any]]:
+        return [self._items[k] for k in sorted(self._items)]
+
+    def feed(self, event: dict[str, Any]) -> None:
+        """Take one upstream event. Events after the terminal one are ignored."""
+        if self.done:
+            return
+        kind = event.get("type")
+        if kind == "response.output_item.done":
+            item = event.get("item")
+            if isinstance(item, dict):
+                index = event.get("output_index")
+                if not isinstance(index, int) or index in self._items:
+                    index = max(self._items, default=-1) + 1
+                self._items[index] = item
+        elif kind in ("response.completed", "response.incomplete"):
+            response = event.get("response")
+            self._response = dict(response) if isinstance(response, dict) else {}
+            if not self._response.get("output"):
+                self._response["output"] = self.items
+            self.done = True
+        elif kind in ("response.failed", "error"):
+            self.error = response_error(event)
+            self.done = True
+
+    @property
+    def response(self) -> dict[str, Any]:
+        """The final Response object (``output`` rebuilt from the done items when the upstream's is empty).
+
+        Raises:
+            CodexgwError: the upstream failed (mapped by :func:`~.failures.failure_exception`:
+                400/429/503/502), or :class:`UpstreamConnectionError` if the stream ended early.
+        """
+        if self.error is not None:
+            raise failure_exception(self.error)
+        if self._response is None:
+            raise UpstreamConnectionError(TRUNCATED["message"])
+        return self._response
+
+
+class ChatAccumulator:
+    """Accumulate ``chat.completion.chunk`` dicts the way the openai SDK does (concatenate strings,
+    merge tool calls by ``index``), into a ``chat.completion`` object."""
+
+    def __init__(self) -> None:
+        self.content: list[str] = []
+        self.reasoning: list[str] = []
+        self.tool_calls: dict[int, dict[str, Any]] = {}
+        self.finish_reason: str | None = None
+        self.usage: dict[str, Any] | None = None
+        self.model: str | None = None
+
+    def add(self, chunk: dict[str, Any]) -> None:
+        self.model = chunk.get("model", self.model)
+        if chunk.get("usage") is not None:
+            self.usage = chunk["usage"]
+        for choice in chunk.get("choices") or ():
+            delta = choice.get("delta") or {}
+            if delta.get("content"):
+                self.content.append(delta["content"])
+            if delta.get("reasoning_content"):
+                self.reasoning.append(delta["reasoning_content"])
+            for call in delta.get("tool_calls") or ():
+                acc = self.tool_calls.setdefault(
+                    call["index"], {"id": "", "type": "function", "function": {"name": "", "arguments": ""}}
+                )
+                acc["id"] += call.get("id") or ""
+                acc["type"] = call.get("type") or acc["type"]
+                function = call.get("function") or {}
+                acc["function"]["name"] += function.get("name") or ""
+                acc["function"]["arguments"] += function.get("arguments") or ""
+            if choice.get("finish_reason"):
+                self.finish_reason = choice["finish_reason"]
+
+    def completion(self, *, completion_id: str, created: int, model: str) -> dict[str, Any]:
+        """``{"id", "object": "chat.completion", "created", "model", "system_fingerprint",
+        "choices": [{"index": 0, "message": {"role", "content", ["reasoning_content"], ["tool_calls"],
+        "refusal": None, "annotations": []}, "logprobs": None, "finish_reason"}], "usage"}``.
+
+        ``content`` is ``None`` when the answer is only tool calls (as OpenAI answers).
+        """
+        tool_calls = [self.tool_calls[k] for k in sorted(self.tool_calls)]
+        content = "".join(self.content)
+        message: dict[str, Any] = {
+            "role": "assistant",
+            "content": content if content or not tool_calls else None,
+            "refusal": None,
+            "annotations": [],
+        }
+        if self.reasoning:
+            message["reasoning_content"] = "".join(self.reasoning)
+        if tool_calls:
+            message["tool_calls"] = tool_calls
+        return {
+            "id": completion_id,
+            "object": "chat.completion",
+            "created": created,
+            "model": self.model or model,
+            "system_fingerprint": SYSTEM_FINGERPRINT,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": message,
+                    "logprobs": None,
+                    "finish_reason": self.finish_reason or "stop",
+                }
+            ],
+            "usage": self.usage,
+        }
+
+
+def chat_completion_from_events(
+    events: Iterable[dict[str, Any]],
+    *,
+    completion_id: str,
+    created: int,
+    model: str,
+    reasoning_mode: ReasoningMode = "content",
+    stop: Sequence[str] = (),
+) -> dict[str, Any]:
+    """The non-streamed ``chat.completion`` for upstream events (shape: :meth:`ChatAccumulator.completion`).
+
+    Built by feeding a :class:`ChatStreamTranslator` (with ``include_usage``) and accumulating its
+    chunks, so it equals the accumulated stream. Events after the terminal one are ignored.
+
+    Raises:
+        CodexgwError: the upstream failed (see :func:`~.failures.failure_exception`), or the events
+            end without ``response.completed`` (:class:`UpstreamConnectionError`).
+    """
+    translator = ChatStreamTranslator(
+        completion_id=completion_id,
+        created=created,
+        model=model,
+        include_usage=True,
+        reasoning_mode=reasoning_mode,
+        stop=stop,
+    )
+    acc = ChatAccumulator()
+    for event in events:
+        for chunk in translator.feed(event):
+            acc.add(chunk)
+        if translator.done:
+            break
+    for chunk in translator.finish():
+        acc.add(chunk)
+    if translator.error is not None:
+        error: CodexgwError = (
+            UpstreamConnectionError(TRUNCATED["message"])
+            if translator.error == TRUNCATED
+            else failure_exception(translator.error)
+        )
+        raise error
+    return acc.completion(completion_id=completion_id, created=created, model=translator.model)

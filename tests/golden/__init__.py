@@ -1,0 +1,1 @@
+"""Golden transcripts and upstream-event builders for the translate tests."""
