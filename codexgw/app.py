@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import hmac
 import logging
+import time
 
-from quart import Response, request
+from quart import Response, g, request
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
 from .api import chat, models, responses
-from .api.common import json_response
+from .api.common import access_log, json_response
 from .errors import (
     AuthenticationError,
     ClientError,
@@ -54,6 +55,24 @@ def create_app(gw: Gateway, *, reasoning_mode: str = "content") -> QuartTrio:
     app.extensions["codexgw"] = gw
     for module in (chat, responses, models):
         app.register_blueprint(module.bp)
+
+    @app.before_request
+    async def start_clock() -> None:
+        g.started = time.perf_counter()
+
+    @app.after_request
+    async def log_request(response: Response) -> Response:
+        if not (response.content_type or "").startswith("text/event-stream"):  # streams log when they end
+            access_log(
+                request.method,
+                request.path,
+                response.status_code,
+                getattr(g, "started", time.perf_counter()),
+                account=getattr(g, "account", None),
+                model=getattr(g, "model", None),
+                usage=getattr(g, "usage", None),
+            )
+        return response
 
     @app.before_request
     async def check_api_key() -> None:

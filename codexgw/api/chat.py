@@ -8,15 +8,17 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
-from quart import Blueprint, Response, current_app, request
+from quart import Blueprint, Response, current_app, g, request
 
-from ..errors import CodexgwError, InvalidRequestError, UpstreamError
+from ..errors import CodexgwError, InvalidRequestError
+from ..gateway import Gateway
+from ..heartbeat import HEARTBEAT, with_heartbeat
 from ..relay import UpstreamStream, open_stream
 from ..translate.aggregate import chat_completion_from_events
 from ..translate.chat_request import chat_to_responses
 from ..translate.chat_stream import ChatStreamTranslator
 from .body import read_json_body
-from .common import gateway, json_response, response_headers, sse_response, upstream_closed
+from .common import StreamLog, gateway, json_response, response_headers, sse_response, upstream_closed
 
 bp = Blueprint("chat", __name__)
 
@@ -54,8 +56,10 @@ async def create_chat_completion() -> Response:
         reasoning_mode=mode,
         stop=prepared.stop,
     )
+    g.account, g.model = stream.account.name, model
     if prepared.stream:
-        return sse_response(_relay(stream, translator), headers)
+        log = StreamLog(request.method, request.path, g.started, stream.account.name, model)
+        return sse_response(_relay(gw, stream, translator, log), headers)
     try:
         events = await _collect(stream)
     finally:
@@ -68,6 +72,7 @@ async def create_chat_completion() -> Response:
         reasoning_mode=mode,
         stop=prepared.stop,
     )
+    g.usage = _responses_usage(completion.get("usage"))
     return json_response(completion, headers=headers)
 
 
@@ -75,14 +80,28 @@ def _data(payload: Any) -> bytes:
     return b"data: " + json.dumps(payload, separators=(",", ":")).encode() + b"\n\n"
 
 
-async def _relay(stream: UpstreamStream, translator: ChatStreamTranslator) -> AsyncIterator[bytes]:
+def _responses_usage(usage: dict[str, Any] | None) -> dict[str, Any] | None:
+    if not usage:
+        return None
+    return {"input_tokens": usage.get("prompt_tokens"), "output_tokens": usage.get("completion_tokens")}
+
+
+async def _relay(
+    gw: Gateway, stream: UpstreamStream, translator: ChatStreamTranslator, log: StreamLog
+) -> AsyncIterator[bytes]:
     """Translate upstream events into ``chat.completion.chunk`` SSE, ending with ``data: [DONE]``.
 
     An upstream failure after the first byte ends the stream with ``data: {"error": …}`` and no
-    ``[DONE]`` (the openai SDK raises ``APIError`` on it; codex-protocol.md §12.2).
+    ``[DONE]`` (the openai SDK raises ``APIError`` on it; codex-protocol.md §12.2). A matched stop
+    sequence ends the stream at once and closes the upstream.
     """
+    log.outcome = "client_closed"
     try:
-        async for batch in stream.batches():
+        batches = with_heartbeat(stream.batches(), nursery=gw.nursery, interval_s=gw.settings.heartbeat_s)
+        async for batch in batches:
+            if batch is None:
+                yield HEARTBEAT
+                continue
             out: list[bytes] = []
             for event, _raw in batch:
                 try:
@@ -91,28 +110,28 @@ async def _relay(stream: UpstreamStream, translator: ChatStreamTranslator) -> As
                     continue
                 if isinstance(data, dict):
                     out.extend(_data(chunk) for chunk in translator.feed(data))
-                if translator.error is not None or translator.done or translator.stop_hit:
+                if translator.done or translator.stop_hit:
                     break
             if out:
                 yield b"".join(out)
-            if translator.error is not None or translator.done or translator.stop_hit:
+            if translator.done or translator.stop_hit:
                 break
+        if not translator.done and not translator.stop_hit:
+            final = translator.finish()  # sets translator.error: closed before response.completed
+            if final:
+                yield b"".join(_data(chunk) for chunk in final)
         if translator.error is not None:
+            log.outcome = "failed"
             yield _data({"error": translator.error})
             return
-        if not translator.done and not translator.stop_hit:
-            yield _data(
-                {
-                    "error": UpstreamError("the Codex backend closed the stream before completing").to_body()[
-                        "error"
-                    ]
-                }
-            )
-            return
+        log.outcome = "stopped" if translator.stop_hit else "completed"
         yield b"".join(_data(chunk) for chunk in translator.finish()) + b"data: [DONE]\n\n"
     except CodexgwError as exc:
+        log.outcome = "failed"
         yield _data(exc.to_body())
     finally:
+        log.usage = _responses_usage(translator.usage)
+        log.emit()
         await upstream_closed(stream)
 
 
