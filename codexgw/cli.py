@@ -98,17 +98,27 @@ def accounts() -> None:
 @accounts.command("import")
 @click.argument("path", type=click.Path(dir_okay=True, path_type=Path))
 @click.option("--name", help="Account name (default: the email's local part).")
+@click.option(
+    "--link",
+    is_flag=True,
+    help="Keep the account tied to this Codex auth.json: re-read it before every refresh, write "
+    "rotated tokens back, so Codex and codexgw can share one login.",
+)
 @click.pass_context
-def accounts_import(ctx: click.Context, path: Path, name: str | None) -> None:
+def accounts_import(ctx: click.Context, path: Path, name: str | None, link: bool) -> None:
     """Import logins from PATH: a Codex/ChatMock auth.json or a codex-reverse accounts.json.
 
     Re-importing a login that is already stored updates its tokens.
     """
     from codexgw.store import StoreError
-    from codexgw.store.importers import ImportFailed, load_accounts_file
+    from codexgw.store.importers import ImportFailed, load_accounts_file, load_codex_auth_json
 
     try:
         items = load_accounts_file(path)
+        if link:
+            if len(items) != 1 or items[0][0] is not None:
+                raise click.UsageError("--link needs a Codex CLI auth.json (one login)")
+            items = [(None, load_codex_auth_json(path))]
     except ImportFailed as e:
         raise CliError(str(e)) from None
     if name is not None:
@@ -122,6 +132,10 @@ def accounts_import(ctx: click.Context, path: Path, name: str | None) -> None:
         raise CliError(f"{path}: {e}") from None
     for account, created in results:
         click.echo(f"{'imported' if created else 'updated'} {account.name} ({_describe(account)})")
+    if link:
+        [(account, _)] = results
+        store.set_linked_path(account.id, str(path.expanduser().resolve()))
+        click.echo(f"linked {account.name} to {path}: refreshes are shared with the Codex CLI")
 
 
 @accounts.command("list")
@@ -166,7 +180,7 @@ def _name_command(verb: str, doc: str) -> click.Command:
     @click.pass_context
     def command(ctx: click.Context, name: str) -> None:
         store = _open_store(ctx)
-        ok = store.remove_account(name) if verb == "remove" else store.set_enabled(name, verb == "enable")
+        ok = store.set_enabled(name, verb == "enable")
         if not ok:
             raise CliError(f"no account named '{name}'")
         click.echo(f"{verb}d {name}")
@@ -175,9 +189,120 @@ def _name_command(verb: str, doc: str) -> click.Command:
     return click.command(verb)(command)
 
 
-accounts.add_command(_name_command("remove", "Remove account NAME from the store."))
 accounts.add_command(_name_command("enable", "Let account NAME serve requests again."))
 accounts.add_command(_name_command("disable", "Keep account NAME but stop routing requests to it."))
+
+
+def _auth_url_option(fn: Any) -> Any:
+    return click.option(
+        "--auth-url",
+        envvar="CODEXGW_AUTH_URL",
+        default="https://auth.openai.com",
+        show_default=True,
+        help="OAuth issuer URL. Env: CODEXGW_AUTH_URL.",
+    )(fn)
+
+
+def _call(command: str, *args: Any, **kwargs: Any) -> None:
+    """Run ``codexgw.auth.commands.<command>``, imported lazily (it pulls in trio and httpx)."""
+    from codexgw.auth import commands
+    from codexgw.auth.login import LoginError
+
+    try:
+        getattr(commands, command)(*args, **kwargs)
+    except LoginError as e:
+        raise CliError(str(e)) from None
+
+
+@accounts.command("refresh")
+@click.argument("name", required=False)
+@_auth_url_option
+@click.pass_context
+def accounts_refresh(ctx: click.Context, name: str | None, auth_url: str) -> None:
+    """Refresh the tokens of account NAME now (all accounts when NAME is left out).
+
+    Safe while `codexgw serve` runs: refreshes are single-flight across processes.
+    """
+    _call("run_refresh", ctx.obj["store_dir"], auth_url=auth_url, name=name)
+
+
+@accounts.command("remove")
+@click.argument("name")
+@click.option("--no-revoke", is_flag=True, help="Do not revoke the login at the OAuth server first.")
+@_auth_url_option
+@click.pass_context
+def accounts_remove(ctx: click.Context, name: str, no_revoke: bool, auth_url: str) -> None:
+    """Revoke account NAME's login (best effort) and remove it from the store.
+
+    Linked accounts (import --link) are never revoked: the Codex CLI shares that login.
+    """
+    _call("run_remove", ctx.obj["store_dir"], auth_url=auth_url, name=name, revoke=not no_revoke)
+
+
+@accounts.command("export")
+@click.argument("name")
+@click.option(
+    "--codex-auth",
+    "target",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Where to write the Codex CLI auth.json [default: $CODEX_HOME/auth.json or ~/.codex/auth.json].",
+)
+@click.option("--force", is_flag=True, help="Overwrite a file holding another or a newer login.")
+@click.option("--link", is_flag=True, help="Also link the account to the written file (see import --link).")
+@click.pass_context
+def accounts_export(ctx: click.Context, name: str, target: Path | None, force: bool, link: bool) -> None:
+    """Write account NAME as a Codex CLI auth.json (mode 0600, atomic), so `codex` can use it."""
+    _call("run_export", ctx.obj["store_dir"], name=name, target=target, force=force, link=link)
+
+
+@main.group()
+def login() -> None:
+    """Add a ChatGPT account by signing in (browser or device code)."""
+
+
+@login.command("pkce")
+@click.option("--name", help="Account name (default: the email's local part).")
+@click.option("--no-browser", is_flag=True, help="Only print the URL; do not open a browser.")
+@click.option("--timeout", default=300, show_default=True, type=click.IntRange(1), help="Seconds to wait.")
+@click.option(
+    "--port",
+    default=1455,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="Local callback port (1455 is the one ChatGPT redirects to).",
+)
+@click.option("--api-key-exchange", is_flag=True, help="Also exchange the id_token for an API key and store it.")
+@_auth_url_option
+@click.pass_context
+def login_pkce(
+    ctx: click.Context,
+    name: str | None,
+    no_browser: bool,
+    timeout: int,
+    port: int,
+    api_key_exchange: bool,
+    auth_url: str,
+) -> None:
+    """Sign in with a browser (OAuth + PKCE, as `codex login` does).
+
+    Over SSH: forward the port (ssh -L 1455:127.0.0.1:1455 host) or paste the final URL here.
+    """
+    _call(
+        "run_pkce", ctx.obj["store_dir"], auth_url=auth_url, name=name, port=port, timeout_s=float(timeout),
+        open_browser=not no_browser, api_key_exchange=api_key_exchange,
+    )
+
+
+@login.command("device")
+@click.option("--name", help="Account name (default: the email's local part).")
+@click.option("--min-poll-interval", default=1.0, hidden=True, type=click.FloatRange(0))
+@_auth_url_option
+@click.pass_context
+def login_device(ctx: click.Context, name: str | None, min_poll_interval: float, auth_url: str) -> None:
+    """Sign in with a device code (for headless machines: approve on any other device)."""
+    _call("run_device", ctx.obj["store_dir"], auth_url=auth_url, name=name, min_interval_s=min_poll_interval)
+
 
 
 @accounts.command("rename")

@@ -135,7 +135,10 @@ class Gateway:
             due = [
                 a
                 for a in list(self.accounts.values())
-                if a.enabled and a.status == "active" and self.needs_refresh(a)
+                if a.enabled
+                and a.status == "active"
+                and self.needs_refresh(a)
+                and self.refresher.backoff_remaining(a.id) == 0
             ]
             for account in due:
                 try:

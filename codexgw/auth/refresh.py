@@ -13,6 +13,12 @@ Theory of operation (codex-protocol.md §3: refresh tokens rotate and are single
 4. **Persist before use.** The new pair is written with a compare-and-swap on the old refresh
    token before anyone uses it. A permanent failure (``refresh_token_reused``/``_expired``/
    ``_invalidated``, ``invalid_grant`` …) marks the account ``needs_login``; it is never retried.
+5. **Back off on transient failures.** After a 5xx, a garbled answer or an unreachable server, the
+   account's refreshes fail at once, without network, for 5 s, doubling per failure up to 5 min
+   (:data:`BACKOFF_MAX_S`); a success or an adopted rotation clears it.
+6. **Linked Codex auth.json** (``auth/linked.py``). For an account with ``linked_path``, step 3 also
+   re-reads that file under its lock and adopts a newer rotation found there; a successful refresh
+   is written back to the file.
 """
 
 from __future__ import annotations
@@ -28,9 +34,15 @@ import httpx
 import trio
 
 from ..store.sqlite import Account, Store
+from . import linked
 from .tokens import RefreshError, build_refresh_request, parse_refresh_response
 
 log = logging.getLogger("codexgw.refresh")
+
+BACKOFF_INITIAL_S = 5.0
+"""First wait after a transient refresh failure, seconds; doubles on each further failure."""
+BACKOFF_MAX_S = 300.0
+"""Longest wait between refresh attempts after transient failures, seconds."""
 
 
 @dataclass
@@ -70,6 +82,8 @@ class Refresher:
         self._lease_wait_s = lease_wait_s
         self._owner = f"{os.getpid()}-{secrets.token_hex(4)}"
         self._flights: dict[int, _Flight] = {}
+        self._backoff: dict[int, tuple[float, float]] = {}
+        """account id → (retry not before, epoch s; current delay, s) after transient failures."""
         self.refresh_calls = 0
         """Number of refresh requests this process sent to the OAuth server."""
 
@@ -120,7 +134,7 @@ class Refresher:
             if current is None:
                 if acquired:
                     await self._release(account.id)
-                raise RefreshError("the account was removed", permanent=True, code="account_removed", status=0)
+                raise _removed()
             if current.access_token != stale and not _expiring(current, self._clock()):
                 if acquired:
                     await self._release(account.id)
@@ -131,31 +145,157 @@ class Refresher:
                 raise TimeoutError(f"another process is refreshing account {account.name!r}; gave up waiting")
             await trio.sleep(0.2)
         try:
-            return await self._refresh_now(current)
+            if current.linked_path:
+                return await self._refresh_linked(current, stale)
+            self._check_backoff(current)
+            return await self._refresh_or_mark(current)
         finally:
             with trio.CancelScope(shield=True):
                 await self._release(account.id)
 
+    # -- linked Codex auth.json (auth/linked.py) ---------------------------------------------------
+
+    async def _refresh_linked(self, current: Account, stale: str) -> Account:
+        """Refresh an account tied to a Codex ``auth.json``, under the file's lock: adopt a rotation
+        another process made, else refresh and write the new pair back (codex-protocol.md §3, §5)."""
+        path = current.linked_path
+        assert path is not None
+        try:
+            async with linked.locked(path):
+                current = await self._sync_from_file(current)
+                if current.access_token != stale and not _expiring(current, self._clock()):
+                    return current
+                self._check_backoff(current)
+                try:
+                    updated = await self._refresh_now(current)
+                except RefreshError as exc:
+                    if exc.permanent:  # Codex (which takes no lock) may have rotated meanwhile
+                        adopted = await self._sync_from_file(current, repair=False)
+                        if adopted.refresh_token != current.refresh_token:
+                            return adopted
+                        await self._mark_needs_login(current, exc)
+                    raise
+                await self._write_back(updated)
+                return updated
+        except linked.LinkedFileError as exc:
+            log.warning("account %s: linked auth.json not usable (%s); refreshing unlinked", current.name, exc)
+            self._check_backoff(current)
+            return await self._refresh_or_mark(current)
+
+    async def _sync_from_file(self, current: Account, *, repair: bool = True) -> Account:
+        """Adopt the linked file's tokens when they are a newer rotation than the stored ones; with
+        ``repair``, write ours to the file when it holds an older one (a lost write-back).
+
+        Returns the account as stored afterwards (unchanged when the file is not newer or unusable).
+        """
+        path = current.linked_path
+        assert path is not None
+        try:
+            tokens = await trio.to_thread.run_sync(linked.read_linked, path, current)
+        except linked.LinkedFileError as exc:
+            log.warning("account %s: %s", current.name, exc)
+            return current
+        if not linked.file_is_newer(tokens, current):
+            if repair and tokens.refresh_token != current.refresh_token:  # a lost write-back
+                await self._write_back(current)
+            return current
+        when = tokens.last_refresh if tokens.last_refresh is not None else self._clock()
+        with trio.CancelScope(shield=True):
+            saved = await trio.to_thread.run_sync(
+                lambda: self._store.save_tokens(
+                    current.id,
+                    access_token=tokens.access_token,
+                    refresh_token=tokens.refresh_token,
+                    id_token=tokens.id_token,
+                    expected_refresh_token=current.refresh_token,
+                    now=when,
+                )
+            )
+            stored = await trio.to_thread.run_sync(self._store.get_account_by_id, current.id)
+        if stored is None:
+            raise _removed()
+        if saved:
+            self._backoff.pop(current.id, None)
+            log.info("account %s: adopted tokens another process rotated in %s", current.name, path)
+        return stored
+
+    async def _write_back(self, updated: Account) -> None:
+        path = updated.linked_path
+        if not path:
+            return
+        try:
+            with trio.CancelScope(shield=True):
+                # never overwrite a file that went missing or now holds another account
+                await trio.to_thread.run_sync(linked.read_linked, path, updated)
+                await trio.to_thread.run_sync(
+                    lambda: linked.write_auth_json(path, updated, now=self._clock())
+                )
+        except linked.LinkedFileError as exc:
+            log.warning("account %s: could not write the new tokens back: %s", updated.name, exc)
+
+    # -- backoff ---------------------------------------------------------------------------------
+
+    def backoff_remaining(self, account_id: int) -> float:
+        """Seconds until a transient failure's backoff for ``account_id`` ends (0 when none)."""
+        entry = self._backoff.get(account_id)
+        return max(0.0, entry[0] - self._clock()) if entry else 0.0
+
+    def _check_backoff(self, account: Account) -> None:
+        remaining = self.backoff_remaining(account.id)
+        if remaining > 0:
+            raise RefreshError(
+                f"token refresh failed recently; next attempt in {remaining:.0f} s",
+                status=0,
+                code="refresh_backoff",
+                permanent=False,
+            )
+
+    def _note_transient(self, account: Account) -> None:
+        delay = self._backoff.get(account.id, (0.0, BACKOFF_INITIAL_S / 2))[1] * 2
+        delay = min(delay, BACKOFF_MAX_S)
+        self._backoff[account.id] = (self._clock() + delay, delay)
+
+    # -- the network call ------------------------------------------------------------------------
+
+    async def _refresh_or_mark(self, current: Account) -> Account:
+        try:
+            return await self._refresh_now(current)
+        except RefreshError as exc:
+            if exc.permanent:
+                await self._mark_needs_login(current, exc)
+            raise
+
+    async def _mark_needs_login(self, current: Account, exc: RefreshError) -> None:
+        reason = f"refresh failed: {exc.code or exc}"
+        with trio.CancelScope(shield=True):
+            await trio.to_thread.run_sync(self._store.set_status, current.id, "needs_login", reason)
+        log.warning("account %s needs a new login: %s", current.name, exc)
+
     async def _refresh_now(self, current: Account) -> Account:
+        """Spend ``current.refresh_token`` once and persist the new pair (compare-and-swap).
+
+        Raises:
+            RefreshError: as :func:`parse_refresh_response`, or ``permanent=False`` when the server is
+                unreachable. A transient failure starts or doubles the account's backoff.
+        """
         spec = build_refresh_request(self._auth_url, current.refresh_token)
         self.refresh_calls += 1
         try:
             response = await self._http.request(spec.method, spec.url, headers=spec.headers, json=spec.json)
+            tokens = parse_refresh_response(response.status_code, response.content)
         except httpx.HTTPError as exc:
+            self._note_transient(current)
             raise RefreshError(
                 f"the OAuth server could not be reached ({type(exc).__name__})",
                 permanent=False,
                 code=None,
                 status=0,
             ) from None
-        try:
-            tokens = parse_refresh_response(response.status_code, response.content)
         except RefreshError as exc:
-            if exc.permanent:
-                reason = f"refresh failed: {exc.code or exc}"
-                await trio.to_thread.run_sync(self._store.set_status, current.id, "needs_login", reason)
-                log.warning("account %s needs a new login: %s", current.name, exc)
+            if not exc.permanent:
+                self._note_transient(current)
             raise
+        self._backoff.pop(current.id, None)
         now = self._clock()
         with trio.CancelScope(shield=True):  # the old refresh token is spent: never lose the new one
             saved = await trio.to_thread.run_sync(
@@ -172,12 +312,16 @@ class Refresher:
         if not saved:
             log.warning("account %s was changed while refreshing; keeping the stored tokens", current.name)
         if updated is None:
-            raise RefreshError("the account was removed", permanent=True, code="account_removed", status=0)
+            raise _removed()
         log.info("refreshed account %s", current.name)
         return updated
 
     async def _release(self, account_id: int) -> None:
         await trio.to_thread.run_sync(self._store.release_refresh_lease, account_id, self._owner)
+
+
+def _removed() -> RefreshError:
+    return RefreshError("the account was removed", permanent=True, code="account_removed", status=0)
 
 
 def _expiring(account: Account, now: float, margin_s: float = 60.0) -> bool:

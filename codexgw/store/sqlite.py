@@ -317,6 +317,17 @@ class Store:
             )
             return True
 
+    def set_linked_path(self, account_id: int, path: str | None, *, now: float | None = None) -> bool:
+        """Tie the account to a Codex ``auth.json`` (absolute path), or untie it with ``None``.
+
+        Returns False if there is no such account.
+        """
+        with self._write() as conn:
+            cur = conn.execute(
+                "UPDATE accounts SET linked_path = ?, updated_at = ? WHERE id = ?", (path, _now(now), account_id)
+            )
+            return cur.rowcount > 0
+
     def save_tokens(
         self,
         account_id: int,

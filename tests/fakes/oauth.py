@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from . import jwt
-from .devices import INTERVAL, pkce_challenge
+from .devices import pkce_challenge
 from .http import Request, Responder
 from .state import FakeUpstream, TokenRequest
 
@@ -167,6 +167,16 @@ class OAuth:
     async def _authorization_code(self, params: dict[str, Any], resp: Responder, entry: TokenRequest) -> None:
         """Code + PKCE exchange (codex-protocol.md §1 "Token exchange", §2 step 4)."""
         fake = self.fake
+        scripted = fake.pop_code_failure()
+        if scripted is not None:
+            status, body = scripted
+            fake.finish_token_request(entry, "scripted", status)
+            if isinstance(body, dict | list):
+                await resp.json(status, body)
+            else:
+                data = body.encode() if isinstance(body, str) else bytes(body)
+                await resp.raw(status, data, "text/plain; charset=utf-8")
+            return
         code = fake.auth_codes.get(params.get("code", ""))
 
         async def reject(why: str) -> None:
@@ -310,7 +320,7 @@ class OAuth:
             {
                 "device_auth_id": auth.device_auth_id,
                 "user_code": auth.user_code,
-                "interval": INTERVAL,
+                "interval": self.fake.device_interval,
             },
         )
 

@@ -22,7 +22,7 @@ import trio
 
 from . import jwt
 from .behaviours import DEFAULT_TEXT, Behaviour, Text
-from .devices import AUTH_CODE_TTL_S, DeviceAuthorizations
+from .devices import AUTH_CODE_TTL_S, INTERVAL, DeviceAuthorizations
 
 ID_TOKEN_TTL_S = 3600
 PRIMARY_WINDOW_MINUTES = 300
@@ -104,6 +104,7 @@ class FakeUpstream:
         authorize_error: when set, ``/oauth/authorize`` redirects with ``error=<it>`` (user refused).
         redirect_ports: allowed ports of ``http://localhost:PORT/auth/callback``; None allows any.
         device_login_enabled: False makes the device user-code endpoint answer 404 (§2).
+        device_interval: the ``interval`` the user-code endpoint answers (a JSON string, §2).
         reuse_revokes_family: reusing a refresh token also revokes the newer one of that login.
         enforce_usage_limits: an account that got a ``UsageLimit`` keeps answering 429 until reset.
     """
@@ -123,6 +124,7 @@ class FakeUpstream:
         self.authorize_error: str | None = None
         self.redirect_ports: set[int] | None = {1455, 1457}
         self.device_login_enabled = True
+        self.device_interval: str = INTERVAL
         self.reuse_revokes_family = True
         self.enforce_usage_limits = True
         self.devices = DeviceAuthorizations(self)
@@ -132,6 +134,7 @@ class FakeUpstream:
         self._id_tokens: dict[str, FakeAccount] = {}
         self._shared: deque[Behaviour] = deque()
         self._refresh_failures: deque[tuple[int, Any]] = deque()
+        self._code_failures: deque[tuple[int, Any]] = deque()
         self._changed = trio.Event()
 
     # ----------------------------------------------------------------- accounts and tokens
@@ -293,6 +296,14 @@ class FakeUpstream:
 
     def pop_refresh_failure(self) -> tuple[int, Any] | None:
         return self._refresh_failures.popleft() if self._refresh_failures else None
+
+    def fail_next_code_exchange(self, status: int, body: Any) -> None:
+        """Answer the next ``authorization_code`` exchange with ``status`` and ``body`` (dict → JSON,
+        str/bytes verbatim); the code is not consumed. Calls queue up."""
+        self._code_failures.append((status, body))
+
+    def pop_code_failure(self) -> tuple[int, Any] | None:
+        return self._code_failures.popleft() if self._code_failures else None
 
     # ----------------------------------------------------------------- auth.json (§5)
 
