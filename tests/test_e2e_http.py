@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import gzip
 import json
+import shutil
+import ssl
+import subprocess
+from pathlib import Path
 
 import httpx
 import pytest
@@ -44,7 +48,7 @@ async def test_bad_bodies_get_400_in_openai_shape(
 ) -> None:
     env.add_account("alice")
     await env.start()
-    async with httpx.AsyncClient() as client:
+    async with httpx.AsyncClient(timeout=30) as client:
         r = await client.post(
             f"{env.url}{path}", content=content, headers={"content-type": "application/json"}
         )
@@ -56,7 +60,7 @@ async def test_bad_bodies_get_400_in_openai_shape(
 async def test_unknown_route_wrong_method_and_oversized_body(env: Env) -> None:
     env.add_account("alice")
     await env.start(max_body_bytes=1000)
-    async with httpx.AsyncClient() as client:
+    async with httpx.AsyncClient(timeout=30) as client:
         assert_openai_error(await client.get(f"{env.url}/v1/nope"), 404)
         assert_openai_error(await client.get(f"{env.url}/v1/chat/completions"), 405)
         big = json.dumps({"model": "gpt-5.5", "input": "x" * 5000}).encode()
@@ -71,7 +75,7 @@ async def test_gzip_request_body_is_decoded(env: Env) -> None:
     env.add_account("alice")
     await env.start()
     body = gzip.compress(json.dumps({"model": "gpt-5.5", "input": "hi"}).encode())
-    async with httpx.AsyncClient() as client:
+    async with httpx.AsyncClient(timeout=30) as client:
         r = await client.post(f"{env.url}/v1/responses", content=body, headers={"content-encoding": "gzip"})
     assert r.status_code == 200, r.text
     assert r.json()["status"] == "completed"
@@ -81,7 +85,7 @@ async def test_api_key_required_when_configured(env: Env) -> None:
     env.add_account("alice")
     await env.start(api_key="s3cret-key")
     chat = {"model": "gpt-5.5", "messages": [{"role": "user", "content": "hi"}]}
-    async with httpx.AsyncClient() as client:
+    async with httpx.AsyncClient(timeout=30) as client:
         assert_openai_error(await client.post(f"{env.url}/v1/chat/completions", json=chat), 401)
         wrong = {"authorization": "Bearer nope"}
         assert_openai_error(
@@ -100,7 +104,7 @@ async def test_chat_streams_over_h2c(env: Env) -> None:
     await env.start()
     body = {"model": "gpt-5.5", "stream": True, "messages": [{"role": "user", "content": "hi"}]}
     async with (
-        httpx.AsyncClient(http1=False, http2=True) as client,
+        httpx.AsyncClient(http1=False, http2=True, timeout=30) as client,
         client.stream("POST", f"{env.url}/v1/chat/completions", json=body) as r,
     ):
         assert r.http_version == "HTTP/2"
@@ -119,8 +123,39 @@ async def test_upstream_400_is_relayed_not_failed_over(env: Env) -> None:
     env.add_account("alice")
     env.add_account("bob")
     await env.start()
-    async with httpx.AsyncClient() as client:
+    async with httpx.AsyncClient(timeout=30) as client:
         r = await client.post(f"{env.url}/v1/responses", json={"model": "no-such-model", "input": "hi"})
     assert 400 <= r.status_code < 500
     assert "error" in r.json()
     assert len(env.fake.responses_requests()) == 1
+
+
+@pytest.fixture
+def self_signed(tmp_path: Path) -> tuple[str, str]:
+    """A throwaway certificate for 127.0.0.1 (openssl CLI)."""
+    if shutil.which("openssl") is None:
+        pytest.skip("the openssl command is not installed")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return str(cert), str(key)
+
+
+async def test_tls_negotiates_h2_with_alpn(env: Env, self_signed: tuple[str, str]) -> None:
+    """With --certfile/--keyfile the server speaks TLS and picks HTTP/2 through ALPN."""
+    cert, key = self_signed
+    env.add_account("alice")
+    await env.start(certfile=cert, keyfile=key)
+    assert env.url.startswith("https://")
+    context = ssl.create_default_context(cafile=cert)
+    body = {"model": "gpt-5.5", "stream": True, "messages": [{"role": "user", "content": "hi"}]}
+    async with (
+        httpx.AsyncClient(http2=True, verify=context, timeout=30) as client,
+        client.stream("POST", f"{env.url}/v1/chat/completions", json=body) as r,
+    ):
+        assert r.http_version == "HTTP/2"
+        lines = [line async for line in r.aiter_lines() if line.startswith("data: ")]
+    assert lines[-1] == "data: [DONE]"

@@ -154,7 +154,7 @@ async def test_upstream_headers_follow_the_codex_client(env: Env) -> None:
     """codexgw sends what the real Codex client sends (codex-protocol.md §6.2)."""
     account = env.add_account("alice")
     await env.start()
-    async with httpx.AsyncClient() as client:
+    async with httpx.AsyncClient(timeout=30) as client:
         r = await client.post(
             f"{env.url}/v1/responses",
             json={"model": "gpt-5.5", "input": "hi"},

@@ -69,7 +69,7 @@ async def test_every_account_at_its_usage_limit_gives_429_with_resets_at(env: En
     env.fake.script(alice, UsageLimit(resets_in_s=900))
     env.fake.script(bob, UsageLimit(resets_in_s=1800))
     await env.start()
-    async with httpx.AsyncClient() as client:
+    async with httpx.AsyncClient(timeout=30) as client:
         r = await client.post(
             f"{env.url}/v1/responses", json={"model": "gpt-5.5", "input": "hi", "stream": True}
         )
@@ -95,7 +95,7 @@ async def test_no_usable_account_gives_503_with_retry_after(env: Env) -> None:
     gw = env.gateway
     (account_id,) = gw.accounts
     gw.pool.cool_down(account_id, until=env.clock.now + 120, reason="rate_limited")
-    async with httpx.AsyncClient() as client:
+    async with httpx.AsyncClient(timeout=30) as client:
         r = await client.post(f"{env.url}/v1/chat/completions", json=CHAT)
     assert r.status_code == 503
     assert 119 <= int(r.headers["retry-after"]) <= 120
@@ -104,7 +104,7 @@ async def test_no_usable_account_gives_503_with_retry_after(env: Env) -> None:
 
 async def test_no_accounts_gives_503(env: Env) -> None:
     await env.start()
-    async with httpx.AsyncClient() as client:
+    async with httpx.AsyncClient(timeout=30) as client:
         r = await client.post(f"{env.url}/v1/chat/completions", json=CHAT)
     assert r.status_code == 503
     assert "account" in r.json()["error"]["message"]
@@ -204,7 +204,7 @@ async def test_permanent_refresh_failure_marks_needs_login_and_moves_on(env: Env
 async def test_accounts_imported_while_serving_are_picked_up(env: Env) -> None:
     """The server sees an account the CLI adds to the store, without a restart."""
     await env.start()
-    async with httpx.AsyncClient() as client:
+    async with httpx.AsyncClient(timeout=30) as client:
         assert (await client.post(f"{env.url}/v1/chat/completions", json=CHAT)).status_code == 503
         env.add_account("late")
         with trio.fail_after(5):
