@@ -18,7 +18,7 @@ from codexgw.errors import (
     UpstreamStatusError,
     UsageLimitError,
 )
-from codexgw.translate.aggregate import ResponseAggregator, chat_completion_from_events
+from codexgw.translate.aggregate import ChatCompletionBuilder, ResponseAggregator, chat_completion_from_events
 from codexgw.translate.chat_stream import ChatStreamTranslator
 from tests.golden import events as ev
 
@@ -203,6 +203,53 @@ def test_stop_without_completed_event_is_fine() -> None:
     completion = complete([ev.text_delta("a.b")], stop=["."])
     assert completion["choices"][0]["message"]["content"] == "a"
     assert completion["usage"] is None
+
+
+def test_builder_is_done_at_a_stop_match_so_the_route_can_close_the_upstream() -> None:
+    """Fed one event at a time, the builder says ``done`` as soon as a stop sequence matched (split
+    over two deltas here), before any terminal event; the completion is then complete."""
+    builder = ChatCompletionBuilder(
+        completion_id="chatcmpl-1", created=1700000000, model="gpt-5.5", stop=["END"]
+    )
+    builder.feed(ev.created())
+    builder.feed(ev.text_delta("Hello E"))
+    assert not builder.done
+    builder.feed(ev.text_delta("ND more"))
+    assert builder.done
+    completion = builder.completion()
+    assert completion["choices"][0]["message"]["content"] == "Hello "
+    assert completion["choices"][0]["finish_reason"] == "stop"
+    assert completion["usage"] is None
+
+
+def test_builder_equals_chat_completion_from_events() -> None:
+    events = [ev.created(), ev.message_added(0), ev.text_delta("Hi"), ev.message_done("Hi"), ev.completed()]
+    builder = ChatCompletionBuilder(completion_id="chatcmpl-1", created=1700000000, model="gpt-5.5")
+    for event in events:
+        assert not builder.done
+        builder.feed(event)
+    assert builder.done
+    builder.feed(ev.text_delta("ignored after the terminal event"))
+    assert builder.completion() == complete(events)
+
+
+def test_builder_raises_the_upstream_failure() -> None:
+    builder = ChatCompletionBuilder(completion_id="chatcmpl-1", created=1700000000, model="gpt-5.5")
+    builder.feed(ev.failed("context_length_exceeded", "too long"))
+    assert builder.done
+    with pytest.raises(UpstreamStatusError):
+        builder.completion()
+
+
+def test_legacy_function_call_message() -> None:
+    """With ``legacy_functions`` the non-streamed message has ``function_call`` and no ``tool_calls``."""
+    events = [ev.call_added(0, "call_a", "f"), ev.call_done(0, "call_a", "f", '{"x":1}'), ev.completed()]
+    choice = complete(events, legacy_functions=True)["choices"][0]
+    assert choice["finish_reason"] == "function_call"
+    assert choice["message"]["function_call"] == {"name": "f", "arguments": '{"x":1}'}
+    assert choice["message"]["content"] is None
+    assert "tool_calls" not in choice["message"]
+    ChatCompletion.model_validate(complete(events, legacy_functions=True))
 
 
 def test_length_finish_reason() -> None:

@@ -193,6 +193,19 @@ def test_legacy_functions_and_function_call() -> None:
     assert chat(base(functions=[{"name": "f"}], function_call="none")).body["tool_choice"] == "none"
 
 
+def test_legacy_functions_ask_for_a_legacy_answer_with_one_call() -> None:
+    """Only ``functions``: the answer must use ``function_call`` (one call), so parallel calls are off
+    unless the client said otherwise; with ``tools`` the answer uses ``tool_calls``."""
+    legacy = chat(base(functions=[{"name": "f"}]))
+    assert legacy.legacy_functions is True
+    assert legacy.body["parallel_tool_calls"] is False
+    assert chat(base(functions=[{"name": "f"}], parallel_tool_calls=True)).body["parallel_tool_calls"] is True
+    tools = chat(base(tools=[{"type": "function", "function": {"name": "g"}}], functions=[{"name": "f"}]))
+    assert tools.legacy_functions is False
+    assert "parallel_tool_calls" not in tools.body
+    assert chat(base()).legacy_functions is False
+
+
 @pytest.mark.parametrize(
     ("response_format", "text"),
     [

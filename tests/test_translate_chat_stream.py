@@ -207,8 +207,8 @@ def test_refusal_deltas_are_content() -> None:
 def test_tool_call_chunks_and_finish_reason() -> None:
     chunks = run(GOLDEN_CASES["tool_calls_parallel"][0])
     assert deltas(chunks) == [
-        ROLE,
-        ({"tool_calls": [{"index": 0, "id": "call_a", "type": "function",
+        ({"role": "assistant", "content": None,
+          "tool_calls": [{"index": 0, "id": "call_a", "type": "function",
                           "function": {"name": "get_weather", "arguments": ""}}]}, None),
         ({"tool_calls": [{"index": 0, "function": {"arguments": '{"city":'}}]}, None),
         ({"tool_calls": [{"index": 0, "function": {"arguments": '"Paris"}'}}]}, None),
@@ -224,12 +224,51 @@ def test_tool_call_chunks_and_finish_reason() -> None:
         ("call_b", "get_time", "{}"),
     ]
     assert final.choices[0].finish_reason == "tool_calls"
+    assert final.choices[0].message.content is None  # like the non-streamed answer and OpenAI
+
+
+def test_tool_call_after_text_keeps_the_role_chunk_and_content() -> None:
+    """Text first: the role chunk opens with ``content: ""``; the later call carries no role."""
+    events = [
+        ev.message_added(0),
+        ev.text_delta("Checking."),
+        ev.message_done("Checking."),
+        ev.call_added(1, "call_a", "f"),
+        ev.call_done(1, "call_a", "f", "{}"),
+        ev.completed(),
+    ]
+    chunks = run(events)
+    assert deltas(chunks)[0] == ROLE
+    assert all("role" not in c["choices"][0]["delta"] for c in chunks[1:])
+    assert sdk_accumulate(chunks).choices[0].message.content == "Checking."
+
+
+def test_legacy_functions_stream_function_call_deltas() -> None:
+    """``legacy_functions``: one ``delta.function_call`` (name, then argument pieces), a second call
+    dropped, ``finish_reason: function_call``; the SDK accumulates ``message.function_call``."""
+    chunks = run(GOLDEN_CASES["tool_calls_parallel"][0], legacy_functions=True)
+    assert deltas(chunks) == [
+        ({"role": "assistant", "content": None, "function_call": {"name": "get_weather", "arguments": ""}}, None),
+        ({"function_call": {"arguments": '{"city":'}}, None),
+        ({"function_call": {"arguments": '"Paris"}'}}, None),
+        ({}, "function_call"),
+    ]  # fmt: skip
+    final = sdk_accumulate(chunks).choices[0]
+    assert final.finish_reason == "function_call"
+    assert final.message.function_call is not None
+    assert (final.message.function_call.name, final.message.function_call.arguments) == (
+        "get_weather",
+        '{"city":"Paris"}',
+    )
+    assert final.message.tool_calls is None
+    assert final.message.content is None
 
 
 def test_tool_call_only_as_done_item() -> None:
     chunks = run([ev.call_done(0, "call_1", "shell_command", '{"command":"ls"}'), ev.completed()])
-    assert deltas(chunks)[1:] == [
-        ({"tool_calls": [{"index": 0, "id": "call_1", "type": "function",
+    assert deltas(chunks) == [
+        ({"role": "assistant", "content": None,
+          "tool_calls": [{"index": 0, "id": "call_1", "type": "function",
                           "function": {"name": "shell_command", "arguments": '{"command":"ls"}'}}]}, None),
         ({}, "tool_calls"),
     ]  # fmt: skip

@@ -6,6 +6,7 @@ import json
 import time
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from typing import Any
 
 from quart import Blueprint, Response, current_app, g, request
@@ -14,7 +15,7 @@ from ..errors import CodexgwError, InvalidRequestError
 from ..gateway import Gateway
 from ..heartbeat import HEARTBEAT, with_heartbeat
 from ..relay import UpstreamStream, open_stream
-from ..translate.aggregate import chat_completion_from_events
+from ..translate.aggregate import ChatCompletionBuilder
 from ..translate.chat_request import chat_to_responses
 from ..translate.chat_stream import ChatStreamTranslator
 from .body import read_json_body
@@ -55,23 +56,25 @@ async def create_chat_completion() -> Response:
         include_usage=prepared.include_usage,
         reasoning_mode=mode,
         stop=prepared.stop,
+        legacy_functions=prepared.legacy_functions,
     )
     g.account, g.model = stream.account.name, model
     if prepared.stream:
         log = StreamLog(request.method, request.path, g.started, stream.account.name, model)
         return sse_response(_relay(gw, stream, translator, log), headers)
-    try:
-        events = await _collect(stream)
-    finally:
-        await upstream_closed(stream)
-    completion = chat_completion_from_events(
-        events,
+    builder = ChatCompletionBuilder(
         completion_id=completion_id,
         created=created,
         model=model,
         reasoning_mode=mode,
         stop=prepared.stop,
+        legacy_functions=prepared.legacy_functions,
     )
+    try:
+        await _collect(stream, builder)
+    finally:
+        await upstream_closed(stream)
+    completion = builder.completion()
     g.usage = _responses_usage(completion.get("usage"))
     return json_response(completion, headers=headers)
 
@@ -135,15 +138,17 @@ async def _relay(
         await upstream_closed(stream)
 
 
-async def _collect(stream: UpstreamStream) -> list[dict[str, Any]]:
-    """Read the whole upstream stream as parsed events (``stream: false``)."""
-    events: list[dict[str, Any]] = []
-    async for batch in stream.batches():
-        for event, _raw in batch:
-            try:
-                data = json.loads(event.data)
-            except ValueError:
-                continue
-            if isinstance(data, dict):
-                events.append(data)
-    return events
+async def _collect(stream: UpstreamStream, builder: ChatCompletionBuilder) -> None:
+    """Feed the upstream events to ``builder`` (``stream: false``) until it is done: the terminal
+    event, or a stop-sequence match (the caller then closes the upstream without reading the rest)."""
+    async with aclosing(stream.batches()) as batches:
+        async for batch in batches:
+            for event, _raw in batch:
+                try:
+                    data = json.loads(event.data)
+                except ValueError:
+                    continue
+                if isinstance(data, dict):
+                    builder.feed(data)
+                if builder.done:
+                    return

@@ -2,7 +2,8 @@
 
 * :class:`ResponseAggregator` folds the upstream events (codex-protocol.md §7) into the final Response
   object of ``POST /v1/responses``.
-* :func:`chat_completion_from_events` builds the ``chat.completion`` object by running the
+* :class:`ChatCompletionBuilder` (fed event by event, so the route can stop reading at a stop match)
+  and :func:`chat_completion_from_events` build the ``chat.completion`` object by running the
   :class:`~codexgw.translate.chat_stream.ChatStreamTranslator` and accumulating its chunks the way the
   openai SDK does, so a non-streamed answer always equals the streamed one accumulated.
 """
@@ -16,7 +17,13 @@ from ..errors import CodexgwError, UpstreamConnectionError
 from .chat_stream import SYSTEM_FINGERPRINT, ChatStreamTranslator, ReasoningMode, chat_usage
 from .failures import TRUNCATED, OpenAIError, failure_exception, response_error
 
-__all__ = ["ChatAccumulator", "ResponseAggregator", "chat_completion_from_events", "chat_usage"]
+__all__ = [
+    "ChatAccumulator",
+    "ChatCompletionBuilder",
+    "ResponseAggregator",
+    "chat_completion_from_events",
+    "chat_usage",
+]
 
 
 class ResponseAggregator:
@@ -86,6 +93,7 @@ class ChatAccumulator:
         self.content: list[str] = []
         self.reasoning: list[str] = []
         self.tool_calls: dict[int, dict[str, Any]] = {}
+        self.function_call: dict[str, str] | None = None
         self.finish_reason: str | None = None
         self.usage: dict[str, Any] | None = None
         self.model: str | None = None
@@ -109,6 +117,12 @@ class ChatAccumulator:
                 function = call.get("function") or {}
                 acc["function"]["name"] += function.get("name") or ""
                 acc["function"]["arguments"] += function.get("arguments") or ""
+            legacy = delta.get("function_call")
+            if legacy:
+                if self.function_call is None:
+                    self.function_call = {"name": "", "arguments": ""}
+                self.function_call["name"] += legacy.get("name") or ""
+                self.function_call["arguments"] += legacy.get("arguments") or ""
             if choice.get("finish_reason"):
                 self.finish_reason = choice["finish_reason"]
 
@@ -117,13 +131,14 @@ class ChatAccumulator:
         "choices": [{"index": 0, "message": {"role", "content", ["reasoning_content"], ["tool_calls"],
         "refusal": None, "annotations": []}, "logprobs": None, "finish_reason"}], "usage"}``.
 
-        ``content`` is ``None`` when the answer is only tool calls (as OpenAI answers).
+        ``content`` is ``None`` when the answer is only tool calls (as OpenAI answers); a legacy
+        ``function_call`` ``{"name", "arguments"}`` replaces ``tool_calls`` when one was streamed.
         """
         tool_calls = [self.tool_calls[k] for k in sorted(self.tool_calls)]
         content = "".join(self.content)
         message: dict[str, Any] = {
             "role": "assistant",
-            "content": content if content or not tool_calls else None,
+            "content": content if content or not (tool_calls or self.function_call) else None,
             "refusal": None,
             "annotations": [],
         }
@@ -131,6 +146,8 @@ class ChatAccumulator:
             message["reasoning_content"] = "".join(self.reasoning)
         if tool_calls:
             message["tool_calls"] = tool_calls
+        if self.function_call is not None:
+            message["function_call"] = self.function_call
         return {
             "id": completion_id,
             "object": "chat.completion",
@@ -149,6 +166,79 @@ class ChatAccumulator:
         }
 
 
+class ChatCompletionBuilder:
+    """Build the non-streamed ``chat.completion`` one upstream event at a time (sans-IO).
+
+    The route feeds events while it reads the upstream and stops reading as soon as :attr:`done`
+    is true: after the terminal event, or as soon as a stop sequence matched, so the upstream can be
+    closed without waiting for the rest of the generation (issue 4: "the upstream stream is closed").
+
+    Attributes:
+        done: no more events are needed (terminal event seen, or a stop sequence matched).
+    """
+
+    def __init__(
+        self,
+        *,
+        completion_id: str,
+        created: int,
+        model: str,
+        reasoning_mode: ReasoningMode = "content",
+        stop: Sequence[str] = (),
+        legacy_functions: bool = False,
+    ) -> None:
+        self.completion_id = completion_id
+        self.created = created
+        self._translator = ChatStreamTranslator(
+            completion_id=completion_id,
+            created=created,
+            model=model,
+            include_usage=True,
+            reasoning_mode=reasoning_mode,
+            stop=stop,
+            legacy_functions=legacy_functions,
+        )
+        self._acc = ChatAccumulator()
+
+    @property
+    def done(self) -> bool:
+        return self._translator.done or self._translator.stop_hit
+
+    def feed(self, event: dict[str, Any]) -> None:
+        """Take one upstream event (parsed SSE data); events after the terminal one are ignored.
+
+        Events after a stop match are still accepted (their output is ignored), so a caller that has
+        them anyway gets the ``usage`` of ``response.completed``; one that stops reading at
+        :attr:`done` answers with ``usage: None``, the upstream never having reported it.
+        """
+        if self._translator.done:
+            return
+        for chunk in self._translator.feed(event):
+            self._acc.add(chunk)
+
+    def completion(self) -> dict[str, Any]:
+        """The ``chat.completion`` (shape: :meth:`ChatAccumulator.completion`); call once, at the end.
+
+        Raises:
+            CodexgwError: the upstream failed (see :func:`~.failures.failure_exception`), or the
+                events ended without ``response.completed`` or a stop match
+                (:class:`UpstreamConnectionError`).
+        """
+        translator = self._translator
+        for chunk in translator.finish():
+            self._acc.add(chunk)
+        if translator.error is not None:
+            error: CodexgwError = (
+                UpstreamConnectionError(TRUNCATED["message"])
+                if translator.error == TRUNCATED
+                else failure_exception(translator.error)
+            )
+            raise error
+        return self._acc.completion(
+            completion_id=self.completion_id, created=self.created, model=translator.model
+        )
+
+
 def chat_completion_from_events(
     events: Iterable[dict[str, Any]],
     *,
@@ -157,37 +247,26 @@ def chat_completion_from_events(
     model: str,
     reasoning_mode: ReasoningMode = "content",
     stop: Sequence[str] = (),
+    legacy_functions: bool = False,
 ) -> dict[str, Any]:
     """The non-streamed ``chat.completion`` for upstream events (shape: :meth:`ChatAccumulator.completion`).
 
     Built by feeding a :class:`ChatStreamTranslator` (with ``include_usage``) and accumulating its
-    chunks, so it equals the accumulated stream. Events after the terminal one are ignored.
+    chunks, so it equals the accumulated stream (see :class:`ChatCompletionBuilder`). Events after the
+    terminal one, or after a stop match, are ignored.
 
     Raises:
         CodexgwError: the upstream failed (see :func:`~.failures.failure_exception`), or the events
             end without ``response.completed`` (:class:`UpstreamConnectionError`).
     """
-    translator = ChatStreamTranslator(
+    builder = ChatCompletionBuilder(
         completion_id=completion_id,
         created=created,
         model=model,
-        include_usage=True,
         reasoning_mode=reasoning_mode,
         stop=stop,
+        legacy_functions=legacy_functions,
     )
-    acc = ChatAccumulator()
     for event in events:
-        for chunk in translator.feed(event):
-            acc.add(chunk)
-        if translator.done:
-            break
-    for chunk in translator.finish():
-        acc.add(chunk)
-    if translator.error is not None:
-        error: CodexgwError = (
-            UpstreamConnectionError(TRUNCATED["message"])
-            if translator.error == TRUNCATED
-            else failure_exception(translator.error)
-        )
-        raise error
-    return acc.completion(completion_id=completion_id, created=created, model=translator.model)
+        builder.feed(event)
+    return builder.completion()

@@ -10,6 +10,8 @@ Mapping, field by field:
   ``function_call_output`` with the matching ``call_id``. Audio and file parts are refused.
 * ``tools``/``functions`` → function tools ``{"type":"function","name","description","parameters",
   "strict"}``; ``tool_choice``/``function_call`` → Responses tool choice; ``parallel_tool_calls`` kept.
+  With only legacy ``functions``, :attr:`Prepared.legacy_functions` is set (the answer uses
+  ``function_call``) and ``parallel_tool_calls`` defaults to false (that answer holds one call).
 * ``response_format`` → ``text.format``; ``verbosity`` → ``text.verbosity``.
 * ``reasoning_effort`` (or a model suffix, which wins) → ``reasoning.effort``; ``reasoning.summary`` is
   always ``"auto"`` so summaries can be shown; ``include: ["reasoning.encrypted_content"]``.
@@ -87,6 +89,9 @@ def chat_to_responses(body: object, *, default_instructions: str) -> Prepared:
     if tool_choice is not None:
         out["tool_choice"] = tool_choice
     parallel = optional_bool(body, "parallel_tool_calls")
+    legacy_functions = bool(body.get("functions")) and not body.get("tools")
+    if legacy_functions and parallel is None:
+        parallel = False  # a legacy answer holds one function_call
     if parallel is not None:
         out["parallel_tool_calls"] = parallel
     effort = body.get("reasoning_effort")
@@ -115,7 +120,14 @@ def chat_to_responses(body: object, *, default_instructions: str) -> Prepared:
         out["text"] = text
     stream_options = optional_type(body, "stream_options", dict) or {}
     include_usage = bool(optional_bool(stream_options, "include_usage", "stream_options.include_usage"))
-    return Prepared(body=out, dropped=dropped, stream=stream, stop=_stop(body), include_usage=include_usage)
+    return Prepared(
+        body=out,
+        dropped=dropped,
+        stream=stream,
+        stop=_stop(body),
+        include_usage=include_usage,
+        legacy_functions=legacy_functions,
+    )
 
 
 def _refuse_unsupported(body: dict[str, Any]) -> None:

@@ -17,7 +17,8 @@ may close the upstream; ``response.completed`` still yields the usage chunk). ``
 
 * The role chunk ``{"role": "assistant", "content": ""}`` is sent lazily, with the first output, so an
   upstream that fails before any output produces no chunk (the caller can still answer with an HTTP
-  error or fail over).
+  error or fail over). When that first output is a tool call, the role rides on the call's chunk with
+  ``"content": None``, as OpenAI streams it.
 * ``response.output_text.delta`` → ``delta.content``. ``response.output_item.done`` for a message or a
   function call sends any text/arguments that no delta carried (streams with only ``done`` items).
 * function calls → ``delta.tool_calls`` ``[{index, id, type, function: {name, arguments: ""}}]`` at
@@ -29,6 +30,10 @@ may close the upstream; ``response.completed`` still yields the usage chunk). ``
   could start a match is held back until the next delta proves or disproves it.
 * ``finish_reason``: ``length``/``content_filter`` for ``response.incomplete`` with that reason, else
   ``tool_calls`` when a call was made, else ``stop``.
+* ``legacy_functions`` (the request used the deprecated ``functions``): the call is streamed as
+  ``delta.function_call`` ``{name, arguments}`` then ``{arguments}`` pieces, ``finish_reason:
+  "function_call"``, as OpenAI answers such requests; the format holds one call, so later ones are
+  dropped (the request asks the backend for no parallel calls).
 """
 
 from __future__ import annotations
@@ -98,8 +103,10 @@ class ChatStreamTranslator:
         include_usage: bool = False,
         reasoning_mode: ReasoningMode = "content",
         stop: Sequence[str] = (),
+        legacy_functions: bool = False,
     ) -> None:
         self.completion_id = completion_id
+        self.legacy_functions = legacy_functions
         self.created = created
         self.model = model
         self.include_usage = include_usage
@@ -283,9 +290,13 @@ class ChatStreamTranslator:
         return keys.get(("id", item_id)) or keys.get(("oi", output_index)) or keys.get(("call", call_id))
 
     def _start_tool(self, item: dict[str, Any], output_index: Any) -> list[dict[str, Any]]:
-        if self.stop_hit:
+        if self.stop_hit or (self.legacy_functions and self._tools):
             return []
-        out = [*self._open(), *self._flush_held(), *self._close_think()]
+        # A call as the very first output carries the role itself, with ``content: null`` (as OpenAI
+        # streams it), so the accumulated message has ``content: None`` like the non-streamed one.
+        opening = {} if self._started else {"role": "assistant", "content": None}
+        self._started = True
+        out = [*self._flush_held(), *self._close_think()]
         arguments = item.get("arguments") if isinstance(item.get("arguments"), str) else ""
         tool = _ToolCall(len(self._tools), len(arguments))
         self._tools.append(tool)
@@ -293,12 +304,17 @@ class ChatStreamTranslator:
             if key is not None:
                 self._tool_keys[(kind, key)] = tool
         function = {"name": item.get("name") or "", "arguments": arguments}
+        if self.legacy_functions:
+            out.append(self._chunk({**opening, "function_call": function}))
+            return out
         call = {"index": tool.index, "id": item.get("call_id") or item.get("id") or "", "type": "function"}
-        out.append(self._chunk({"tool_calls": [{**call, "function": function}]}))
+        out.append(self._chunk({**opening, "tool_calls": [{**call, "function": function}]}))
         return out
 
     def _arguments(self, tool: _ToolCall, delta: str) -> list[dict[str, Any]]:
         tool.sent += len(delta)
+        if self.legacy_functions:
+            return [self._chunk({"function_call": {"arguments": delta}})]
         return [self._chunk({"tool_calls": [{"index": tool.index, "function": {"arguments": delta}}]})]
 
     def _on_arguments_delta(self, event: dict[str, Any]) -> list[dict[str, Any]]:
@@ -376,7 +392,9 @@ class ChatStreamTranslator:
         return out
 
     def _on_completed(self, event: dict[str, Any]) -> list[dict[str, Any]]:
-        return self._end(event, "tool_calls" if self._tools else "stop")
+        if not self._tools:
+            return self._end(event, "stop")
+        return self._end(event, "function_call" if self.legacy_functions else "tool_calls")
 
     def _on_incomplete(self, event: dict[str, Any]) -> list[dict[str, Any]]:
         response = event.get("response")

@@ -61,6 +61,8 @@ class Prepared:
         stream: whether the *client* asked for a stream (``stream: true``); else answer with JSON.
         stop: Chat Completions stop sequences, enforced by the stream translator (never sent upstream).
         include_usage: Chat Completions ``stream_options.include_usage``.
+        legacy_functions: the Chat Completions request used the deprecated ``functions`` (and no
+            ``tools``): answer with ``message.function_call`` / ``finish_reason: "function_call"``.
     """
 
     body: dict[str, Any]
@@ -68,6 +70,7 @@ class Prepared:
     stream: bool
     stop: list[str] = field(default_factory=list)
     include_usage: bool = False
+    legacy_functions: bool = False
 
 
 def split_model_effort(model: str) -> tuple[str, str | None]:

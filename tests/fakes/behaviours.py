@@ -76,6 +76,24 @@ class Unauthorized:
 
 
 @dataclass(frozen=True)
+class Forbidden:
+    """HTTP 403 before streaming, saying something about the account (codex-protocol.md §8.3).
+
+    ``kind="deactivated"``: a JSON error with code ``account_deactivated`` (the account is banned);
+    ``kind="cloudflare"``: a Cloudflare "you have been blocked" HTML page (transient, not a ban).
+    """
+
+    kind: str = "deactivated"
+
+
+@dataclass(frozen=True, kw_only=True)
+class UsageNotIncluded:
+    """HTTP 429 ``usage_not_included``: the account's plan does not include Codex (§8.2, §8.3)."""
+
+    plan_type: str = "free"
+
+
+@dataclass(frozen=True)
 class ServerError:
     """An HTTP error before streaming (codex-protocol.md §8.3).
 
@@ -125,22 +143,36 @@ class Hold:
     """Block the request until ``release`` is set, then behave as ``then``.
 
     ``reached`` is set once the request is parked (before any byte of the answer is sent), so a
-    test can wait for it instead of sleeping. With ``after_headers`` the 200 headers and the
-    ``response.created`` event are sent first and the hold happens mid-stream.
+    test can wait for it instead of sleeping. With ``after_headers`` the 200 headers and the first
+    ``after_events`` SSE events (default: ``response.created`` and ``response.in_progress``) are sent
+    first and the hold happens mid-stream (e.g. after the first text delta: silence after output).
     """
 
     release: trio.Event = field(default_factory=trio.Event)
     then: Behaviour | None = None
     after_headers: bool = False
+    after_events: int = 2
     reached: trio.Event = field(default_factory=trio.Event)
 
     def __post_init__(self) -> None:
-        if self.after_headers and isinstance(self.then, UsageLimit | Unauthorized | ServerError | Hold):
+        if self.after_headers and isinstance(
+            self.then, UsageLimit | Unauthorized | ServerError | Forbidden | UsageNotIncluded | Hold
+        ):
             raise ValueError("Hold(after_headers=True) needs a streaming `then` (Text, ToolCall, ...)")
 
 
 Behaviour = (
-    Text | ToolCall | UsageLimit | Unauthorized | ServerError | DropMidStream | Failed | Incomplete | Hold
+    Text
+    | ToolCall
+    | UsageLimit
+    | Unauthorized
+    | ServerError
+    | Forbidden
+    | UsageNotIncluded
+    | DropMidStream
+    | Failed
+    | Incomplete
+    | Hold
 )
 """Everything :meth:`FakeUpstream.script` accepts."""
 
