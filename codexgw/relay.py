@@ -20,10 +20,11 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import time
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
@@ -38,11 +39,18 @@ from .errors import (
 )
 from .gateway import Gateway
 from .pool.affinity import session_key
+from .pool.health import health_verdict
 from .pool.quota import cooldown_until, parse_rate_limit_headers, parse_usage_limit_body
 from .pool.scheduler import Unavailable
 from .sse import SSEDecoder, SSEEvent, SSEProtocolError
 from .store.sqlite import Account
-from .upstream import RELAYED_RESPONSE_HEADERS, classify, responses_headers, transport_error
+from .upstream import (
+    RELAYED_RESPONSE_HEADERS,
+    classify,
+    parse_json_body,
+    responses_headers,
+    transport_error,
+)
 
 log = logging.getLogger("codexgw.relay")
 
@@ -71,6 +79,7 @@ COOLDOWN_CODES = frozenset(
 )
 
 Batch = list[tuple[SSEEvent, bytes]]
+T = TypeVar("T")
 
 
 def event_type(event: SSEEvent) -> str | None:
@@ -101,6 +110,8 @@ class UpstreamStream:
     _decoder: SSEDecoder = field(default_factory=SSEDecoder)
     _pending: Batch = field(default_factory=list)
     _chunks: AsyncIterator[bytes] | None = None
+    _on_close: Callable[[], None] | None = None
+    """Called once when closed (the ``active_streams`` metric)."""
 
     def __post_init__(self) -> None:
         self._chunks = self.response.aiter_bytes()
@@ -160,6 +171,9 @@ class UpstreamStream:
 
     async def aclose(self) -> None:
         """Close the upstream response (aborts the upstream generation if still running)."""
+        on_close, self._on_close = self._on_close, None
+        if on_close is not None:
+            on_close()
         await self.response.aclose()
 
 
@@ -189,13 +203,24 @@ def session_id_for(client_headers: Mapping[str, str], body: Mapping[str, Any]) -
     return str(uuid.UUID(bytes=hashlib.sha256(seed.encode()).digest()[:16], version=4))
 
 
-async def open_stream(gw: Gateway, body: dict[str, Any], client_headers: Mapping[str, str]) -> UpstreamStream:
+async def open_stream(
+    gw: Gateway,
+    body: dict[str, Any],
+    client_headers: Mapping[str, str],
+    *,
+    prefer_account_id: int | None = None,
+    body_for: Callable[[int], dict[str, Any]] | None = None,
+) -> UpstreamStream:
     """Open ``POST {upstream}/codex/responses`` for ``body`` on the first account that can serve it.
 
     Args:
         gw: the gateway state.
         body: the fixed-up Responses request body (``stream: true``, ``store: false``).
         client_headers: the client's request headers (session id and Codex turn headers relayed).
+        prefer_account_id: try this account first when it is usable (a ``previous_response_id``
+            follow-up: its encrypted reasoning belongs to that account); otherwise the pool picks.
+        body_for: when given, the body to send on a given account id (``body`` still names the
+            session); lets the caller leave out items only another account can read.
 
     Returns:
         A peeked :class:`UpstreamStream`; the caller must ``aclose()`` it.
@@ -207,57 +232,148 @@ async def open_stream(gw: Gateway, body: dict[str, Any], client_headers: Mapping
         UpstreamError: the upstream kept failing on every account tried.
     """
     session_id = session_id_for(client_headers, body)
-    affinity = session_key(client_headers, body)
     content = json.dumps(body, separators=(",", ":")).encode()
+
+    async def attempt(account: Account) -> UpstreamStream:
+        sent = (
+            content if body_for is None else json.dumps(body_for(account.id), separators=(",", ":")).encode()
+        )
+        response, account = await _attempt(gw, account, "/codex/responses", sent, session_id, client_headers)
+        return await _peek(gw, account, response)
+
+    return await _failover(
+        gw, attempt, affinity=session_key(client_headers, body), prefer_account_id=prefer_account_id
+    )
+
+
+async def post_compact(
+    gw: Gateway, body: dict[str, Any], client_headers: Mapping[str, str]
+) -> tuple[Any, Account]:
+    """``POST {upstream}/codex/responses/compact`` (codex-protocol.md §6.1): unary JSON, with failover.
+
+    Failover, cooldowns and the errors raised are those of :func:`open_stream` (429 cools the account
+    down and moves on, 401 refreshes once, 403/5xx/connection errors move on, other 4xx are relayed).
+
+    Returns:
+        ``(parsed JSON body, account that served)``.
+    """
+    session_id = session_id_for(client_headers, body)
+    content = json.dumps(body, separators=(",", ":")).encode()
+
+    async def attempt(account: Account) -> tuple[Any, Account]:
+        response, account = await _attempt(
+            gw,
+            account,
+            "/codex/responses/compact",
+            content,
+            session_id,
+            client_headers,
+            accept="application/json",
+        )
+        try:
+            raw = await response.aread()
+        except httpx.HTTPError as exc:
+            raise _MoveOn(transport_error(exc)) from None
+        finally:
+            await response.aclose()
+        parsed = parse_json_body(raw)
+        if not isinstance(parsed, dict):
+            raise _MoveOn(UpstreamError("the Codex backend answered the compaction with no JSON object"))
+        gw.pool.record_result(account.id, ok=True, now=gw.clock())
+        return parsed, account
+
+    return await _failover(gw, attempt, affinity=session_key(client_headers, body), prefer_account_id=None)
+
+
+async def _failover(
+    gw: Gateway,
+    attempt: Callable[[Account], Awaitable[T]],
+    *,
+    affinity: str | None,
+    prefer_account_id: int | None,
+) -> T:
+    """Run ``attempt`` on one account after another until one serves (at most ``retries`` moves)."""
     tried: set[int] = set()
     last_error: CodexgwError | None = None
     moves = 0
     while True:
-        pick = gw.pool.pick(now=gw.clock(), exclude=tried, session=affinity)
-        if isinstance(pick, Unavailable):
-            raise _exhausted(gw, pick, last_error)
-        account = gw.accounts[pick.account_id]
+        now = gw.clock()
+        if (
+            prefer_account_id is not None
+            and not tried
+            and gw.pool.pinned is None
+            and prefer_account_id in gw.accounts
+            and gw.pool.is_usable(prefer_account_id, now=now)
+        ):
+            account_id = prefer_account_id
+            if affinity is not None:
+                gw.pool.affinity.bind(affinity, account_id, now)
+        else:
+            pick = gw.pool.pick(now=now, exclude=tried, session=affinity)
+            if isinstance(pick, Unavailable):
+                raise _exhausted(gw, pick, last_error)
+            account_id = pick.account_id
+        account = gw.accounts[account_id]
         tried.add(account.id)
         try:
-            return await _attempt(gw, account, content, session_id, client_headers)
+            return await attempt(account)
         except _MoveOn as move:
             last_error = move.error
             gw.pool.record_result(account.id, ok=False, now=gw.clock(), error=move.error.message)
             log.info("account %s could not serve (%s); moving on", account.name, move.error.message)
+            gw.metrics.count_failover(account.name, move.error.code or move.error.type)
         moves += 1
         if moves > gw.settings.retries:
             raise last_error
 
 
 async def _attempt(
-    gw: Gateway, account: Account, content: bytes, session_id: str, client_headers: Mapping[str, str]
-) -> UpstreamStream:
+    gw: Gateway,
+    account: Account,
+    path: str,
+    content: bytes,
+    session_id: str,
+    client_headers: Mapping[str, str],
+    *,
+    accept: str | None = None,
+) -> tuple[httpx.Response, Account]:
+    """POST ``content`` to ``{upstream}{path}`` on ``account``; return the 200 response (unread).
+
+    Raises:
+        _MoveOn: this account cannot serve; anything else from :func:`_handle_failure`.
+    """
     try:
         account = await gw.fresh(account)
     except (RefreshError, TimeoutError) as exc:
         raise _MoveOn(UpstreamError(f"account {account.name} could not refresh its login: {exc}")) from None
     refreshed = False
     while True:
-        request = gw.http.build_request(
-            "POST",
-            f"{gw.settings.upstream_url}/codex/responses",
-            content=content,
-            headers=responses_headers(
-                access_token=account.access_token,
-                chatgpt_account_id=account.chatgpt_account_id,
-                session_id=session_id,
-                fedramp=account.fedramp,
-                client_headers=client_headers,
-            ),
+        headers = responses_headers(
+            access_token=account.access_token,
+            chatgpt_account_id=account.chatgpt_account_id,
+            session_id=session_id,
+            fedramp=account.fedramp,
+            client_headers=client_headers,
         )
+        if accept is not None:
+            headers["accept"] = accept
+            installation = {k.lower(): v for k, v in client_headers.items()}.get("x-codex-installation-id")
+            if installation:  # a header on /responses/compact only (codex-protocol.md §6.2)
+                headers["x-codex-installation-id"] = installation
+        request = gw.http.build_request(
+            "POST", f"{gw.settings.upstream_url}{path}", content=content, headers=headers
+        )
+        sent_at = time.perf_counter()
         try:
             response = await gw.http.send(request, stream=True)
         except httpx.HTTPError as exc:
             raise _MoveOn(transport_error(exc)) from None
+        gw.metrics.observe_upstream(account.name, latency_s=time.perf_counter() - sent_at)
+        response.extensions["codexgw.sent_at"] = sent_at
         now = gw.clock()
         gw.record_quota(account.id, parse_rate_limit_headers(response.headers, now=now))
         if response.status_code == 200:
-            return await _peek(gw, account, response)
+            return response, account
         try:
             error_body = await response.aread()
         except httpx.HTTPError as exc:
@@ -274,13 +390,38 @@ async def _attempt(
                     UpstreamError(f"account {account.name} could not refresh its login: {exc}")
                 ) from None
             continue
-        _handle_failure(gw, account, failure, response.headers, now)
+        _handle_failure(gw, account, failure, response.headers, now, content=error_body, refreshed=refreshed)
 
 
 def _handle_failure(
-    gw: Gateway, account: Account, failure: Any, headers: Mapping[str, str], now: float
+    gw: Gateway,
+    account: Account,
+    failure: Any,
+    headers: Mapping[str, str],
+    now: float,
+    *,
+    content: bytes = b"",
+    refreshed: bool = True,
 ) -> None:
-    """Act on a classified non-2xx answer: always raises (_MoveOn or the error to relay)."""
+    """Act on a classified non-2xx answer: always raises (_MoveOn or the error to relay).
+
+    Answers about the account's health come first (``pool/health.py``): 401 after a refresh →
+    ``needs_login``, a deactivated 403 → ``suspended``, ``usage_not_included`` → ``plan_unsupported``
+    (each stored, logged once), a Cloudflare 403 → a short non-quota cooldown. ``content`` is the raw
+    body (HTML pages have no JSON); ``refreshed`` says the token was refreshed for this request.
+    """
+    verdict = health_verdict(failure.status, content, failure.body, refreshed=refreshed)
+    if verdict is not None:
+        if verdict.status is not None:
+            gw.set_health(account, verdict.status, verdict.reason)
+        if verdict.backoff_s is not None:
+            gw.pool.cool_down(
+                account.id, until=now + verdict.backoff_s, reason="cloudflare", now=now, quota=False
+            )
+            log.warning("account %s: %s; backing off %.0f s", account.name, verdict.reason, verdict.backoff_s)
+        if verdict.status == "plan_unsupported" and isinstance(failure.body, dict):
+            raise _MoveOn(UpstreamStatusError(failure.message, status=failure.status, body=failure.body))
+        raise _MoveOn(UpstreamError(f"account {account.name} cannot serve: {verdict.reason}"))
     if failure.kind in ("usage_limit", "rate_limited"):
         until = cooldown_until(
             status=failure.status,
@@ -336,6 +477,10 @@ async def _peek(gw: Gateway, account: Account, response: httpx.Response) -> Upst
         if code in FAILOVER_CODES:
             await stream.aclose()
             now = gw.clock()
+            verdict = health_verdict(429, b"", {"error": error})
+            if verdict is not None and verdict.status is not None:  # usage_not_included
+                gw.set_health(account, verdict.status, verdict.reason)
+                raise _MoveOn(UpstreamStatusError(verdict.reason, status=429, body={"error": error}))
             if code in COOLDOWN_CODES:
                 limit = parse_usage_limit_body({"error": error}, now=now)
                 until = cooldown_until(
@@ -356,6 +501,10 @@ async def _peek(gw: Gateway, account: Account, response: httpx.Response) -> Upst
                 )
             raise _MoveOn(UpstreamError(f"the Codex backend failed before any output ({code})"))
     gw.pool.record_result(account.id, ok=True, now=gw.clock())
+    sent_at = response.extensions.get("codexgw.sent_at")
+    if isinstance(sent_at, float):
+        gw.metrics.observe_upstream(account.name, ttfb_s=time.perf_counter() - sent_at)
+    stream._on_close = gw.metrics.stream_opened()
     return stream
 
 

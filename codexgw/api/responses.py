@@ -1,66 +1,304 @@
-"""``POST /v1/responses``: the Responses API, passed through to the Codex backend after fix-ups."""
+"""``/v1/responses``: the Responses API, passed through to the Codex backend after fix-ups.
+
+* ``POST /v1/responses``: any client's body (Codex CLI, ``openai`` SDK, plain-string ``input``) is
+  fixed up (codex-protocol.md §6.3, :mod:`codexgw.translate.params`) and relayed as SSE, or aggregated
+  into one JSON Response when the client asked for ``stream: false``.
+* ``previous_response_id``: the backend stores nothing (``store: false``), so codexgw keeps every
+  response the client did not mark ``store: false`` (:mod:`codexgw.store.responses`) and expands the
+  id into the full input. The follow-up prefers the account that produced the previous response (its
+  encrypted reasoning is readable only there); on any other account the reasoning items of other
+  accounts are left out, so a fallback still works.
+* ``POST /v1/responses/compact``: relayed to ``{upstream}/codex/responses/compact`` (§6.1).
+* A WebSocket upgrade on ``/v1/responses`` is answered HTTP 426, which makes Codex fall back to HTTP
+  at once (§9).
+"""
 
 from __future__ import annotations
 
 import json
+import logging
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from quart import Blueprint, Response, current_app, request
+import trio
+from quart import Blueprint, Response, current_app, g, request
 
-from ..errors import CodexgwError, InvalidRequestError
-from ..relay import TERMINAL_EVENTS, UpstreamStream, event_type, open_stream
+from ..errors import CodexgwError, InvalidRequestError, UpstreamError
+from ..gateway import Gateway
+from ..heartbeat import HEARTBEAT, with_heartbeat
+from ..relay import TERMINAL_EVENTS, UpstreamStream, event_type, open_stream, post_compact
 from ..sse import encode_event
+from ..store.responses import History, ResponseStore, StoredResponse
 from ..translate.aggregate import ResponseAggregator
 from ..translate.params import prepare_responses_request
-from .common import gateway, json_response, response_headers, sse_response, upstream_closed
+from .body import read_json_body
+from .common import StreamLog, gateway, json_response, response_headers, sse_response, upstream_closed
 
 bp = Blueprint("responses", __name__)
+log = logging.getLogger("codexgw.responses")
+
+COMPACT_FIELDS = ("model", "input", "instructions", "tools", "parallel_tool_calls", "reasoning", "text")
+"""The body of ``/codex/responses/compact`` (codex-protocol.md §6.1)."""
+
+CAPTURED_EVENTS = frozenset({"response.output_item.done", "response.completed", "response.incomplete"})
 
 
 @bp.post("/v1/responses")
 @bp.post("/responses")
 async def create_response() -> Response:
-    """Create a model response (streamed when the body says ``stream: true``; codex-protocol.md §12.2)."""
-    gw = gateway()
-    from .body import read_json_body
+    """Create a model response (streamed when the body says ``stream: true``; codex-protocol.md §12.2).
 
+    Raises:
+        InvalidRequestError: a malformed body; ``previous_response_not_found`` for an unknown,
+            expired or ``store: false`` previous response.
+        CodexgwError: whatever :func:`codexgw.relay.open_stream` raises before the first byte.
+    """
+    gw = gateway()
     body = await read_json_body(gw.settings.max_body_bytes)
-    if isinstance(body, dict) and body.get("previous_response_id") is not None:
-        raise InvalidRequestError(
-            "previous_response_id is not supported yet: the ChatGPT backend keeps no responses (store=false); "
-            "send the whole conversation in 'input'",
-            param="previous_response_id",
-            code="previous_response_not_found",
-        )
+    previous_id, history, body = await _expand_previous(body)
     prepared = prepare_responses_request(
         body, default_instructions=current_app.config["DEFAULT_INSTRUCTIONS"]
     )
-    stream = await open_stream(gw, prepared.body, request.headers)
+    n_history = len(history.items) if history else 0
+    keep = isinstance(body, dict) and body.get("store") is not False
+    stream = await open_stream(
+        gw,
+        prepared.body,
+        request.headers,
+        prefer_account_id=history.account_id if history else None,
+        body_for=_body_for(prepared.body, history) if history else None,
+    )
     headers = response_headers(stream, prepared.dropped)
+    model = stream.model or str(prepared.body.get("model"))
+    g.account, g.model = stream.account.name, model
+    turn_input = prepared.body["input"][n_history:]
+    save = _saver(gw, await responses_store(gw), stream.account.id, previous_id, turn_input) if keep else None
     if prepared.stream:
-        return sse_response(_relay(stream), headers)
+        stream_log = StreamLog(request.method, request.path, g.started, stream.account.name, model)
+        return sse_response(_relay(gw, stream, save, stream_log), headers)
     try:
-        return json_response(await _aggregate(stream), headers=headers)
+        response = await _aggregate(stream)
     finally:
         await upstream_closed(stream)
+    g.usage = response.get("usage")
+    if save is not None:
+        await save(str(response.get("id") or ""), list(response.get("output") or []))
+    response["previous_response_id"] = previous_id
+    response["store"] = keep
+    return json_response(response, headers=headers)
 
 
-async def _relay(stream: UpstreamStream) -> AsyncIterator[bytes]:
-    """Pass the upstream's events through as they come, one write per batch of events."""
+@bp.post("/v1/responses/compact")
+@bp.post("/responses/compact")
+async def compact_response() -> Response:
+    """Compact a conversation: ``{"output": [items…]}`` from ``/codex/responses/compact`` (§6.1).
+
+    The body takes the same fix-ups as ``/v1/responses`` (ids stripped, ``system`` → ``developer``,
+    string ``input``, ``previous_response_id`` expanded); only the fields of :data:`COMPACT_FIELDS`
+    are sent. Failover and errors are those of the stream path.
+    """
+    gw = gateway()
+    body = await read_json_body(gw.settings.max_body_bytes)
+    _previous_id, _history, body = await _expand_previous(body)
+    prepared = prepare_responses_request(body, default_instructions="")
+    compact = {k: prepared.body[k] for k in COMPACT_FIELDS if prepared.body.get(k) is not None}
+    if not compact.get("instructions"):
+        compact.pop("instructions", None)  # codex-rs omits it when empty (§6.1)
+    result, account = await post_compact(gw, compact, request.headers)
+    g.account, g.model = account.name, compact["model"]
+    # The backend answers {"output": [...]}; the public API's CompactedResponse has a few more fields.
+    result.setdefault("id", f"resp_{uuid.uuid4().hex}")
+    result.setdefault("object", "response.compaction")
+    result.setdefault("created_at", int(gw.clock()))
+    headers = {"x-codexgw-dropped-params": ", ".join(prepared.dropped)} if prepared.dropped else None
+    return json_response(result, headers=headers)
+
+
+@bp.websocket("/v1/responses")
+@bp.websocket("/responses")
+async def responses_websocket() -> Response:
+    """Refuse the WebSocket transport with HTTP 426 so Codex falls back to HTTP SSE (§9)."""
+    error = {
+        "message": "codexgw serves the Responses API over HTTP (SSE) only; use POST /v1/responses",
+        "type": "invalid_request_error",
+        "param": None,
+        "code": "websocket_not_supported",
+    }
+    return json_response({"error": error}, status=426, headers={"upgrade": "HTTP/1.1"})
+
+
+# -- previous_response_id -------------------------------------------------------------------------
+
+
+async def responses_store(gw: Gateway) -> ResponseStore:
+    """The app's :class:`ResponseStore` (``<store dir>/responses.db``), opened on first use."""
+    store = current_app.extensions.get("codexgw.responses")
+    if store is None:
+        store = await trio.to_thread.run_sync(ResponseStore.open, gw.settings.store_dir)
+        current_app.extensions["codexgw.responses"] = store
+    return store
+
+
+async def _expand_previous(body: Any) -> tuple[str | None, History | None, Any]:
+    """Replace ``previous_response_id`` by the stored conversation prepended to ``input``.
+
+    Returns:
+        ``(previous id or None, its history or None, the body to fix up)``.
+
+    Raises:
+        InvalidRequestError: the id is not a string, or no stored response has it (param
+            ``previous_response_id``, code ``previous_response_not_found``); ``input`` has a wrong type.
+    """
+    if not isinstance(body, dict) or body.get("previous_response_id") is None:
+        return None, None, body
+    previous_id = body["previous_response_id"]
+    if not isinstance(previous_id, str) or not previous_id:
+        raise InvalidRequestError("'previous_response_id' must be a string", param="previous_response_id")
+    gw = gateway()
+    store = await responses_store(gw)
+    history = await trio.to_thread.run_sync(lambda: store.expand(previous_id, now=gw.clock()))
+    if history is None:
+        raise InvalidRequestError(
+            f"Previous response with id '{previous_id}' not found.",
+            param="previous_response_id",
+            code="previous_response_not_found",
+        )
+    new_input = body.get("input")
+    if isinstance(new_input, str):
+        new_input = [
+            {"type": "message", "role": "user", "content": [{"type": "input_text", "text": new_input}]}
+        ]
+    elif new_input is None:
+        new_input = []
+    elif not isinstance(new_input, list):
+        raise InvalidRequestError("'input' must be a string or an array", param="input")
+    rest = {k: v for k, v in body.items() if k != "previous_response_id"}
+    return previous_id, history, {**rest, "input": [*history.items, *new_input]}
+
+
+def _body_for(body: dict[str, Any], history: History) -> Callable[[int], dict[str, Any]] | None:
+    """The body for a given account: without reasoning items produced by *other* accounts.
+
+    Encrypted reasoning can only be read by the account that produced it; items of the expanded
+    history come first in ``body["input"]``, one for one with ``history.owners``.
+    """
+    items = body["input"]
+    owned = [
+        (i, owner)
+        for i, owner in enumerate(history.owners)
+        if owner is not None and i < len(items) and items[i].get("type") == "reasoning"
+    ]
+    if not owned:
+        return None
+
+    def body_for(account_id: int) -> dict[str, Any]:
+        drop = {i for i, owner in owned if owner != account_id}
+        if not drop:
+            return body
+        return {**body, "input": [item for i, item in enumerate(items) if i not in drop]}
+
+    return body_for
+
+
+Saver = Callable[[str, list[dict[str, Any]]], Any]
+
+
+def _saver(
+    gw: Gateway,
+    store: ResponseStore,
+    account_id: int,
+    previous_id: str | None,
+    turn_input: list[dict[str, Any]],
+) -> Saver:
+    """A coroutine function ``save(response_id, output_items)`` that stores this turn (never raises)."""
+
+    async def save(response_id: str, output: list[dict[str, Any]]) -> None:
+        if not response_id:
+            return
+        record = StoredResponse(response_id, previous_id, account_id, turn_input, output)
+        try:
+            with trio.CancelScope(shield=True):  # the client may hang up right after the last event
+                await trio.to_thread.run_sync(lambda: store.put(record, now=gw.clock()))
+        except Exception as exc:  # a full disk must not fail the response itself
+            log.warning("could not store response %s: %s", response_id, exc)
+
+    return save
+
+
+class _Capture:
+    """Collects what a stream says about its response: id, output items, usage (sans-IO)."""
+
+    def __init__(self) -> None:
+        self.items: list[dict[str, Any]] = []
+        self.response: dict[str, Any] | None = None
+        """The ``response`` of ``response.completed``/``response.incomplete`` once seen."""
+
+    def feed(self, kind: str | None, data: str) -> None:
+        if kind not in CAPTURED_EVENTS:
+            return
+        try:
+            event = json.loads(data)
+        except ValueError:
+            return
+        if not isinstance(event, dict):
+            return
+        if kind == "response.output_item.done" and isinstance(event.get("item"), dict):
+            self.items.append(event["item"])
+        elif isinstance(event.get("response"), dict):
+            self.response = event["response"]
+
+    @property
+    def output(self) -> list[dict[str, Any]]:
+        """The output items: those streamed, else the final response's ``output``."""
+        if self.items or self.response is None:
+            return self.items
+        output = self.response.get("output")
+        return [i for i in output if isinstance(i, dict)] if isinstance(output, list) else []
+
+
+# -- streaming --------------------------------------------------------------------------------------
+
+
+async def _relay(
+    gw: Gateway, stream: UpstreamStream, save: Saver | None, stream_log: StreamLog
+) -> AsyncIterator[bytes]:
+    """Pass the upstream's events through as they come, one write per batch of events.
+
+    Before the batch holding ``response.completed``/``incomplete`` goes out, the response is stored
+    (when ``save``), so a follow-up naming it can never arrive first. An upstream failure after the
+    first byte ends the stream with ``response.failed`` (design §3).
+    """
     terminal = False
+    capture = _Capture()
+    stream_log.outcome = "client_closed"
     try:
-        async for batch in stream.batches():
+        batches = with_heartbeat(stream.batches(), nursery=gw.nursery, interval_s=gw.settings.heartbeat_s)
+        async for batch in batches:
+            if batch is None:
+                yield HEARTBEAT
+                continue
+            ending = False
+            for event, _raw in batch:
+                kind = event_type(event)
+                capture.feed(kind, event.data)
+                if kind in TERMINAL_EVENTS and not terminal:
+                    terminal = ending = True
+                    stream_log.outcome = "completed" if kind == "response.completed" else "failed"
+            if ending and save is not None and capture.response is not None:
+                await save(str(capture.response.get("id") or ""), capture.output)
             yield b"".join(raw for _event, raw in batch)
-            if not terminal:
-                terminal = any(event_type(event) in TERMINAL_EVENTS for event, _ in batch)
         if not terminal:
+            stream_log.outcome = "failed"
             yield _failed_event("the Codex backend closed the stream before response.completed")
     except CodexgwError as exc:
+        stream_log.outcome = "failed"
         yield _failed_event(exc.message)
     finally:
+        if capture.response is not None:
+            stream_log.usage = capture.response.get("usage")
+        stream_log.emit()
         await upstream_closed(stream)
 
 
@@ -79,7 +317,11 @@ def _failed_event(message: str) -> bytes:
 
 
 async def _aggregate(stream: UpstreamStream) -> dict[str, Any]:
-    """Read the whole stream and return the final Response object (``stream: false``)."""
+    """Read the whole stream and return the final Response object (``stream: false``).
+
+    Raises:
+        CodexgwError: the upstream failed or closed the stream early (see ``ResponseAggregator``).
+    """
     aggregator = ResponseAggregator()
     async for batch in stream.batches():
         for event, _raw in batch:
@@ -89,8 +331,6 @@ async def _aggregate(stream: UpstreamStream) -> dict[str, Any]:
                 continue
             if isinstance(data, dict):
                 aggregator.feed(data)
-    from ..errors import UpstreamError
-
     if not aggregator.done:
         raise UpstreamError("the Codex backend closed the stream before response.completed")
-    return aggregator.response
+    return dict(aggregator.response)

@@ -19,6 +19,7 @@ from .behaviours import (
     Behaviour,
     DropMidStream,
     Failed,
+    Forbidden,
     Hold,
     Incomplete,
     ServerError,
@@ -26,6 +27,7 @@ from .behaviours import (
     ToolCall,
     Unauthorized,
     UsageLimit,
+    UsageNotIncluded,
 )
 from .http import Request, Responder
 from .state import (
@@ -171,7 +173,17 @@ class Backend:
     async def compact(
         self, request: Request, record: RecordedRequest, resp: Responder, account: FakeAccount
     ) -> None:
-        """``POST /codex/responses/compact``: ``{"output": [summary message]}`` (§6.1)."""
+        """``POST /codex/responses/compact``: ``{"output": [summary message]}`` (§6.1).
+
+        A usage-limited account answers 429; a queued pre-stream failure (``UsageLimit``,
+        ``ServerError``, ``Unauthorized``) at the head of the account's script is played here too.
+        """
+        if self.fake.usage_limited(account):
+            await self._usage_limit(request, resp, account, UsageLimit(resets_in_s=0))
+            return
+        if account.behaviours and isinstance(account.behaviours[0], UsageLimit | ServerError | Unauthorized):
+            await self._play(request, resp, account, account.behaviours.popleft())
+            return
         body = record.json
         if not isinstance(body, dict) or body.get("model") not in models.SLUGS:
             model = body.get("model") if isinstance(body, dict) else None
@@ -220,7 +232,9 @@ class Backend:
                 await behaviour.release.wait()
                 await self._play(request, resp, account, then)
             else:
-                await self._stream(request, resp, account, then, hold=behaviour.release)
+                await self._stream(
+                    request, resp, account, then, hold=behaviour.release, hold_at=behaviour.after_events
+                )
         elif isinstance(behaviour, UsageLimit):
             await self._usage_limit(request, resp, account, behaviour)
         elif isinstance(behaviour, Unauthorized):
@@ -229,6 +243,8 @@ class Backend:
             )
         elif isinstance(behaviour, ServerError):
             await self._server_error(request, resp, behaviour.status)
+        elif isinstance(behaviour, Forbidden | UsageNotIncluded):
+            await self._account_refusal(request, resp, account, behaviour)
         else:
             await self._stream(request, resp, account, behaviour)
 
@@ -255,6 +271,37 @@ class Backend:
         }
         headers = [*rate_limit_headers(account, now), ("x-codex-active-limit", "codex")]
         await resp.json(429, body, [*headers, *self._common_headers(request)])
+
+    async def _account_refusal(
+        self, request: Request, resp: Responder, account: FakeAccount, behaviour: Forbidden | UsageNotIncluded
+    ) -> None:
+        """403 deactivated / 403 Cloudflare page / 429 usage_not_included (codex-protocol.md §8.2-§8.3)."""
+        headers = self._common_headers(request)
+        if isinstance(behaviour, UsageNotIncluded):
+            error = {
+                "type": "usage_not_included",
+                "message": "Codex is not included in your plan. Upgrade to Plus to continue.",
+                "plan_type": behaviour.plan_type,
+            }
+            await resp.json(429, {"error": error}, headers)
+        elif behaviour.kind == "cloudflare":
+            page = (
+                "<!DOCTYPE html><html><head><title>Attention Required! | Cloudflare</title></head><body>"
+                "<h1>Sorry, you have been blocked</h1><p>You are unable to access chatgpt.com</p>"
+                "<span>Performance &amp; security by Cloudflare</span></body></html>"
+            )
+            await resp.raw(403, page.encode(), "text/html; charset=UTF-8", headers)
+        elif behaviour.kind == "deactivated":
+            error = {
+                "message": "Your OpenAI account has been deactivated, please check your email for more "
+                "information. If you feel this is an error, contact us through our help center.",
+                "type": "invalid_request_error",
+                "param": None,
+                "code": "account_deactivated",
+            }
+            await resp.json(403, {"error": error}, headers)
+        else:
+            raise ValueError(f"unknown Forbidden kind {behaviour.kind!r}")
 
     async def _server_error(self, request: Request, resp: Responder, status: int) -> None:
         headers = self._common_headers(request)
@@ -298,8 +345,12 @@ class Backend:
         behaviour: Behaviour,
         *,
         hold: trio.Event | None = None,
+        hold_at: int = 2,
     ) -> None:
-        """Send a 200 SSE stream for ``behaviour``; cut it (no terminal chunk) for DropMidStream."""
+        """Send a 200 SSE stream for ``behaviour``; cut it (no terminal chunk) for DropMidStream.
+
+        With ``hold``, wait for it before sending event number ``hold_at`` (0-based).
+        """
         body: dict[str, Any] = json.loads(request.body)
         model = behaviour.model if isinstance(behaviour, Text) and behaviour.model else body["model"]
         builder = sse.StreamBuilder(body, model=model, created_at=int(self.fake.clock()))
@@ -320,7 +371,7 @@ class Backend:
         for index, event in enumerate(events):
             if cut_after is not None and index >= cut_after:
                 return  # the app ends mid-body: the server drops the connection, no last chunk
-            if hold is not None and index == 2:
+            if hold is not None and index == hold_at:
                 await hold.wait()
             await resp.body(sse.encode(event), more=True)
         await resp.body(b"", more=False)
