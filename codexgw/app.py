@@ -14,7 +14,7 @@ from quart import Response, g, request
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
-from .api import chat, models, responses
+from .api import admin, chat, models, responses
 from .api.common import access_log, json_response
 from .errors import (
     AuthenticationError,
@@ -53,7 +53,7 @@ def create_app(gw: Gateway, *, reasoning_mode: str = "content") -> QuartTrio:
         REASONING_MODE=reasoning_mode,
     )
     app.extensions["codexgw"] = gw
-    for module in (chat, responses, models):
+    for module in (chat, responses, models, admin):
         app.register_blueprint(module.bp)
 
     @app.before_request

@@ -15,6 +15,9 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from codexgw import __version__
+from codexgw.accounts_cli import register as register_scheduling_commands
+from codexgw.configure import configure
+from codexgw.status_cli import status as status_command
 
 if TYPE_CHECKING:
     from codexgw.store import Account, Store
@@ -359,6 +362,20 @@ def accounts_rename(ctx: click.Context, old: str, new: str) -> None:
     show_default=True,
     help="How Chat Completions show reasoning by default.",
 )
+@click.option(
+    "--strategy",
+    type=click.Choice(["round-robin", "least-used", "random", "weighted", "quota"]),
+    default=None,
+    help="Pool strategy; saved in the store (change it later with `accounts strategy`) "
+    "[default: the stored one, else round-robin].",
+)
+@click.option(
+    "--probe-interval",
+    default=300.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="Seconds between /wham/usage quota probes of each account (0 = never).",
+)
 @click.pass_context
 def serve(
     ctx: click.Context,
@@ -372,6 +389,8 @@ def serve(
     keyfile: str | None,
     log_format: str,
     reasoning_mode: str,
+    strategy: str | None,
+    probe_interval: float,
 ) -> None:
     """Run the OpenAI-compatible gateway."""
     from codexgw import config
@@ -390,6 +409,8 @@ def serve(
         keyfile=keyfile,
         log_format=log_format,
         reasoning_mode=reasoning_mode,
+        strategy=strategy,
+        probe_interval_s=probe_interval,
     )
     if not settings.is_loopback and not settings.api_key:
         raise click.UsageError(
@@ -398,3 +419,8 @@ def serve(
     from codexgw import server  # the server stack is heavy: import only when serving
 
     server.run(settings)
+
+
+register_scheduling_commands(accounts)  # accounts set/pin/unpin/strategy/usage (codexgw/accounts_cli.py)
+main.add_command(status_command)  # codexgw status (codexgw/status_cli.py)
+main.add_command(configure)  # codexgw configure codex (codexgw/configure.py)

@@ -52,6 +52,10 @@ class Settings:
         heartbeat_s: write an SSE comment after this much upstream silence on an open stream.
         log_format: ``text`` or ``json`` log lines.
         reasoning_mode: default reasoning display in Chat Completions (``content``/``think``/``hidden``).
+        strategy: pool strategy (``round-robin``, ``least-used``, ``random``, ``weighted``, ``quota``);
+            when set, ``serve`` saves it in the store (so ``accounts strategy`` can change it later);
+            ``None`` keeps the stored choice (default round-robin).
+        probe_interval_s: probe each account's ``/wham/usage`` about this often (0 = never).
     """
 
     store_dir: Path = field(default_factory=default_store_dir)
@@ -72,6 +76,8 @@ class Settings:
     heartbeat_s: float = 15.0
     log_format: str = "text"
     reasoning_mode: str = "content"
+    strategy: str | None = None
+    probe_interval_s: float = 300.0
 
     def __post_init__(self) -> None:
         self.store_dir = Path(self.store_dir).expanduser()

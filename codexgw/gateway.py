@@ -7,6 +7,7 @@ shortly before they expire.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import random
 import time
@@ -19,8 +20,10 @@ import trio
 from .auth.refresh import Refresher
 from .auth.tokens import RefreshError
 from .config import CODEX_CLIENT_VERSION, Settings
+from .metrics import Metrics
 from .pool.quota import QuotaSnapshot
 from .pool.scheduler import AccountView, Pool
+from .store.pool_settings import PoolSettings, read_pool_settings
 from .store.sqlite import Account, Store
 from .upstream import parse_json_body, plain_headers
 
@@ -59,6 +62,11 @@ class Gateway:
         self._models: tuple[float, list[dict[str, Any]]] | None = None
         self.nursery: trio.Nursery | None = None
         """The serve nursery, for helper tasks of requests (stream pumps); set by ``server.serve``."""
+        self.metrics = Metrics(pool_rows=self._metric_rows)
+        self.prober: Any = None
+        """The quota prober (``codexgw.prober.Prober``) once ``server.serve`` started it."""
+        self._pending_health: dict[int, tuple[str, str]] = {}
+        """Status changes applied in memory but not yet written to the store (id → status, reason)."""
 
     # -- accounts ---------------------------------------------------------------------------
 
@@ -68,10 +76,72 @@ class Gateway:
         if not force and generation == self._generation:
             return False
         accounts = await trio.to_thread.run_sync(self.store.list_accounts)
+        pool_settings = await trio.to_thread.run_sync(read_pool_settings, self.store)
         self._generation = generation
+        for i, account in enumerate(accounts):
+            pending = self._pending_health.get(account.id)
+            if pending is not None and account.status == "active":
+                accounts[i] = dataclasses.replace(account, status=pending[0], status_reason=pending[1])
         self.accounts = {a.id: a for a in accounts}
         self.pool.set_accounts(_view(a) for a in accounts)
+        self._apply_pool_settings(pool_settings)
         return True
+
+    def _apply_pool_settings(self, stored: PoolSettings) -> None:
+        """Follow the store's strategy and pin (``accounts strategy/pin/unpin`` from the CLI)."""
+        if stored.strategy and stored.strategy != self.pool.strategy_name:
+            try:
+                self.pool.set_strategy(stored.strategy)
+            except ValueError as exc:
+                log.warning("ignoring the stored strategy: %s", exc)
+            else:
+                log.info("pool strategy is now %s", stored.strategy)
+        if stored.pinned_account_id != self.pool.pinned:
+            if stored.pinned_account_id is None:
+                self.pool.unpin()
+                log.info("pool unpinned; strategy %s chooses again", self.pool.strategy_name)
+            else:
+                self.pool.pin(stored.pinned_account_id)
+                pinned = self.accounts.get(stored.pinned_account_id)
+                log.info(
+                    "pool pinned to %s (strict: no fallback)",
+                    pinned.name if pinned else f"account id {stored.pinned_account_id}",
+                )
+
+    def set_health(self, account: Account, status: str, reason: str) -> None:
+        """Change an account's health now in memory (the pool stops picking it) and soon in the store.
+
+        Logged once per change, with ``reason`` (see ``pool/health.py`` for the states); a repeat
+        of the current status and reason does nothing. The store write runs in the serve nursery.
+        """
+        current = self.accounts.get(account.id)
+        if current is None or (current.status, current.status_reason) == (status, reason):
+            return
+        log.warning("account %s is now %s: %s", current.name, status, reason)
+        self.metrics.count_state_change(current.name, status)
+        self._pending_health[account.id] = (status, reason)
+        self.update_account(dataclasses.replace(current, status=status, status_reason=reason))
+        if self.nursery is not None:
+            self.nursery.start_soon(self._persist_health, account.id, status, reason)
+
+    async def _persist_health(self, account_id: int, status: str, reason: str) -> None:
+        try:
+            await trio.to_thread.run_sync(
+                lambda: self.store.set_status(account_id, status, reason, now=self.clock())
+            )
+        except Exception as exc:  # a locked store: the in-memory state still holds until restart
+            log.warning("could not save the status of account id %d: %s", account_id, exc)
+            return
+        if self._pending_health.get(account_id) == (status, reason):
+            del self._pending_health[account_id]
+
+    def _metric_rows(self) -> list[dict[str, Any]]:
+        now = self.clock()
+        rows = self.pool.snapshot(now)
+        for row in rows:
+            until = row.get("cooling_down_until")
+            row["cooldown_remaining_s"] = max(0.0, until - now) if until is not None else 0.0
+        return rows
 
     def update_account(self, account: Account) -> None:
         """Replace one account's in-memory copy (after a refresh or a status change)."""
@@ -121,11 +191,13 @@ class Gateway:
         try:
             updated = await self.refresher.refresh(account, stale_access_token=stale_access_token)
         except RefreshError as exc:
+            self.metrics.count_refresh("needs_login" if exc.permanent else "failed")
             if exc.permanent:
                 stored = await trio.to_thread.run_sync(self.store.get_account_by_id, account.id)
                 if stored is not None:
                     self.update_account(stored)
             raise
+        self.metrics.count_refresh("ok")
         self.update_account(updated)
         return updated
 

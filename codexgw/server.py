@@ -1,4 +1,4 @@
-"""The ``serve`` nursery: hypercorn (HTTP/1.1, h2c, TLS+ALPN h2), store watcher, token refresher.
+"""The ``serve`` nursery: hypercorn (HTTP/1.1, h2c, TLS+ALPN h2), store watcher, token refresher, prober.
 
 One trio run, one nursery (design §1). :func:`serve` is the structured-concurrency entry point
 (``await nursery.start(serve, settings)`` reports the bound URLs, as tests use it); :func:`run` is
@@ -75,11 +75,15 @@ async def serve(
 
     from .app import create_app
     from .gateway import Gateway
+    from .prober import Prober
+    from .store.pool_settings import set_strategy
     from .store.sqlite import Store
     from .upstream import new_http_client
 
     shutdown = trio.Event() if shutdown is None else shutdown
     store = await trio.to_thread.run_sync(Store.open, settings.store_dir)
+    if settings.strategy:  # the flag wins over the stored choice, and becomes it
+        await trio.to_thread.run_sync(set_strategy, store, settings.strategy)
     async with new_http_client() as http:
         gw = Gateway(settings, store, http, clock=clock)
         app = create_app(gw, reasoning_mode=settings.reasoning_mode)
@@ -89,6 +93,9 @@ async def serve(
                 gw.nursery = nursery
                 await nursery.start(gw.watch_store)
                 nursery.start_soon(gw.refresh_loop)
+                gw.prober = Prober(gw)
+                if settings.probe_interval_s > 0:
+                    nursery.start_soon(gw.prober.run)
 
                 async def http_server(*, task_status: trio.TaskStatus[list[str]]) -> None:
                     await hypercorn.trio.serve(

@@ -10,10 +10,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import trio
-from quart import Response, current_app
+from quart import Response, current_app, has_request_context, request
 
 if TYPE_CHECKING:
     from ..gateway import Gateway
+    from ..metrics import Metrics
     from ..relay import UpstreamStream
 
 access_logger = logging.getLogger("codexgw.access")
@@ -63,6 +64,15 @@ async def upstream_closed(stream: UpstreamStream) -> None:
         await stream.aclose()
 
 
+def _request_metrics() -> tuple[Metrics | None, str | None]:
+    """``(the app's Metrics, the matched route rule)`` inside a request; ``(None, None)`` outside."""
+    if not has_request_context():
+        return None, None
+    gw = current_app.extensions.get("codexgw")
+    rule = request.url_rule.rule if request.url_rule is not None else "unmatched"
+    return getattr(gw, "metrics", None), rule
+
+
 def access_log(
     method: str,
     path: str,
@@ -73,16 +83,34 @@ def access_log(
     model: str | None = None,
     usage: dict[str, Any] | None = None,
     outcome: str | None = None,
+    route: str | None = None,
+    metrics: Metrics | None = None,
 ) -> None:
-    """Log one line for a finished request (design §3 logging); a stream logs when it ends.
+    """Log one line for a finished request (design §3 logging) and count it in the metrics.
+
+    A stream logs when it ends (:class:`StreamLog`).
 
     Args:
         started: ``time.perf_counter()`` at the request's start; the line gives the duration in ms.
         usage: the upstream's Responses ``usage`` (``input_tokens``/``output_tokens``), if known.
         outcome: for streams, how they ended (``completed``, ``failed``, ``client_closed`` …).
+        route, metrics: the route rule (metrics label) and the app's metrics; taken from the request
+            context when omitted (outside one, e.g. at a stream's end, pass them or nothing is counted).
 
     With ``--log-format json`` the same fields are emitted as JSON keys (never a token).
     """
+    if metrics is None:
+        metrics, context_route = _request_metrics()
+        route = route or context_route
+    if metrics is not None:
+        metrics.observe_request(
+            route=route or path,
+            status=status,
+            duration_s=time.perf_counter() - started,
+            model=model,
+            account=account,
+            usage=usage,
+        )
     duration_ms = round((time.perf_counter() - started) * 1000, 1)
     tokens_in = (usage or {}).get("input_tokens")
     tokens_out = (usage or {}).get("output_tokens")
@@ -114,6 +142,13 @@ class StreamLog:
     model: str | None
     usage: dict[str, Any] | None = None
     outcome: str | None = None
+    route: str | None = None
+    metrics: Metrics | None = None
+
+    def __post_init__(self) -> None:
+        if self.metrics is None:  # built inside the request; the stream ends outside its context
+            self.metrics, route = _request_metrics()
+            self.route = self.route or route
 
     def emit(self) -> None:
         """Write the line (status 200: the headers went out before the stream began)."""
@@ -126,4 +161,6 @@ class StreamLog:
             model=self.model,
             usage=self.usage,
             outcome=self.outcome,
+            route=self.route,
+            metrics=self.metrics,
         )

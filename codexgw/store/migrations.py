@@ -15,6 +15,11 @@ Schema after step 1::
              created_at REAL epoch s, updated_at REAL epoch s)
     refresh_leases(account_id PK -> accounts ON DELETE CASCADE, owner TEXT, expires_at REAL epoch s)
 
+Step 2 adds the pool's persisted choices (``codexgw/store/pool_settings.py``)::
+
+    pool_settings(key TEXT PK, value TEXT)    -- 'strategy' (a strategy name), 'pinned_account_id'
+                                              -- (an accounts.id as text); triggers bump 'generation'
+
 Cooldowns, quota snapshots, session affinity and API keys come in later steps.
 """
 
@@ -71,7 +76,23 @@ _V1: Migration = (
     END""",
 )
 
-MIGRATIONS: list[Migration] = [_V1]
+_V2: Migration = (
+    """CREATE TABLE pool_settings (
+        key   TEXT PRIMARY KEY,
+        value TEXT
+    )""",
+    """CREATE TRIGGER pool_settings_generation_insert AFTER INSERT ON pool_settings BEGIN
+        UPDATE meta SET value = value + 1 WHERE key = 'generation';
+    END""",
+    """CREATE TRIGGER pool_settings_generation_update AFTER UPDATE ON pool_settings BEGIN
+        UPDATE meta SET value = value + 1 WHERE key = 'generation';
+    END""",
+    """CREATE TRIGGER pool_settings_generation_delete AFTER DELETE ON pool_settings BEGIN
+        UPDATE meta SET value = value + 1 WHERE key = 'generation';
+    END""",
+)
+
+MIGRATIONS: list[Migration] = [_V1, _V2]
 """All steps, oldest first; ``len(MIGRATIONS)`` is the schema version this codexgw writes."""
 
 

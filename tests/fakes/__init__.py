@@ -16,6 +16,7 @@ from .behaviours import (
     Behaviour,
     DropMidStream,
     Failed,
+    Forbidden,
     Hold,
     Incomplete,
     ServerError,
@@ -24,6 +25,7 @@ from .behaviours import (
     Unauthorized,
     Usage,
     UsageLimit,
+    UsageNotIncluded,
 )
 from .jwt import CLIENT_ID, decode_claims
 from .state import FakeAccount, FakeUpstream, RecordedRequest, TokenRequest
@@ -36,6 +38,7 @@ __all__ = [
     "FakeAccount",
     "FakeApp",
     "FakeUpstream",
+    "Forbidden",
     "Hold",
     "Incomplete",
     "RecordedRequest",
@@ -46,6 +49,7 @@ __all__ = [
     "Unauthorized",
     "Usage",
     "UsageLimit",
+    "UsageNotIncluded",
     "decode_claims",
     "serve_fake",
 ]

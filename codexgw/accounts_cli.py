@@ -1,0 +1,237 @@
+"""Scheduling commands of ``codexgw accounts``: ``set``, ``pin``, ``unpin``, ``strategy``, ``usage``.
+
+The first four write the store (``store/pool_settings.py``); a running server follows within
+``accounts_poll_s`` (it polls the store's change generation). ``usage`` asks the Codex backend's
+``/wham/usage`` directly with the stored tokens (codex-protocol.md §6.1), refreshing an expired
+token through the same single-flight :class:`~codexgw.auth.refresh.Refresher` the server uses, so it
+works with or without a server. Nothing here prints a token.
+
+Register with :func:`register` on the ``accounts`` click group.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import TYPE_CHECKING, Any
+
+import click
+
+if TYPE_CHECKING:
+    from codexgw.store import Account, Store
+
+__all__ = ["COMMANDS", "register"]
+
+STRATEGIES = ("round-robin", "least-used", "random", "weighted", "quota")
+
+
+def _fail(message: str) -> click.ClickException:
+    from codexgw.cli import CliError
+
+    return CliError(message)
+
+
+def _store(ctx: click.Context) -> Store:
+    from codexgw.store import Store, StoreError
+
+    try:
+        return Store.open(ctx.obj["store_dir"])
+    except StoreError as exc:
+        raise _fail(str(exc)) from None
+
+
+def _account(store: Store, name: str) -> Account:
+    account = store.get_account(name)
+    if account is None:
+        raise _fail(f"no account named '{name}'")
+    return account
+
+
+@click.command("set")
+@click.argument("name")
+@click.option(
+    "--weight",
+    type=click.FloatRange(min=0),
+    required=True,
+    help="Share for the weighted strategy (1 = normal, 0.5 = half, 0 = standby).",
+)
+@click.pass_context
+def accounts_set(ctx: click.Context, name: str, weight: float) -> None:
+    """Set account NAME's scheduling weight."""
+    from codexgw.store.pool_settings import set_weight
+
+    if not set_weight(_store(ctx), name, weight):
+        raise _fail(f"no account named '{name}'")
+    click.echo(f"{name}: weight {weight:g}")
+
+
+@click.command("pin")
+@click.argument("name")
+@click.pass_context
+def accounts_pin(ctx: click.Context, name: str) -> None:
+    """Serve every request with account NAME only (strict: when it cannot serve, clients get its
+    error, never another account) until `accounts unpin`."""
+    from codexgw.store.pool_settings import set_pinned
+
+    store = _store(ctx)
+    account = _account(store, name)
+    set_pinned(store, account.id)
+    state = "" if account.enabled and account.status == "active" else f" (warning: it is {_state(account)})"
+    click.echo(f"pinned {name}{state}")
+
+
+@click.command("unpin")
+@click.pass_context
+def accounts_unpin(ctx: click.Context) -> None:
+    """End a pin; the strategy chooses accounts again."""
+    from codexgw.store.pool_settings import read_pool_settings, set_pinned
+
+    store = _store(ctx)
+    if read_pool_settings(store).pinned_account_id is None:
+        click.echo("not pinned")
+        return
+    set_pinned(store, None)
+    click.echo("unpinned")
+
+
+@click.command("strategy")
+@click.argument("name", type=click.Choice(STRATEGIES), required=False)
+@click.pass_context
+def accounts_strategy(ctx: click.Context, name: str | None) -> None:
+    """Show or set the pool strategy (a running server switches within a second; while pinned the
+    new strategy applies after unpinning)."""
+    from codexgw.store.pool_settings import read_pool_settings, set_strategy
+
+    store = _store(ctx)
+    if name is None:
+        click.echo(read_pool_settings(store).strategy or "round-robin")
+        return
+    set_strategy(store, name)
+    click.echo(f"strategy {name}")
+
+
+def _state(account: Account) -> str:
+    if not account.enabled:
+        return "disabled"
+    return account.status + (f": {account.status_reason}" if account.status_reason else "")
+
+
+@click.command("usage")
+@click.argument("name", required=False)
+@click.option(
+    "--upstream",
+    envvar="CODEXGW_UPSTREAM",
+    default=None,
+    help="Codex backend base URL [default: https://chatgpt.com/backend-api]. Env: CODEXGW_UPSTREAM.",
+)
+@click.option(
+    "--auth-url",
+    envvar="CODEXGW_AUTH_URL",
+    default=None,
+    help="OAuth issuer URL (for refreshing) [default: https://auth.openai.com]. Env: CODEXGW_AUTH_URL.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (windows per account).")
+@click.pass_context
+def accounts_usage(
+    ctx: click.Context, name: str | None, upstream: str | None, auth_url: str | None, as_json: bool
+) -> None:
+    """Ask the Codex backend for the quota windows of account NAME (all enabled accounts by default)."""
+    import trio
+
+    from codexgw import config
+
+    store = _store(ctx)
+    if name is not None:
+        accounts = [_account(store, name)]
+    else:
+        accounts = [a for a in store.list_accounts() if a.enabled and a.status != "needs_login"]
+        if not accounts:
+            raise _fail("no enabled accounts")
+    results = trio.run(
+        _probe_all,
+        store,
+        accounts,
+        (upstream or config.DEFAULT_UPSTREAM).rstrip("/"),
+        (auth_url or config.DEFAULT_AUTH_URL).rstrip("/"),
+    )
+    if as_json:
+        click.echo(json.dumps(results, indent=2))
+    else:
+        _print_usage(results)
+    if all(r.get("error") for r in results):
+        ctx.exit(1)
+
+
+async def _probe_all(
+    store: Store, accounts: list[Account], upstream: str, auth_url: str
+) -> list[dict[str, Any]]:
+    import httpx
+
+    from codexgw.auth.refresh import Refresher
+    from codexgw.auth.tokens import RefreshError
+    from codexgw.pool.quota import parse_usage_response
+    from codexgw.prober import fetch_usage
+
+    out: list[dict[str, Any]] = []
+    async with httpx.AsyncClient(timeout=httpx.Timeout(15.0)) as http:
+        refresher = Refresher(store, http, auth_url=auth_url)
+        for account in accounts:
+            row: dict[str, Any] = {"name": account.name, "plan_type": account.plan_type}
+            out.append(row)
+            try:
+                if account.access_expires_at is not None and account.access_expires_at - time.time() <= 60:
+                    account = await refresher.refresh(account)
+                status, body = await fetch_usage(http, upstream, account)
+                if status == 401:
+                    account = await refresher.refresh(account, stale_access_token=account.access_token)
+                    status, body = await fetch_usage(http, upstream, account)
+            except (RefreshError, TimeoutError) as exc:
+                row["error"] = f"could not refresh the login: {exc}"
+                continue
+            except httpx.HTTPError as exc:
+                row["error"] = f"the usage endpoint could not be reached ({type(exc).__name__})"
+                continue
+            snapshot = parse_usage_response(body, now=time.time()) if status == 200 else None
+            if snapshot is None:
+                row["error"] = f"the usage endpoint answered HTTP {status}"
+                continue
+            row.update(
+                plan_type=snapshot.plan_type or account.plan_type,
+                limit_reached=snapshot.limit_reached,
+                headroom_percent=snapshot.headroom_percent,
+                observed_at=snapshot.observed_at,
+                primary=None if snapshot.primary is None else vars(snapshot.primary),
+                secondary=None if snapshot.secondary is None else vars(snapshot.secondary),
+            )
+    return out
+
+
+def _print_usage(results: list[dict[str, Any]]) -> None:
+    from rich.console import Console
+
+    from codexgw.status_cli import quota_bar, window_label
+
+    console = Console(highlight=False)
+    now = time.time()
+    for row in results:
+        head = f"[bold]{row['name']}[/bold] ({row.get('plan_type') or 'plan unknown'})"
+        if row.get("error"):
+            console.print(f"{head}: [red]{row['error']}[/red]")
+            continue
+        if row.get("limit_reached"):
+            head += " [red]limit reached[/red]"
+        console.print(head)
+        for key in ("primary", "secondary"):
+            window = row.get(key)
+            if window:
+                label = window_label(window.get("window_minutes"), key)
+                console.print(f"  {label:>4}", quota_bar(window, now, width=20))
+
+
+COMMANDS = (accounts_set, accounts_pin, accounts_unpin, accounts_strategy, accounts_usage)
+
+
+def register(group: click.Group) -> None:
+    """Add ``set``, ``pin``, ``unpin``, ``strategy`` and ``usage`` to the ``accounts`` group."""
+    for command in COMMANDS:
+        group.add_command(command)

@@ -1,0 +1,34 @@
+"""Operator routes: ``GET /status`` (pool state as JSON) and ``GET /metrics`` (Prometheus text).
+
+Both sit behind the gateway API key when one is set (``app.check_api_key``) and never show a token:
+``/status`` is built by :func:`codexgw.status.status_from_pool` from non-secret fields only, and
+metric labels are account names, routes, models and statuses.
+"""
+
+from __future__ import annotations
+
+from quart import Blueprint, Response, request
+
+from ..status import status_from_pool
+from .common import gateway, json_response
+
+bp = Blueprint("admin", __name__)
+
+
+@bp.get("/status")
+async def status() -> Response:
+    """The pool's state: strategy, pin, per-account health, cooldowns, quota windows, counters.
+
+    Shape: see :mod:`codexgw.status`.
+    """
+    gw = gateway()
+    now = gw.clock()
+    document = status_from_pool(gw.pool.describe(now), gw.accounts.values(), now=now)
+    return json_response(document, headers={"cache-control": "no-store"})
+
+
+@bp.get("/metrics")
+async def metrics() -> Response:
+    """Prometheus exposition of the gateway's own registry (OpenMetrics when the scraper asks)."""
+    body, content_type = gateway().metrics.render(request.headers.get("accept", ""))
+    return Response(body, status=200, content_type=content_type, headers={"cache-control": "no-store"})

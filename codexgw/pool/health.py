@@ -1,0 +1,106 @@
+"""Account health: which upstream refusals say something about the *account* (sans-IO).
+
+An account's stored ``status`` is ``active`` or one of the states below; anything but ``active``
+takes it out of rotation until a new login or a successful refresh (``Store.save_tokens`` sets it
+back to ``active``). The relay calls :func:`health_verdict` on a refused answer; the shell applies
+the verdict (``Gateway.set_health`` or a cooldown).
+
+=========================  =============================================  ===========================
+upstream answer            verdict                                        source
+=========================  =============================================  ===========================
+401 after a refresh        ``needs_login``                                codex-protocol.md §8.3
+403, body says deactivated ``suspended``                                  §3 (``account_deactivated``)
+403 Cloudflare HTML page   short backoff (``CLOUDFLARE_BACKOFF_S``),      §8.3 (retried, not a ban)
+                           not a status change
+429/403 or failed stream   ``plan_unsupported``                           §8.2, §8.3
+``usage_not_included``
+=========================  =============================================  ===========================
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = [
+    "CLOUDFLARE_BACKOFF_S",
+    "STATUS_NEEDS_LOGIN",
+    "STATUS_PLAN_UNSUPPORTED",
+    "STATUS_SUSPENDED",
+    "Verdict",
+    "health_verdict",
+]
+
+STATUS_NEEDS_LOGIN = "needs_login"
+STATUS_SUSPENDED = "suspended"
+STATUS_PLAN_UNSUPPORTED = "plan_unsupported"
+
+CLOUDFLARE_BACKOFF_S = 60.0
+"""Cooldown after a Cloudflare challenge page, seconds: a transient block, not a ban."""
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What a refusal means for the account.
+
+    Attributes:
+        status: the new stored status (``suspended`` …), or ``None`` for a backoff only.
+        reason: one human line for logs, ``/status`` and ``accounts list`` (no secrets).
+        backoff_s: cool the account down this long (seconds, not quota-related), or ``None``.
+    """
+
+    status: str | None
+    reason: str
+    backoff_s: float | None = None
+
+
+def _error_fields(body: Any) -> tuple[str, str]:
+    """``(code-ish text, message text)`` of an error body, lower-cased, for keyword checks."""
+    if not isinstance(body, dict):
+        return "", ""
+    error = body.get("error")
+    detail = body.get("detail")
+    codes: list[str] = []
+    messages: list[str] = []
+    for obj in (error, detail, body):
+        if isinstance(obj, dict):
+            codes += [str(obj[k]) for k in ("code", "type") if isinstance(obj.get(k), str)]
+            messages += [str(obj[k]) for k in ("message", "detail") if isinstance(obj.get(k), str)]
+        elif isinstance(obj, str):
+            messages.append(obj)
+    return " ".join(codes).lower(), " ".join(messages).lower()
+
+
+def health_verdict(status: int, content: bytes, body: Any, *, refreshed: bool = False) -> Verdict | None:
+    """Classify a non-2xx answer (or a failed stream's error) by what it says about the account.
+
+    Args:
+        status: the upstream HTTP status (429 for a ``response.failed`` usage error).
+        content: the raw body (an HTML page has no JSON ``body``); may be empty.
+        body: the parsed JSON body, or ``None``.
+        refreshed: the token was already refreshed for this request (a 401 then means the login is
+            gone, not just an expired token).
+
+    Returns:
+        A :class:`Verdict`, or ``None`` when the answer says nothing about the account's health
+        (the relay's ordinary handling applies). Never raises.
+    """
+    codes, message = _error_fields(body)
+    if "usage_not_included" in codes and status in (403, 429):
+        return Verdict("plan_unsupported", "the account's plan does not include Codex (usage_not_included)")
+    if status == 401:
+        if refreshed:
+            return Verdict(
+                "needs_login", "the Codex backend refused the token even after a refresh (HTTP 401)"
+            )
+        return None
+    if status != 403:
+        return None
+    if "deactivated" in codes or "deactivated" in message:
+        return Verdict("suspended", "the Codex backend says the account is deactivated (HTTP 403)")
+    text = bytes(content[:65536]).decode("utf-8", "replace").lower()
+    if "cloudflare" in text and ("<html" in text or "<!doctype" in text):
+        return Verdict(
+            None, "the Codex backend answered a Cloudflare challenge (HTTP 403)", CLOUDFLARE_BACKOFF_S
+        )
+    return None

@@ -1,0 +1,179 @@
+"""Quota probing: ``GET {upstream}/wham/usage`` per account, periodically and on demand.
+
+codex-protocol.md §6.1: the answer gives each account's primary (5 h) and secondary (weekly)
+windows (used %, window length, reset time) and whether the limit is reached. The prober feeds it to
+``Pool.record_quota``, so
+
+* the ``quota`` strategy ranks accounts by real headroom even before they served a request;
+* a quota cooldown ends as soon as a probe shows the window reset (design §3 "Pool"), rather than
+  at the stated reset, which can be hours late (the weekly window rolled over, a plan upgrade …).
+
+Scheduling (:meth:`Prober.run`): every account enabled and active is probed about every
+``settings.probe_interval_s`` (±10 % jitter), the accounts spread evenly across the interval; one in
+a quota cooldown is re-probed every ``min(interval, COOLING_RECHECK_S)``. The first round starts
+30-60 s after startup (short runs and tests see no probe traffic). Scheduling uses trio's clock;
+``observed_at`` uses the gateway's epoch clock.
+
+:func:`fetch_usage` is shared with ``codexgw accounts usage``, which calls the endpoint directly
+with the store's tokens when no server runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from typing import TYPE_CHECKING, Any
+
+import httpx
+import trio
+
+from .auth.tokens import RefreshError
+from .pool.quota import QuotaSnapshot, parse_usage_response
+from .upstream import parse_json_body, user_agent
+
+if TYPE_CHECKING:
+    from .gateway import Gateway
+    from .store.sqlite import Account
+
+log = logging.getLogger("codexgw.prober")
+
+COOLING_RECHECK_S = 120.0
+"""While an account sits in a quota cooldown, probe it at least this often (seconds)."""
+PROBE_TIMEOUT_S = 10.0
+"""Per-probe HTTP timeout, seconds."""
+
+
+def usage_headers(account: Account) -> dict[str, str]:
+    """Headers of ``GET /wham/usage`` (codex-protocol.md §6.1): Codex UA, bearer, account id; no
+    ``originator`` and no ``version``."""
+    headers = {
+        "user-agent": user_agent(),
+        "authorization": f"Bearer {account.access_token}",
+        "accept": "application/json",
+    }
+    if account.chatgpt_account_id:
+        headers["chatgpt-account-id"] = account.chatgpt_account_id
+    return headers
+
+
+async def fetch_usage(http: httpx.AsyncClient, upstream_url: str, account: Account) -> tuple[int, Any]:
+    """``GET {upstream_url}/wham/usage`` for ``account``.
+
+    Returns:
+        ``(HTTP status, parsed JSON body or None)``.
+
+    Raises:
+        httpx.HTTPError: the backend could not be reached.
+    """
+    response = await http.get(
+        f"{upstream_url.rstrip('/')}/wham/usage", headers=usage_headers(account), timeout=PROBE_TIMEOUT_S
+    )
+    return response.status_code, parse_json_body(response.content)
+
+
+class ProbeFailed(Exception):
+    """A probe got no usable answer (message: one line, no secrets)."""
+
+
+class Prober:
+    """Probes the gateway's accounts' quota and feeds the pool.
+
+    Args:
+        gw: the running gateway (accounts, pool, refresher, clock, settings).
+    """
+
+    def __init__(self, gw: Gateway) -> None:
+        self.gw = gw
+        self._due: dict[int, float] = {}
+        """account id → trio time of its next probe."""
+
+    async def probe(self, account_id: int) -> QuotaSnapshot:
+        """Probe one account now and record the result in the pool (refreshing its token if needed).
+
+        Returns:
+            The snapshot recorded.
+
+        Raises:
+            ProbeFailed: unknown account, refresh failure, unreachable backend, non-200 or garbled answer.
+        """
+        gw = self.gw
+        account = gw.accounts.get(account_id)
+        if account is None:
+            raise ProbeFailed(f"no account with id {account_id}")
+        try:
+            snapshot = await self._probe(account)
+        except ProbeFailed:
+            gw.metrics.count_probe("failed")
+            raise
+        gw.metrics.count_probe("ok")
+        gw.pool.record_quota(account.id, snapshot)
+        return snapshot
+
+    async def _probe(self, account: Account) -> QuotaSnapshot:
+        gw = self.gw
+        try:
+            account = await gw.fresh(account)
+            status, body = await fetch_usage(gw.http, gw.settings.upstream_url, account)
+            if status == 401:
+                account = await gw.refresh(account, stale_access_token=account.access_token)
+                status, body = await fetch_usage(gw.http, gw.settings.upstream_url, account)
+        except (RefreshError, TimeoutError) as exc:
+            raise ProbeFailed(f"account {account.name} could not refresh its login: {exc}") from None
+        except httpx.HTTPError as exc:
+            raise ProbeFailed(f"the usage endpoint could not be reached ({type(exc).__name__})") from None
+        if status != 200:
+            raise ProbeFailed(f"the usage endpoint answered HTTP {status} for account {account.name}")
+        snapshot = parse_usage_response(body, now=gw.clock())
+        if snapshot is None:
+            raise ProbeFailed(f"the usage endpoint answered no JSON object for account {account.name}")
+        return snapshot
+
+    async def probe_all(self) -> dict[str, QuotaSnapshot | ProbeFailed]:
+        """Probe every enabled, active account once, one after another. Returns name → result."""
+        results: dict[str, QuotaSnapshot | ProbeFailed] = {}
+        for account in list(self.gw.accounts.values()):
+            if account.enabled and account.status == "active":
+                try:
+                    results[account.name] = await self.probe(account.id)
+                except ProbeFailed as exc:
+                    results[account.name] = exc
+        return results
+
+    def _interval_for(self, account_id: int) -> float:
+        interval = self.gw.settings.probe_interval_s
+        cooldown = self.gw.pool.cooldown_of(account_id, now=self.gw.clock())
+        if cooldown is not None and cooldown[1] in ("usage_limit", "rate_limited"):
+            interval = min(interval, COOLING_RECHECK_S)
+        return interval * random.uniform(0.9, 1.1)
+
+    def _schedule(self, now: float) -> list[int]:
+        """Update ``_due`` for the current membership; return the probe-able ids, in order."""
+        ids = [a.id for a in self.gw.accounts.values() if a.enabled and a.status == "active"]
+        for stale in self._due.keys() - set(ids):
+            del self._due[stale]
+        fresh = [i for i in ids if i not in self._due]
+        interval = self.gw.settings.probe_interval_s
+        start = min(interval, 60.0) * random.uniform(0.5, 1.0)
+        for n, account_id in enumerate(fresh):
+            self._due[account_id] = now + start + interval * n / max(1, len(ids))
+        return ids
+
+    async def run(self) -> None:
+        """Probe accounts forever on the schedule of the module docstring (failures are logged)."""
+        while True:
+            now = trio.current_time()
+            ids = self._schedule(now)
+            due = min(ids, key=lambda i: self._due[i], default=None)
+            if due is None or self._due[due] > now:
+                wait = 5.0 if due is None else self._due[due] - now
+                await trio.sleep(min(wait, 5.0))  # re-read membership at least every 5 s
+                continue
+            self._due[due] = now + self._interval_for(due)
+            try:
+                snapshot = await self.probe(due)
+            except ProbeFailed as exc:
+                log.info("quota probe failed: %s", exc)
+            else:
+                name = self.gw.accounts[due].name if due in self.gw.accounts else due
+                log.debug("quota of %s: %.0f %% headroom", name, snapshot.headroom_percent)
+            self._due[due] = trio.current_time() + self._interval_for(due)

@@ -1,0 +1,209 @@
+"""``codexgw status``: the pool at a glance, as a table with quota bars (rich).
+
+From a running server's ``GET /status`` (live cooldowns, quota windows, counters); when none answers
+at ``--url``, from the store alone (statuses, weights, the pin; no live state). Renders only what
+the status document holds, which never includes a token (see :mod:`codexgw.status`).
+
+Top-level imports stay light (click); httpx, rich and the store load inside the command.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import click
+
+__all__ = ["quota_bar", "render_status", "status", "window_label"]
+
+DEFAULT_URL = "http://127.0.0.1:8080"
+BAR_WIDTH = 12
+
+
+def _duration(seconds: float) -> str:
+    """``45s``, ``12m``, ``3h05m``, ``2d04h`` for a non-negative duration in seconds."""
+    s = max(0, int(seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m"
+    if s < 86400:
+        return f"{s // 3600}h{(s % 3600) // 60:02d}m"
+    return f"{s // 86400}d{(s % 86400) // 3600:02d}h"
+
+
+def window_label(minutes: int | None, fallback: str) -> str:
+    """``5h``, ``7d`` … for a window length in minutes; ``fallback`` when unknown."""
+    if not minutes:
+        return fallback
+    if minutes % 1440 == 0:
+        return f"{minutes // 1440}d"
+    if minutes % 60 == 0:
+        return f"{minutes // 60}h"
+    return f"{minutes}m"
+
+
+def quota_bar(window: dict[str, Any] | None, now: float, *, width: int = BAR_WIDTH) -> Any:
+    """A rich ``Text``: ``█████░░░░ 42% ↻2h05m`` (used share, then time to reset); ``-`` when unknown."""
+    from rich.text import Text
+
+    if not window:
+        return Text("-", style="dim")
+    used = float(window.get("used_percent") or 0.0)
+    filled = min(width, max(0, round(width * min(used, 100.0) / 100.0)))
+    style = "green" if used < 70 else "yellow" if used < 90 else "red"
+    text = Text("█" * filled, style=style)
+    text.append("░" * (width - filled), style="dim")
+    text.append(f" {used:3.0f}%")
+    resets_at = window.get("resets_at")
+    if resets_at is not None:
+        text.append(f" ↻{_duration(resets_at - now)}", style="dim")
+    return text
+
+
+def render_status(doc: dict[str, Any], *, note: str | None = None) -> None:
+    """Print the status document as a summary line plus one table row per account."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(highlight=False)
+    if not console.is_terminal:
+        console = Console(highlight=False, width=max(console.width, 160))
+    now = float(doc.get("time") or time.time())
+    pool = doc["pool"]
+    headroom = pool.get("headroom") or {}
+    summary = [
+        f"strategy [bold]{pool.get('strategy')}[/bold]",
+        f"pinned [bold]{pool['pinned']}[/bold] (strict)" if pool.get("pinned") else "not pinned",
+        f"usable {pool.get('usable')}/{pool.get('accounts')}",
+    ]
+    if doc.get("source") == "server":
+        percent = headroom.get("percent")
+        summary.append(
+            f"headroom {headroom.get('accounts', 0):.2f} accounts"
+            + (f" ({percent:.0f}%)" if percent is not None else "")
+        )
+    if note:
+        console.print(f"[dim]{note}[/dim]")
+    console.print(" · ".join(summary))
+    rows = doc.get("accounts") or []
+    if not rows:
+        console.print("no accounts; add one with: codexgw accounts import ~/.codex/auth.json")
+        return
+    first_quota = next((r["quota"] for r in rows if r.get("quota")), None) or {}
+    labels = [
+        window_label((first_quota.get(w) or {}).get("window_minutes"), w) for w in ("primary", "secondary")
+    ]
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for column in ("name", "plan", "state", labels[0], labels[1], "req", "err", "last error"):
+        table.add_column(column, no_wrap=column not in ("state", "last error"))
+    for row in rows:
+        table.add_row(
+            ("📌 " if row.get("pinned") else "") + str(row["name"]),
+            row.get("plan_type") or "-",
+            _state(row, now),
+            quota_bar((row.get("quota") or {}).get("primary"), now),
+            quota_bar((row.get("quota") or {}).get("secondary"), now),
+            "-" if row.get("requests") is None else str(row["requests"]),
+            "-" if row.get("errors") is None else str(row["errors"]),
+            row.get("last_error") or "",
+        )
+    console.print(table)
+
+
+def _state(row: dict[str, Any], now: float) -> str:
+    """``usable``, ``disabled``, ``cooling 4m (usage_limit)``, ``needs_login: reason`` …"""
+    if not row.get("enabled"):
+        return "[dim]disabled[/dim]"
+    if row.get("status") != "active":
+        reason = f": {row['status_reason']}" if row.get("status_reason") else ""
+        return f"[red]{row.get('status')}[/red]{reason}"
+    cooldown = row.get("cooldown")
+    if cooldown:
+        return f"[yellow]cooling {_duration(cooldown['until'] - now)}[/yellow] ({cooldown.get('reason')})"
+    return "[green]usable[/green]"
+
+
+def fetch_status(url: str, api_key: str | None) -> dict[str, Any] | None:
+    """``GET {url}/status``; ``None`` when nothing listens there.
+
+    Raises:
+        click.ClickException: the server refused (wrong API key …) or answered no status document.
+    """
+    import httpx
+
+    headers = {"authorization": f"Bearer {api_key}"} if api_key else {}
+    try:
+        response = httpx.get(f"{url.rstrip('/')}/status", headers=headers, timeout=5.0)
+    except (httpx.ConnectError, httpx.ConnectTimeout):
+        return None
+    except httpx.HTTPError as exc:
+        raise click.ClickException(f"{url} did not answer: {type(exc).__name__}") from None
+    if response.status_code == 401:
+        raise click.ClickException(f"{url} needs the gateway API key: pass --api-key or set CODEXGW_API_KEY")
+    try:
+        doc = response.json()
+    except ValueError:
+        doc = None
+    if response.status_code != 200 or not isinstance(doc, dict) or doc.get("object") != "codexgw.status":
+        raise click.ClickException(f"{url}/status answered HTTP {response.status_code}, not a codexgw status")
+    return doc
+
+
+def status_from_store_dir(store_dir: Any) -> dict[str, Any]:
+    """The status document built from the store alone (see :func:`codexgw.status.status_from_store`)."""
+    from codexgw.status import status_from_store
+    from codexgw.store import Store, StoreError
+    from codexgw.store.pool_settings import read_pool_settings
+
+    try:
+        store = Store.open(store_dir)
+        accounts = store.list_accounts()
+        stored = read_pool_settings(store)
+    except StoreError as exc:
+        raise click.ClickException(str(exc)) from None
+    return status_from_store(
+        accounts, strategy=stored.strategy, pinned_account_id=stored.pinned_account_id, now=time.time()
+    )
+
+
+@click.command("status")
+@click.option(
+    "--url",
+    envvar="CODEXGW_URL",
+    default=DEFAULT_URL,
+    show_default=True,
+    help="The running server to ask. Env: CODEXGW_URL.",
+)
+@click.option(
+    "--api-key", envvar="CODEXGW_API_KEY", default=None, help="Gateway API key. Env: CODEXGW_API_KEY."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the status document as JSON.")
+@click.option("--offline", is_flag=True, help="Do not ask a server; show what the store says.")
+@click.pass_context
+def status(ctx: click.Context, url: str, api_key: str | None, as_json: bool, offline: bool) -> None:
+    """Show the pool: strategy, pin, each account's state, cooldown and quota windows.
+
+    Asks the server at --url; if none answers there, shows the store (no live cooldowns or quota).
+    Never shows tokens.
+    """
+    doc = None if offline else fetch_status(url, api_key)
+    note = None
+    if doc is None:
+        doc = status_from_store_dir((ctx.obj or {}).get("store_dir") or _default_store())
+        note = (
+            "from the store (no live cooldowns or quota)"
+            if offline
+            else f"no server at {url}; from the store (no live cooldowns or quota)"
+        )
+    if as_json:
+        click.echo(json.dumps(doc, indent=2))
+        return
+    render_status(doc, note=note)
+
+
+def _default_store() -> Any:
+    from codexgw.config import default_store_dir
+
+    return default_store_dir()
