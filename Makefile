@@ -27,7 +27,7 @@ pyz: install
 demo: pyz
 	$(BIN)/python scripts/demo.py
 
-bench: install
+bench: pyz
 	$(BIN)/python -m bench
 
 clean:

@@ -1,0 +1,1 @@
+"""codexgw benchmarks (issue 7): ``python -m bench`` or ``make bench``; never run in CI."""
