@@ -46,6 +46,7 @@ def hypercorn_config(settings: Settings) -> object:
     config.keep_alive_timeout = 75
     config.h2_max_concurrent_streams = 1000
     config.include_server_header = False
+    config.backlog = 2048  # hypercorn's 100 overflows when thousands of clients connect at once
     if settings.certfile:
         config.certfile = settings.certfile
         config.keyfile = settings.keyfile

@@ -191,11 +191,13 @@ def transport_error(exc: httpx.HTTPError) -> UpstreamConnectionError:
     return UpstreamConnectionError(f"the Codex backend could not be reached ({type(exc).__name__})")
 
 
-def new_http_client(*, max_connections: int = 1000) -> httpx.AsyncClient:
+def new_http_client(*, max_connections: int | None = None) -> httpx.AsyncClient:
     """Create the shared upstream client: HTTP/1.1 (design §5), pooled, stream-friendly timeouts.
 
     ``read`` (300 s) is the stream idle timeout of codex-protocol.md §8.4; httpx's default 5 s
-    would cut a model that thinks silently.
+    would cut a model that thinks silently. Over HTTP/1.1 every open stream holds one upstream
+    connection, so the pool is not capped by default (a cap of 1000 made the 1001st concurrent
+    stream wait 10 s and fail in the bench); the process's file-descriptor limit is the real bound.
     """
     return httpx.AsyncClient(
         http2=False,
