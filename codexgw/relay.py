@@ -114,7 +114,12 @@ class UpstreamStream:
     """Called once when closed (the ``active_streams`` metric)."""
 
     def __post_init__(self) -> None:
-        self._chunks = self.response.aiter_bytes()
+        if self.response.headers.get("content-encoding", "identity").lower() == "identity":
+            # The transport's byte stream already maps httpcore errors to httpx errors; skipping
+            # aiter_bytes' decoder and chunker layers saves a stack of async generators per chunk.
+            self._chunks = self.response.stream.__aiter__()  # type: ignore[union-attr]
+        else:
+            self._chunks = self.response.aiter_bytes()
 
     async def _read_batch(self) -> Batch | None:
         """Read until at least one complete event arrives; ``None`` at a clean end of stream.
