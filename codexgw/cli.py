@@ -275,7 +275,9 @@ def login() -> None:
     type=click.IntRange(0, 65535),
     help="Local callback port (1455 is the one ChatGPT redirects to).",
 )
-@click.option("--api-key-exchange", is_flag=True, help="Also exchange the id_token for an API key and store it.")
+@click.option(
+    "--api-key-exchange", is_flag=True, help="Also exchange the id_token for an API key and store it."
+)
 @_auth_url_option
 @click.pass_context
 def login_pkce(
@@ -292,8 +294,14 @@ def login_pkce(
     Over SSH: forward the port (ssh -L 1455:127.0.0.1:1455 host) or paste the final URL here.
     """
     _call(
-        "run_pkce", ctx.obj["store_dir"], auth_url=auth_url, name=name, port=port, timeout_s=float(timeout),
-        open_browser=not no_browser, api_key_exchange=api_key_exchange,
+        "run_pkce",
+        ctx.obj["store_dir"],
+        auth_url=auth_url,
+        name=name,
+        port=port,
+        timeout_s=float(timeout),
+        open_browser=not no_browser,
+        api_key_exchange=api_key_exchange,
     )
 
 
@@ -305,7 +313,6 @@ def login_pkce(
 def login_device(ctx: click.Context, name: str | None, min_poll_interval: float, auth_url: str) -> None:
     """Sign in with a device code (for headless machines: approve on any other device)."""
     _call("run_device", ctx.obj["store_dir"], auth_url=auth_url, name=name, min_interval_s=min_poll_interval)
-
 
 
 @accounts.command("rename")

@@ -22,8 +22,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
 import httpx
@@ -42,8 +41,9 @@ from .pool.affinity import session_key
 from .pool.health import health_verdict
 from .pool.quota import cooldown_until, parse_rate_limit_headers, parse_usage_limit_body
 from .pool.scheduler import Unavailable
-from .sse import SSEDecoder, SSEEvent, SSEProtocolError
+from .sse import SSEEvent
 from .store.sqlite import Account
+from .stream import UpstreamStream
 from .upstream import (
     RELAYED_RESPONSE_HEADERS,
     classify,
@@ -53,13 +53,7 @@ from .upstream import (
 )
 
 log = logging.getLogger("codexgw.relay")
-
-PRE_OUTPUT_EVENTS = frozenset(
-    {"response.created", "response.in_progress", "response.queued", "codex.rate_limits", "response.metadata"}
-)
-"""Events that may precede output; failover is still possible while only these were seen."""
-
-TERMINAL_EVENTS = frozenset({"response.completed", "response.failed", "response.incomplete", "error"})
+T = TypeVar("T")
 
 FAILOVER_CODES = frozenset(
     {
@@ -77,109 +71,6 @@ FAILOVER_CODES = frozenset(
 COOLDOWN_CODES = frozenset(
     {"usage_limit_reached", "usage_not_included", "insufficient_quota", "rate_limit_exceeded"}
 )
-
-Batch = list[tuple[SSEEvent, bytes]]
-T = TypeVar("T")
-
-
-def event_type(event: SSEEvent) -> str | None:
-    """The event's ``type``: the ``event:`` field when present, else the ``type`` of its JSON data."""
-    if event.event:
-        return event.event
-    try:
-        data = json.loads(event.data)
-    except ValueError:
-        return None
-    return data.get("type") if isinstance(data, dict) else None
-
-
-@dataclass
-class UpstreamStream:
-    """An upstream SSE stream that passed the peek and now belongs to the route.
-
-    Attributes:
-        account: the account serving it.
-        headers: upstream response headers to relay to the client (lower-case names).
-        model: the model the upstream reports (``OpenAI-Model``) or ``None``.
-    """
-
-    account: Account
-    response: httpx.Response
-    headers: dict[str, str]
-    model: str | None
-    _decoder: SSEDecoder = field(default_factory=SSEDecoder)
-    _pending: Batch = field(default_factory=list)
-    _chunks: AsyncIterator[bytes] | None = None
-    _on_close: Callable[[], None] | None = None
-    """Called once when closed (the ``active_streams`` metric)."""
-
-    def __post_init__(self) -> None:
-        if self.response.headers.get("content-encoding", "identity").lower() == "identity":
-            # The transport's byte stream already maps httpcore errors to httpx errors; skipping
-            # aiter_bytes' decoder and chunker layers saves a stack of async generators per chunk.
-            self._chunks = self.response.stream.__aiter__()  # type: ignore[union-attr]
-        else:
-            self._chunks = self.response.aiter_bytes()
-
-    async def _read_batch(self) -> Batch | None:
-        """Read until at least one complete event arrives; ``None`` at a clean end of stream.
-
-        Raises:
-            UpstreamConnectionError: the connection broke or the stream ended mid-event.
-        """
-        assert self._chunks is not None
-        try:
-            while True:
-                try:
-                    chunk = await self._chunks.__anext__()
-                except StopAsyncIteration:
-                    self._decoder.flush()
-                    return None
-                batch = self._decoder.decode_raw(chunk)
-                if batch:
-                    return batch
-        except httpx.HTTPError as exc:
-            raise transport_error(exc) from None
-        except SSEProtocolError:
-            raise UpstreamConnectionError(
-                "the Codex backend's stream ended in the middle of an event"
-            ) from None
-
-    async def peek(self) -> tuple[str, SSEEvent] | None:
-        """Read events until the first output or terminal event; keep them for :meth:`batches`.
-
-        Returns:
-            ``(type, event)`` of the first non-preliminary event, or ``None`` if the stream ended first.
-        """
-        while True:
-            batch = await self._read_batch()
-            if batch is None:
-                return None
-            self._pending.extend(batch)
-            for event, _raw in batch:
-                kind = event_type(event)
-                if kind not in PRE_OUTPUT_EVENTS:
-                    return (kind or "", event)
-
-    async def batches(self) -> AsyncIterator[Batch]:
-        """Yield the stream as batches of ``(event, raw bytes)``: the peeked events first.
-
-        Raises:
-            UpstreamConnectionError: the connection broke mid-stream (the caller ends the client's
-                stream with an error event).
-        """
-        if self._pending:
-            pending, self._pending = self._pending, []
-            yield pending
-        while (batch := await self._read_batch()) is not None:
-            yield batch
-
-    async def aclose(self) -> None:
-        """Close the upstream response (aborts the upstream generation if still running)."""
-        on_close, self._on_close = self._on_close, None
-        if on_close is not None:
-            on_close()
-        await self.response.aclose()
 
 
 class _MoveOn(Exception):
@@ -435,18 +326,12 @@ def _handle_failure(
             now=now,
             default_s=gw.settings.default_cooldown_s,
         )
-        gw.pool.cool_down(account.id, until=until, reason=failure.kind, now=now)
-        log.warning("account %s hit a %s; cooling down for %.0f s", account.name, failure.kind, until - now)
         if failure.kind == "usage_limit":
-            limit = parse_usage_limit_body(failure.body, now=now)
             raise _MoveOn(
-                UsageLimitError(
-                    failure.message,
-                    resets_at=until,
-                    plan_type=(limit.plan_type if limit else None) or account.plan_type,
-                    now=now,
-                )
+                _usage_limit(gw, account, until=until, body=failure.body, message=failure.message, now=now)
             )
+        gw.pool.cool_down(account.id, until=until, reason=failure.kind, now=now)
+        log.warning("account %s is rate limited; cooling down for %.0f s", account.name, until - now)
         raise _MoveOn(UpstreamStatusError(failure.message, status=429, body=failure.body))
     if failure.kind == "unauthorized":
         raise _MoveOn(UpstreamError(f"account {account.name} is not authorized even after a refresh"))
@@ -460,6 +345,17 @@ def _handle_failure(
     if failure.kind == "server":
         raise _MoveOn(UpstreamError(f"the Codex backend answered HTTP {failure.status}: {failure.message}"))
     raise UpstreamStatusError(failure.message, status=failure.status, body=failure.body)
+
+
+def _usage_limit(
+    gw: Gateway, account: Account, *, until: float, body: Any, message: str, now: float
+) -> UsageLimitError:
+    """Cool ``account`` down until ``until`` for a usage limit and build the 429 to report (§8.2)."""
+    gw.pool.cool_down(account.id, until=until, reason="usage_limit", now=now)
+    log.warning("account %s hit its usage limit; cooling down for %.0f s", account.name, until - now)
+    limit = parse_usage_limit_body(body, now=now)
+    plan_type = (limit.plan_type if limit else None) or account.plan_type
+    return UsageLimitError(message, resets_at=until, plan_type=plan_type, now=now)
 
 
 async def _peek(gw: Gateway, account: Account, response: httpx.Response) -> UpstreamStream:
@@ -487,24 +383,14 @@ async def _peek(gw: Gateway, account: Account, response: httpx.Response) -> Upst
                 gw.set_health(account, verdict.status, verdict.reason)
                 raise _MoveOn(UpstreamStatusError(verdict.reason, status=429, body={"error": error}))
             if code in COOLDOWN_CODES:
-                limit = parse_usage_limit_body({"error": error}, now=now)
+                body = {"error": error}
                 until = cooldown_until(
-                    status=429,
-                    headers={},
-                    body={"error": error},
-                    now=now,
-                    default_s=gw.settings.default_cooldown_s,
+                    status=429, headers={}, body=body, now=now, default_s=gw.settings.default_cooldown_s
                 )
-                gw.pool.cool_down(account.id, until=until, reason="usage_limit", now=now)
-                raise _MoveOn(
-                    UsageLimitError(
-                        str(error.get("message") or "The usage limit has been reached"),
-                        resets_at=until,
-                        plan_type=(limit.plan_type if limit else None) or account.plan_type,
-                        now=now,
-                    )
-                )
+                message = str(error.get("message") or "The usage limit has been reached")
+                raise _MoveOn(_usage_limit(gw, account, until=until, body=body, message=message, now=now))
             raise _MoveOn(UpstreamError(f"the Codex backend failed before any output ({code})"))
+        stream.early_error = error
     gw.pool.record_result(account.id, ok=True, now=gw.clock())
     sent_at = response.extensions.get("codexgw.sent_at")
     if isinstance(sent_at, float):

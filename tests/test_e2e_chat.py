@@ -796,3 +796,27 @@ async def test_heartbeat_after_output_started(env: Env) -> None:
     payloads = sse_payloads(lines)
     assert payloads[-1] == "[DONE]"
     assert "".join(c["choices"][0]["delta"].get("content") or "" for c in payloads[:-1]) == "one two"
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["plain", "streamed"])
+async def test_failure_before_output_that_is_not_failed_over_is_an_http_error(env: Env, stream: bool) -> None:
+    """context_length_exceeded before any output: HTTP 400 before any stream starts (the SDK raises
+    BadRequestError), and no other account is tried, since another account cannot help."""
+    env.add_account("alice")
+    env.add_account("bob")
+    env.fake.script(None, Failed(code="context_length_exceeded", message="Your input exceeds the context window"))
+    await env.start()
+    client = env.openai()
+
+    def run() -> None:
+        result = client.chat.completions.create(
+            model="gpt-5.5", messages=[{"role": "user", "content": "hi"}], stream=stream
+        )
+        if stream:
+            list(result)
+
+    with pytest.raises(openai.BadRequestError) as caught:
+        await in_thread(run)
+    assert caught.value.status_code == 400
+    assert "context window" in str(caught.value)
+    assert len(env.fake.responses_requests()) == 1

@@ -14,10 +14,12 @@ from quart import Blueprint, Response, current_app, g, request
 from ..errors import CodexgwError, InvalidRequestError
 from ..gateway import Gateway
 from ..heartbeat import HEARTBEAT, with_heartbeat
-from ..relay import UpstreamStream, open_stream
+from ..relay import open_stream
+from ..stream import UpstreamStream
 from ..translate.aggregate import ChatCompletionBuilder
 from ..translate.chat_request import chat_to_responses
 from ..translate.chat_stream import ChatStreamTranslator
+from ..translate.failures import failure_exception, openai_error
 from .body import read_json_body
 from .common import StreamLog, gateway, json_response, response_headers, sse_response, upstream_closed
 
@@ -45,6 +47,9 @@ async def create_chat_completion() -> Response:
     mode = _reasoning_mode()
     prepared = chat_to_responses(body, default_instructions=current_app.config["DEFAULT_INSTRUCTIONS"])
     stream = await open_stream(gw, prepared.body, request.headers)
+    if stream.early_error is not None:  # failed before any output: an HTTP error, as OpenAI answers
+        await upstream_closed(stream)
+        raise failure_exception(openai_error(stream.early_error))
     headers = response_headers(stream, prepared.dropped)
     completion_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
     created = int(time.time())

@@ -15,7 +15,7 @@ from quart import Response, current_app, has_request_context, request
 if TYPE_CHECKING:
     from ..gateway import Gateway
     from ..metrics import Metrics
-    from ..relay import UpstreamStream
+    from ..stream import UpstreamStream
 
 access_logger = logging.getLogger("codexgw.access")
 

@@ -28,9 +28,10 @@ from quart import Blueprint, Response, current_app, g, request
 from ..errors import CodexgwError, InvalidRequestError, UpstreamError
 from ..gateway import Gateway
 from ..heartbeat import HEARTBEAT, with_heartbeat
-from ..relay import TERMINAL_EVENTS, UpstreamStream, event_type, open_stream, post_compact
+from ..relay import open_stream, post_compact
 from ..sse import encode_event
 from ..store.responses import History, ResponseStore, StoredResponse
+from ..stream import TERMINAL_EVENTS, UpstreamStream, event_type
 from ..translate.aggregate import ResponseAggregator
 from ..translate.params import prepare_responses_request
 from .body import read_json_body

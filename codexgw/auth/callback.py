@@ -111,7 +111,10 @@ class CallbackServer:
         self.success_served = trio.Event()
 
     async def serve(
-        self, listeners: list[trio.SocketListener], *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+        self,
+        listeners: list[trio.SocketListener],
+        *,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
     ) -> None:
         """Serve connections on ``listeners`` until cancelled; closes them on exit."""
         async with trio.open_nursery() as nursery:

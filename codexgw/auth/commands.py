@@ -115,8 +115,16 @@ def run_pkce(
     async def main() -> LoginResult:
         async with httpx.AsyncClient(timeout=HTTP_TIMEOUT) as http:
             return await pkce_login(
-                http, store, auth_url=auth_url, name=name, say=_say, port=port, timeout_s=timeout_s,
-                open_browser=open_browser, read_paste=stdin_reader(), api_key_exchange=api_key_exchange,
+                http,
+                store,
+                auth_url=auth_url,
+                name=name,
+                say=_say,
+                port=port,
+                timeout_s=timeout_s,
+                open_browser=open_browser,
+                read_paste=stdin_reader(),
+                api_key_exchange=api_key_exchange,
             )
 
     _report(_run(main))
@@ -161,7 +169,9 @@ async def _countdown(expires_at: float) -> None:
     with Live(console=console, transient=True, auto_refresh=False) as live:
         while True:
             left = max(0, int(expires_at - time.time()))
-            live.update(Text(f"Waiting for approval… code expires in {left // 60:02d}:{left % 60:02d}"), refresh=True)
+            live.update(
+                Text(f"Waiting for approval… code expires in {left // 60:02d}:{left % 60:02d}"), refresh=True
+            )
             await trio.sleep(1)
 
 
@@ -200,7 +210,9 @@ def run_refresh(store_dir: Path, *, auth_url: str, name: str | None) -> None:
                     failures += 1
                     click.echo(f"{account.name}: refresh failed: {exc}", err=True)
                     continue
-                how = "refreshed" if refresher.refresh_calls > calls else "already refreshed by another process"
+                how = (
+                    "refreshed" if refresher.refresh_calls > calls else "already refreshed by another process"
+                )
                 _say(f"{updated.name}: {how} (access token {_expiry(updated)})")
         return failures
 
@@ -240,7 +252,11 @@ def run_remove(store_dir: Path, *, auth_url: str, name: str, revoke: bool) -> No
             return "" if response.is_success else f"revoke answered HTTP {response.status_code}"
 
         problem = _run(main)
-        _say("revoked the login's refresh token" if not problem else f"could not revoke ({problem}); removing anyway")
+        _say(
+            "revoked the login's refresh token"
+            if not problem
+            else f"could not revoke ({problem}); removing anyway"
+        )
     if not store.remove_account(name):
         raise LoginError(f"no account named '{name}'")
     _say(f"removed {name}")

@@ -97,7 +97,9 @@ async def device_login(
     interval = max(code.interval_s, min_interval_s)
     expires_at = clock() + ttl_s
     on_prompt(DevicePrompt(device_verification_url(auth_url), code.user_code, expires_at, interval))
-    grant = await _poll(http, auth_url, code, clock=clock, sleep=sleep, interval_s=interval, expires_at=expires_at)
+    grant = await _poll(
+        http, auth_url, code, clock=clock, sleep=sleep, interval_s=interval, expires_at=expires_at
+    )
     return await exchange_code(
         http,
         auth_url=auth_url,

@@ -93,7 +93,9 @@ async def exchange_code(
     Raises:
         LoginError: unreachable server, non-2xx, or a body without the three tokens.
     """
-    spec = build_code_exchange_request(auth_url, code=code, redirect_uri=redirect_uri, code_verifier=code_verifier)
+    spec = build_code_exchange_request(
+        auth_url, code=code, redirect_uri=redirect_uri, code_verifier=code_verifier
+    )
     response = await send(http, spec, what="token exchange failed")
     try:
         return parse_code_exchange_response(response.status_code, response.content)
@@ -137,7 +139,9 @@ async def finish_login(
     if api_key_exchange:
         spec = build_api_key_exchange_request(auth_url, tokens.id_token)
         try:
-            response = await http.request(spec.method, spec.url, headers=spec.headers, content=spec.body_bytes())
+            response = await http.request(
+                spec.method, spec.url, headers=spec.headers, content=spec.body_bytes()
+            )
             api_key = parse_api_key_exchange_response(response.status_code, response.content)
         except httpx.HTTPError:
             api_key = None
@@ -252,8 +256,13 @@ async def pkce_login(
                     http, auth_url=auth_url, code=code, redirect_uri=redirect_uri, code_verifier=verifier
                 )
                 attempt.result = await finish_login(
-                    http, store, tokens, auth_url=auth_url, name=name,
-                    api_key_exchange=api_key_exchange, clock=clock,
+                    http,
+                    store,
+                    tokens,
+                    auth_url=auth_url,
+                    name=name,
+                    api_key_exchange=api_key_exchange,
+                    clock=clock,
                 )
             except LoginError as e:
                 attempt.fail(str(e))

@@ -178,7 +178,9 @@ class Refresher:
                 await self._write_back(updated)
                 return updated
         except linked.LinkedFileError as exc:
-            log.warning("account %s: linked auth.json not usable (%s); refreshing unlinked", current.name, exc)
+            log.warning(
+                "account %s: linked auth.json not usable (%s); refreshing unlinked", current.name, exc
+            )
             self._check_backoff(current)
             return await self._refresh_or_mark(current)
 

@@ -25,9 +25,7 @@ from codexgw.store.models import TokenSet
 
 _MAX_FILE_BYTES = 16 * 1024 * 1024
 
-_RFC3339 = re.compile(
-    r"(\d{4}-\d{2}-\d{2})[Tt ](\d{2}:\d{2}:\d{2})(?:\.(\d+))?([Zz]|[+-]\d{2}:?\d{2})"
-)
+_RFC3339 = re.compile(r"(\d{4}-\d{2}-\d{2})[Tt ](\d{2}:\d{2}:\d{2})(?:\.(\d+))?([Zz]|[+-]\d{2}:?\d{2})")
 
 
 class ImportFailed(Exception):

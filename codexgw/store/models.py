@@ -144,7 +144,7 @@ def default_name(email: str | None) -> str:
     """The email's local part made name-safe (``[A-Za-z0-9._+-]``), or ``"account"``."""
     local = (email or "").split("@", 1)[0].strip()
     cleaned = "".join(c if c.isalnum() or c in "._+-" else "-" for c in local).strip("-")
-    return cleaned[:_MAX_NAME_LEN - 4] or "account"
+    return cleaned[: _MAX_NAME_LEN - 4] or "account"
 
 
 def row_to_account(row: Any) -> Account:

@@ -52,6 +52,7 @@ BUSY_TIMEOUT_S = 10.0
 
 __all__ = ["DB_FILENAME", "Account", "Store", "StoreError", "TokenSet"]
 
+
 def _now(now: float | None) -> float:
     return time.time() if now is None else now
 
@@ -324,7 +325,8 @@ class Store:
         """
         with self._write() as conn:
             cur = conn.execute(
-                "UPDATE accounts SET linked_path = ?, updated_at = ? WHERE id = ?", (path, _now(now), account_id)
+                "UPDATE accounts SET linked_path = ?, updated_at = ? WHERE id = ?",
+                (path, _now(now), account_id),
             )
             return cur.rowcount > 0
 
@@ -424,6 +426,4 @@ class Store:
     def release_refresh_lease(self, account_id: int, owner: str) -> None:
         """Drop the lease if ``owner`` holds it (no-op otherwise)."""
         with self._write() as conn:
-            conn.execute(
-                "DELETE FROM refresh_leases WHERE account_id = ? AND owner = ?", (account_id, owner)
-            )
+            conn.execute("DELETE FROM refresh_leases WHERE account_id = ? AND owner = ?", (account_id, owner))

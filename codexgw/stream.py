@@ -1,0 +1,134 @@
+"""An upstream Responses SSE stream: peeked before the first byte, then relayed (sans failover).
+
+:func:`codexgw.relay.open_stream` builds one per successful attempt; the routes iterate
+:meth:`UpstreamStream.batches` (every complete event already received, with its raw bytes) and
+must ``aclose()`` it. Event names per codex-protocol.md §7.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from .errors import UpstreamConnectionError
+from .sse import SSEDecoder, SSEEvent, SSEProtocolError
+from .store.sqlite import Account
+from .upstream import transport_error
+
+PRE_OUTPUT_EVENTS = frozenset(
+    {"response.created", "response.in_progress", "response.queued", "codex.rate_limits", "response.metadata"}
+)
+"""Events that may precede output; failover is still possible while only these were seen."""
+
+TERMINAL_EVENTS = frozenset({"response.completed", "response.failed", "response.incomplete", "error"})
+
+Batch = list[tuple[SSEEvent, bytes]]
+
+
+def event_type(event: SSEEvent) -> str | None:
+    """The event's ``type``: the ``event:`` field when present, else the ``type`` of its JSON data."""
+    if event.event:
+        return event.event
+    try:
+        data = json.loads(event.data)
+    except ValueError:
+        return None
+    return data.get("type") if isinstance(data, dict) else None
+
+
+@dataclass
+class UpstreamStream:
+    """An upstream SSE stream that passed the peek and now belongs to the route.
+
+    Attributes:
+        account: the account serving it.
+        headers: upstream response headers to relay to the client (lower-case names).
+        model: the model the upstream reports (``OpenAI-Model``) or ``None``.
+        early_error: see below.
+    """
+
+    account: Account
+    response: httpx.Response
+    headers: dict[str, str]
+    model: str | None
+    _decoder: SSEDecoder = field(default_factory=SSEDecoder)
+    _pending: Batch = field(default_factory=list)
+    _chunks: AsyncIterator[bytes] | None = None
+    _on_close: Callable[[], None] | None = None
+    """Called once when closed (the ``active_streams`` metric)."""
+    early_error: dict[str, Any] | None = None
+    """The ``error`` of a ``response.failed`` that came before any output and did not warrant a
+    failover (e.g. ``context_length_exceeded``): a route may answer it as an HTTP error instead of
+    opening a stream, as OpenAI's Chat Completions does."""
+
+    def __post_init__(self) -> None:
+        if self.response.headers.get("content-encoding", "identity").lower() == "identity":
+            # The transport's byte stream already maps httpcore errors to httpx errors; skipping
+            # aiter_bytes' decoder and chunker layers saves a stack of async generators per chunk.
+            self._chunks = self.response.stream.__aiter__()  # type: ignore[union-attr]
+        else:
+            self._chunks = self.response.aiter_bytes()
+
+    async def _read_batch(self) -> Batch | None:
+        """Read until at least one complete event arrives; ``None`` at a clean end of stream.
+
+        Raises:
+            UpstreamConnectionError: the connection broke or the stream ended mid-event.
+        """
+        assert self._chunks is not None
+        try:
+            while True:
+                try:
+                    chunk = await self._chunks.__anext__()
+                except StopAsyncIteration:
+                    self._decoder.flush()
+                    return None
+                batch = self._decoder.decode_raw(chunk)
+                if batch:
+                    return batch
+        except httpx.HTTPError as exc:
+            raise transport_error(exc) from None
+        except SSEProtocolError:
+            raise UpstreamConnectionError(
+                "the Codex backend's stream ended in the middle of an event"
+            ) from None
+
+    async def peek(self) -> tuple[str, SSEEvent] | None:
+        """Read events until the first output or terminal event; keep them for :meth:`batches`.
+
+        Returns:
+            ``(type, event)`` of the first non-preliminary event, or ``None`` if the stream ended first.
+        """
+        while True:
+            batch = await self._read_batch()
+            if batch is None:
+                return None
+            self._pending.extend(batch)
+            for event, _raw in batch:
+                kind = event_type(event)
+                if kind not in PRE_OUTPUT_EVENTS:
+                    return (kind or "", event)
+
+    async def batches(self) -> AsyncIterator[Batch]:
+        """Yield the stream as batches of ``(event, raw bytes)``: the peeked events first.
+
+        Raises:
+            UpstreamConnectionError: the connection broke mid-stream (the caller ends the client's
+                stream with an error event).
+        """
+        if self._pending:
+            pending, self._pending = self._pending, []
+            yield pending
+        while (batch := await self._read_batch()) is not None:
+            yield batch
+
+    async def aclose(self) -> None:
+        """Close the upstream response (aborts the upstream generation if still running)."""
+        on_close, self._on_close = self._on_close, None
+        if on_close is not None:
+            on_close()
+        await self.response.aclose()
