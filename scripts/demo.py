@@ -73,10 +73,12 @@ def main() -> None:
 
         port = free_port()
         print(f"3. serving: codexgw.pyz serve --port {port} --upstream {fake}/backend-api --auth-url {fake}")
+        server_log = (work / "serve.log").open("w")
         procs.append(
             subprocess.Popen(
                 [*pyz, "serve", "--port", str(port), "--upstream", f"{fake}/backend-api", "--auth-url", fake],
                 env=env,
+                stderr=server_log,
             )
         )
         base = f"http://127.0.0.1:{port}"
@@ -98,6 +100,13 @@ def main() -> None:
                     for choice in json.loads(line[6:]).get("choices", []):
                         print(choice["delta"].get("content") or "", end="", flush=True)
         print("\n\ndemo: OK, the whole path works. See the README for the real quick start.")
+        print("codexgw's log of this run:")
+        print((work / "serve.log").read_text().rstrip())
+    except BaseException:
+        log_path = work / "serve.log"
+        if log_path.exists():
+            print(f"demo: failed; codexgw's log:\n{log_path.read_text()}", file=sys.stderr)
+        raise
     finally:
         for proc in reversed(procs):
             proc.send_signal(signal.SIGTERM)
