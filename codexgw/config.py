@@ -45,6 +45,7 @@ class Settings:
         certfile, keyfile: TLS (enables ALPN ``h2``); plain TCP speaks HTTP/1.1 and h2c.
         max_body_bytes: largest request body accepted (413 beyond).
         refresh_margin_s: refresh an access token this long before its ``exp``.
+        refresh_check_s: how often the background refresher looks for tokens about to expire.
         models_ttl_s: how long the upstream model catalogue is cached.
         default_cooldown_s: cooldown after a 429 that names no reset.
         graceful_timeout_s: how long shutdown waits for open requests.
@@ -69,6 +70,7 @@ class Settings:
     keyfile: str | None = None
     max_body_bytes: int = 64 * 1024 * 1024
     refresh_margin_s: float = 300.0
+    refresh_check_s: float = 30.0
     models_ttl_s: float = 300.0
     default_cooldown_s: float = 60.0
     graceful_timeout_s: float = 3.0

@@ -217,7 +217,7 @@ class Gateway:
                     await self.refresh(account)
                 except (RefreshError, TimeoutError) as exc:
                     log.warning("background refresh of %s failed: %s", account.name, exc)
-                await trio.sleep(random.uniform(0.5, 2.0))
+                await trio.sleep(random.uniform(0.5, 2.0) if len(due) > 1 else 0)  # spread, never all at once
             await trio.sleep(check_every_s)
 
     # -- quota --------------------------------------------------------------------------------

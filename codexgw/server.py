@@ -93,7 +93,7 @@ async def serve(
             async with trio.open_nursery() as nursery:
                 gw.nursery = nursery
                 await nursery.start(gw.watch_store)
-                nursery.start_soon(gw.refresh_loop)
+                nursery.start_soon(lambda: gw.refresh_loop(check_every_s=settings.refresh_check_s))
                 gw.prober = Prober(gw)
                 if settings.probe_interval_s > 0:
                     nursery.start_soon(gw.prober.run)

@@ -211,3 +211,24 @@ async def test_accounts_imported_while_serving_are_picked_up(env: Env) -> None:
             while not env.gateway.accounts:
                 await trio.sleep(0.02)
         assert (await client.post(f"{env.url}/v1/chat/completions", json=CHAT)).status_code == 200
+
+
+async def test_background_refresh_renews_a_token_before_it_expires(env: Env) -> None:
+    """With no traffic at all, a token within refresh_margin_s of its exp is refreshed in the
+    background, persisted, and the account stays active; nothing is refreshed before that."""
+    alice = env.add_account("alice", access_ttl_s=3600)
+    await env.start(refresh_margin_s=300, refresh_check_s=0.02)
+    await trio.sleep(0.2)  # several checks while the token still has ~60 min: no refresh
+    assert alice.refresh_count == 0
+    old_refresh = env.gateway.store.get_account("alice").refresh_token
+    env.clock.advance(3600 - 200)  # now 200 s before exp: inside the margin
+    with trio.fail_after(5):
+        await env.fake.wait_for(lambda: alice.refresh_count == 1)
+        while env.gateway.store.get_account("alice").refresh_token == old_refresh:
+            await trio.sleep(0.01)
+    stored = env.gateway.store.get_account("alice")
+    assert stored.refresh_token == alice.refresh_token
+    assert stored.status == "active"
+    assert stored.access_expires_at > env.clock.now + 3000
+    await trio.sleep(0.2)  # the fresh token is not refreshed again
+    assert alice.refresh_count == 1
