@@ -18,7 +18,7 @@ import pytest
 import trio
 
 from tests.conftest import Env
-from tests.fakes import Failed, Text, ToolCall, UsageLimit
+from tests.fakes import CustomToolCall, Failed, Text, ToolCall, UsageLimit
 
 pytestmark = pytest.mark.trio
 
@@ -136,6 +136,28 @@ async def test_codex_tool_round_trip(codex_bin: Path, env: Env) -> None:
     assert items[1]["call_id"] == "call_tool_1"
     assert "tool-ran-ok" in items[1]["output"]
     assert second.headers["session_id"] == first.headers["session_id"]
+
+
+async def test_codex_apply_patch_custom_tool_round_trip(codex_bin: Path, env: Env) -> None:
+    """The fake streams a freeform ``apply_patch`` call (``custom_tool_call``); Codex applies the patch
+    in its workdir and sends the ``custom_tool_call_output`` back in a follow-up."""
+    env.add_account("alice")
+    patch = "*** Begin Patch\n*** Add File: hello.txt\n+hi\n*** End Patch"
+    env.fake.script(None, CustomToolCall("apply_patch", patch, call_id="call_patch_1"), Text("Patched."))
+    await env.start()
+    work = env.tmp / "work"
+    result = await codex_exec(codex_bin, env, "add hello.txt", "-s", "workspace-write", "-C", str(work))
+    assert result.returncode == 0, output(result)
+    assert result.stdout.decode().strip() == "Patched."
+    assert (work / "hello.txt").read_text() == "hi\n"
+    first, second = env.fake.responses_requests()
+    (tool,) = [t for t in first.json["tools"] if t.get("name") == "apply_patch"]
+    assert tool["type"] == "custom" and tool["format"]["type"] == "grammar"
+    items = second.json["input"][len(first.json["input"]) :]
+    assert [i["type"] for i in items] == ["custom_tool_call", "custom_tool_call_output"]
+    assert items[0]["input"] == patch and items[0]["name"] == "apply_patch"
+    assert items[1]["call_id"] == "call_patch_1"
+    assert "Success" in items[1]["output"] and "hello.txt" in items[1]["output"]
 
 
 async def test_exhausted_pool_shows_codex_usage_limit_message(codex_bin: Path, env: Env) -> None:

@@ -4,6 +4,7 @@ chains, ``/v1/responses/compact``, the WebSocket refusal and compressed request 
 from __future__ import annotations
 
 import json
+import sqlite3
 import sys
 from typing import Any
 
@@ -13,7 +14,7 @@ import pytest
 import trio
 
 from tests.conftest import Env, in_thread
-from tests.fakes import ServerError, Text, ToolCall, UsageLimit
+from tests.fakes import CustomToolCall, ServerError, Text, ToolCall, UsageLimit
 
 pytestmark = pytest.mark.trio
 
@@ -316,6 +317,116 @@ async def test_unknown_or_unstored_previous_response_is_a_400(env: Env) -> None:
     assert len(env.fake.responses_requests()) == 1
     db = env.store_dir / "responses.db"
     assert db.exists() and db.stat().st_mode & 0o777 == 0o600
+
+
+# -- item_reference ---------------------------------------------------------------------------------
+
+
+async def test_item_references_resolve_to_stored_output_items(env: Env) -> None:
+    """``item_reference`` inputs become the full stored items upstream; the follow-up prefers the
+    account whose reasoning it carries (round-robin would pick the other one)."""
+    env.add_account("alice")
+    env.add_account("bob")
+    env.fake.script(
+        None, Text("First answer.", reasoning_summary="pondering"), Text("Second."), Text("Third.")
+    )
+    await env.start(strategy="round-robin")
+    client = env.openai()
+    r1 = await in_thread(client.responses.create, model="gpt-5.5", input="Tell me")
+    assert [o.type for o in r1.output] == ["reasoning", "message"]
+    refs = [{"type": "item_reference", "id": o.id} for o in r1.output]
+    r2 = await in_thread(  # another prompt_cache_key: session affinity does not decide
+        client.responses.create, model="gpt-5.5", input=[*refs, _msg("More?")], prompt_cache_key="other-key"
+    )
+    assert r2.output_text == "Second."
+    second = env.fake.responses_requests()[1].json
+    assert second["input"][0]["encrypted_content"] == r1.output[0].encrypted_content
+    assert second["input"][1]["content"][0]["text"] == "First answer."
+    assert [i["type"] for i in second["input"]] == ["reasoning", "message", "message"]
+    assert all("id" not in item for item in second["input"])
+    assert len(set(served_by(env))) == 1
+    # a bare {"id": ...} is a reference too; r2's input (with resolved items) chains on
+    r3 = await in_thread(
+        client.responses.create,
+        model="gpt-5.5",
+        input=[{"id": r2.output[0].id}, _msg("Last one")],
+        previous_response_id=r2.id,
+    )
+    assert r3.output_text == "Third."
+    third = env.fake.responses_requests()[-1].json
+    assert [i["type"] for i in third["input"]] == ["reasoning"] + ["message"] * 5
+    assert third["input"][-2]["content"][0]["text"] == "Second."
+
+
+async def test_custom_tool_call_output_follows_a_referenced_call(env: Env) -> None:
+    """A freeform (custom) tool call from the fake, then its output sent after an item_reference to
+    the call: the strict fake accepts the pair (matching call_id), streamed or not."""
+    env.add_account("alice")
+    patch = "*** Begin Patch\n*** Add File: a.txt\n+a\n*** End Patch"
+    env.fake.script(None, CustomToolCall("apply_patch", patch, call_id="call_p1"), Text("Applied."))
+    await env.start()
+    client = env.openai()
+
+    def run_stream() -> list[Any]:
+        return list(client.responses.create(model="gpt-5.5", input="patch it", stream=True))
+
+    events = await in_thread(run_stream)
+    deltas = [e.delta for e in events if e.type == "response.custom_tool_call_input.delta"]
+    assert len(deltas) > 1 and "".join(deltas) == patch
+    call = events[-1].response.output[0]
+    assert (call.type, call.name, call.call_id, call.input) == (
+        "custom_tool_call",
+        "apply_patch",
+        "call_p1",
+        patch,
+    )
+    output = {"type": "custom_tool_call_output", "call_id": "call_p1", "output": "Success. A a.txt"}
+    r2 = await in_thread(
+        client.responses.create, model="gpt-5.5", input=[{"type": "item_reference", "id": call.id}, output]
+    )
+    assert r2.output_text == "Applied."
+    sent = env.fake.responses_requests()[-1].json["input"]
+    assert [i["type"] for i in sent] == ["custom_tool_call", "custom_tool_call_output"]
+    assert sent[0]["input"] == patch and sent[1] == output
+
+
+async def test_unknown_item_reference_is_a_400_naming_the_input_index(env: Env) -> None:
+    """Unknown ids, items of store:false responses and malformed references never reach upstream."""
+    env.add_account("alice")
+    await env.start()
+    client = env.openai()
+    unstored = await in_thread(client.responses.create, model="gpt-5.5", input="hi", store=False)
+    kept = await in_thread(client.responses.create, model="gpt-5.5", input="hi")
+    cases = [
+        ([_msg("hi"), {"type": "item_reference", "id": "msg_nope"}], None, "input[1]"),
+        ([{"type": "item_reference", "id": unstored.output[0].id}], None, "input[0]"),
+        ([_msg("x"), _msg("y"), {"id": "rs_nope"}], kept.id, "input[2]"),
+        ([{"type": "item_reference", "id": 5}], None, "input[0].id"),
+    ]
+    for items, previous, param in cases:
+        with pytest.raises(openai.BadRequestError) as caught:
+            await in_thread(
+                client.responses.create, model="gpt-5.5", input=items, previous_response_id=previous
+            )
+        error = caught.value.body
+        assert error["param"] == param, (items, error)
+        assert error["type"] == "invalid_request_error"
+        assert "not found" in error["message"] or param.endswith(".id")
+    assert len(env.fake.responses_requests()) == 2
+
+
+async def test_store_finds_output_items_by_id_until_they_expire(tmp_path: Any) -> None:
+    from codexgw.store.responses import ResponseStore, StoredResponse
+
+    store = ResponseStore.open(tmp_path, ttl_s=100, max_responses=2)
+    out = {"id": "msg_1", "type": "message", "role": "assistant", "content": []}
+    store.put(StoredResponse("r1", None, 7, [_msg("a")], [out]), now=0)
+    assert store.find_items(["msg_1", "msg_x"], now=50) == {"msg_1": (out, 7)}
+    assert store.find_items(["msg_1"], now=149) != {}  # renewed at 50
+    assert store.find_items(["msg_1"], now=300) == {}
+    store.prune(now=300)
+    with sqlite3.connect(store.path) as conn:
+        assert conn.execute("SELECT count(*) FROM response_items").fetchone() == (0,)
 
 
 # -- compact -----------------------------------------------------------------------------------------

@@ -88,7 +88,6 @@ def test_codex_cli_request_passes_through_with_ids_stripped() -> None:
             {"type": "reasoning", "id": "rs_1", "summary": [], "encrypted_content": "gAAA"},
             {"type": "function_call", "id": "fc_1", "call_id": "call_1", "name": "shell", "arguments": "{}"},
             {"type": "function_call_output", "call_id": "call_1", "output": "ok"},
-            {"type": "item_reference", "id": "msg_old"},
         ],
         "tools": tools,
         "tool_choice": "auto",
@@ -234,7 +233,9 @@ def test_previous_response_id_is_left_for_the_caller() -> None:
         ({"model": "m", "input": ""}, "input"),
         ({"model": "m", "input": []}, "input"),
         ({"model": "m", "input": {"role": "user"}}, "input"),
-        ({"model": "m", "input": [{"type": "item_reference", "id": "x"}]}, "input"),
+        ({"model": "m", "input": [{"type": "item_reference", "id": "x"}]}, "input[0]"),
+        ({"model": "m", "input": ["x", {"id": "msg_1"}]}, "input[0]"),
+        ({"model": "m", "input": [{"role": "user", "content": "x"}, {"id": "msg_1"}]}, "input[1]"),
         ({"model": "m", "input": ["hi"]}, "input[0]"),
         ({"model": "m", "input": [{"content": "hi"}]}, "input[0].role"),
         ({"model": "m", "input": [{"role": "robot", "content": "hi"}]}, "input[0].role"),
@@ -293,18 +294,19 @@ def test_any_valid_request_meets_the_backend_requirements(
 ) -> None:
     """Property: stream/store forced, no rejected param, no item id, no system role, call ids kept."""
     body = {"model": "gpt-5.5" + effort, "input": items, **extra}
-    if all(it.get("type") == "item_reference" for it in items):
-        with pytest.raises(InvalidRequestError):
+    refs = [i for i, it in enumerate(items) if it.get("type") == "item_reference"]
+    if refs:  # unresolved references are an error (the route resolves them first), never dropped
+        with pytest.raises(InvalidRequestError) as info:
             prep(body)
+        assert info.value.param == f"input[{refs[0]}]"
         return
     out = prep(body).body
     assert out["stream"] is True and out["store"] is False
     assert isinstance(out["instructions"], str)
     assert out["model"] == "gpt-5.5"
     assert not set(out) & {*REJECTED_RESPONSES_PARAMS, "service_tier"}
-    kept = [it for it in items if it.get("type") != "item_reference"]
-    assert len(out["input"]) == len(kept)
-    for before, after in zip(kept, out["input"], strict=True):
+    assert len(out["input"]) == len(items)
+    for before, after in zip(items, out["input"], strict=True):
         assert "id" not in after
         assert after.get("role") != "system"
         assert after.get("call_id") == before.get("call_id")

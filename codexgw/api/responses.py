@@ -33,7 +33,7 @@ from ..sse import encode_event
 from ..store.responses import History, ResponseStore, StoredResponse
 from ..stream import TERMINAL_EVENTS, UpstreamStream, event_type
 from ..translate.aggregate import ResponseAggregator
-from ..translate.params import prepare_responses_request
+from ..translate.params import is_item_reference, prepare_responses_request
 from .body import read_json_body
 from .common import StreamLog, gateway, json_response, response_headers, sse_response, upstream_closed
 
@@ -143,17 +143,21 @@ async def responses_store(gw: Gateway) -> ResponseStore:
 
 
 async def _expand_previous(body: Any) -> tuple[str | None, History | None, Any]:
-    """Replace ``previous_response_id`` by the stored conversation prepended to ``input``.
+    """Replace ``previous_response_id`` by the stored conversation prepended to ``input``, then
+    resolve the ``item_reference`` items of the client's input (:func:`_resolve_references`).
 
     Returns:
-        ``(previous id or None, its history or None, the body to fix up)``.
+        ``(previous id or None, its history or None, the body to fix up)``. The history is also
+        returned (possibly with no items) when references were resolved: its ``owners`` then cover
+        the client's input too, so :func:`_body_for` sees resolved reasoning items.
 
     Raises:
         InvalidRequestError: the id is not a string, or no stored response has it (param
-            ``previous_response_id``, code ``previous_response_not_found``); ``input`` has a wrong type.
+            ``previous_response_id``, code ``previous_response_not_found``); ``input`` has a wrong type;
+            an item reference is unknown (param ``input[i]``).
     """
     if not isinstance(body, dict) or body.get("previous_response_id") is None:
-        return None, None, body
+        return None, *await _resolve_references(body, None)
     previous_id = body["previous_response_id"]
     if not isinstance(previous_id, str) or not previous_id:
         raise InvalidRequestError("'previous_response_id' must be a string", param="previous_response_id")
@@ -176,7 +180,49 @@ async def _expand_previous(body: Any) -> tuple[str | None, History | None, Any]:
     elif not isinstance(new_input, list):
         raise InvalidRequestError("'input' must be a string or an array", param="input")
     rest = {k: v for k, v in body.items() if k != "previous_response_id"}
-    return previous_id, history, {**rest, "input": [*history.items, *new_input]}
+    return previous_id, *await _resolve_references({**rest, "input": [*history.items, *new_input]}, history)
+
+
+async def _resolve_references(body: Any, history: History | None) -> tuple[History | None, Any]:
+    """Replace each ``item_reference`` of the client's input by the stored output item it names.
+
+    The backend stores nothing, so it cannot resolve references; codexgw looks the ids up among the
+    output items of the responses it kept (:meth:`ResponseStore.find_items`). Without a previous
+    response, the follow-up prefers the account that produced the last resolved item.
+
+    Raises:
+        InvalidRequestError: a reference with a bad ``id``, or one that no kept response holds (param
+            ``input[i]``, the index in the client's input).
+    """
+    items = body.get("input") if isinstance(body, dict) else None
+    offset = len(history.items) if history else 0
+    if not isinstance(items, list) or not any(is_item_reference(item) for item in items[offset:]):
+        return history, body
+    refs = {i: item.get("id") for i, item in enumerate(items) if i >= offset and is_item_reference(item)}
+    for i, ref in refs.items():
+        if not isinstance(ref, str) or not ref:
+            raise InvalidRequestError(
+                "an item reference needs a string 'id'", param=f"input[{i - offset}].id"
+            )
+    gw = gateway()
+    store = await responses_store(gw)
+    found = await trio.to_thread.run_sync(lambda: store.find_items(refs.values(), now=gw.clock()))
+    resolved, owners = list(items), list(history.owners if history else [])
+    for i in range(offset, len(items)):
+        owner = None
+        if i in refs:
+            if refs[i] not in found:
+                raise InvalidRequestError(
+                    f"Item with id '{refs[i]}' not found: codexgw keeps the output items of responses "
+                    "not created with store: false, until they expire.",
+                    param=f"input[{i - offset}]",
+                )
+            item, owner = found[refs[i]]
+            resolved[i] = dict(item)
+        owners.append(owner)
+    account_id = history.account_id if history else next((o for o in reversed(owners) if o is not None), None)
+    expanded = History(items=history.items if history else [], owners=owners, account_id=account_id)
+    return expanded, {**body, "input": resolved}
 
 
 def _body_for(body: dict[str, Any], history: History) -> Callable[[int], dict[str, Any]] | None:

@@ -5,11 +5,16 @@ The ChatGPT backend runs with ``store: false`` (codex-protocol.md §6.3): it kee
 the client sent for that turn, the output items the upstream produced, the response it followed and
 the account that served it. Expanding an id walks that chain back to its start and returns the whole
 conversation as one input list (``instructions`` are not carried over, as in the OpenAI API).
+:meth:`ResponseStore.find_items` looks output items up by their ``id`` (for ``item_reference`` input
+items, which the backend cannot resolve either).
 
 Theory of operation:
 
 * **One row per response**, holding only that turn's new items, so a long conversation costs
   O(turns), not O(turns²). A chain whose ancestor is gone (expired or evicted) cannot be expanded.
+* **Item index:** ``response_items`` maps the ``id`` of every stored output item (``msg_…``,
+  ``fc_…``, ``rs_…``: the ids the client saw) to its response. Input items are stored as sent upstream,
+  without ids, so they cannot be referenced. Index rows go when their response goes.
 * **Bounded:** a row expires ``ttl_s`` after it was last written or used (using a chain renews every
   row of it); beyond ``max_responses`` rows or ``max_bytes`` of items the least recently used go
   first. Pruning runs on open and
@@ -25,6 +30,7 @@ import json
 import os
 import sqlite3
 import time
+from collections.abc import Iterable
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,6 +63,11 @@ CREATE TABLE IF NOT EXISTS responses (
     expires_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS responses_expires_at ON responses (expires_at);
+CREATE TABLE IF NOT EXISTS response_items (
+    item_id TEXT PRIMARY KEY,
+    response_id TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS response_items_response_id ON response_items (response_id);
 """
 
 
@@ -86,6 +97,8 @@ class History:
     Attributes:
         items: every input and output item of the chain, oldest first.
         owners: for each item, the account that produced it (output items) or ``None`` (input items).
+            The route extends it past ``items`` to cover the client's new input when it resolved
+            ``item_reference`` items there (see ``codexgw.api.responses``).
         account_id: the account that served the latest response of the chain.
     """
 
@@ -157,11 +170,15 @@ class ResponseStore:
         output_json = json.dumps(response.output, separators=(",", ":"))
         size = len(input_json) + len(output_json)
         row = (response.id, response.previous_id, response.account_id, input_json, output_json, size)
+        ids = [(item["id"], response.id) for item in response.output if isinstance(item.get("id"), str)]
         with closing(self._connect()) as conn:
+            conn.execute("BEGIN")
             conn.execute(
                 "INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (*row, now, now + self.ttl_s),
             )
+            conn.executemany("INSERT OR REPLACE INTO response_items VALUES (?, ?)", ids)
+            conn.execute("COMMIT")
         self._writes += 1
         if self._writes % PRUNE_EVERY == 0:
             self.prune(now=now)
@@ -200,6 +217,38 @@ class ResponseStore:
             history.owners += [None] * len(inputs) + [account_id] * len(outputs)
         return history
 
+    def find_items(
+        self, item_ids: Iterable[str], *, now: float | None = None
+    ) -> dict[str, tuple[dict[str, Any], int | None]]:
+        """The stored output items with these ids: ``{id: (item, account that produced it)}``.
+
+        Ids that are unknown, or whose response expired or was evicted, are missing from the result.
+        Every response an item is found in is renewed for another ``ttl_s``.
+        """
+        now = time.time() if now is None else now
+        found: dict[str, tuple[dict[str, Any], int | None]] = {}
+        rows: dict[str, tuple[int | None, list[Any]]] = {}
+        with closing(self._connect()) as conn:
+            for item_id in dict.fromkeys(item_ids):
+                row = conn.execute(
+                    "SELECT r.id, r.account_id, r.output FROM response_items i JOIN responses r "
+                    "ON r.id = i.response_id WHERE i.item_id = ? AND r.expires_at > ?",
+                    (item_id, now),
+                ).fetchone()
+                if row is None:
+                    continue
+                response_id, account_id, output_json = row
+                if response_id not in rows:
+                    rows[response_id] = (account_id, json.loads(output_json))
+                for item in rows[response_id][1]:
+                    if isinstance(item, dict) and item.get("id") == item_id:
+                        found[item_id] = (item, account_id)
+                        break
+            conn.executemany(
+                "UPDATE responses SET expires_at = ? WHERE id = ?", [(now + self.ttl_s, r) for r in rows]
+            )
+        return found
+
     def prune(self, *, now: float | None = None) -> int:
         """Delete expired rows, then the least recently used beyond ``max_responses`` or ``max_bytes``.
 
@@ -219,6 +268,8 @@ class ResponseStore:
                 "(ORDER BY expires_at DESC, id) AS total FROM responses) WHERE total > ?)",
                 (self.max_bytes,),
             ).rowcount
+            if deleted:
+                conn.execute("DELETE FROM response_items WHERE response_id NOT IN (SELECT id FROM responses)")
         return deleted
 
     def count(self) -> int:

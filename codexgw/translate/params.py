@@ -20,6 +20,7 @@ __all__ = [
     "EFFORTS",
     "REJECTED_RESPONSES_PARAMS",
     "Prepared",
+    "is_item_reference",
     "prepare_responses_request",
     "split_model_effort",
 ]
@@ -93,15 +94,18 @@ def prepare_responses_request(body: object, *, default_instructions: str) -> Pre
     * ``include`` gains ``"reasoning.encrypted_content"`` unless ``reasoning`` is explicitly null.
     * a model suffix (``gpt-5.5-high``) becomes ``reasoning.effort`` (it wins over the body's effort).
     * a string ``input`` becomes one user message; ``system`` items become ``developer``; item ``id``s
-      and ``prompt_cache_breakpoint``s are removed, ``item_reference`` items dropped (``call_id`` kept);
-      ``input_text``/``output_text`` parts are fixed to match the message role.
+      and ``prompt_cache_breakpoint``s are removed (``call_id`` kept); ``input_text``/``output_text``
+      parts are fixed to match the message role. ``input`` stays one item for one item.
+    * ``item_reference`` items must have been resolved by the caller (the route looks them up among the
+      responses codexgw kept, ``codexgw.api.responses``): one still here is an error, never dropped.
     * the :data:`REJECTED_RESPONSES_PARAMS` (and a non-priority ``service_tier``) are removed.
     * everything else (tools, tool_choice, text, prompt_cache_key, client_metadata,
       previous_response_id …) is kept as sent.
 
     Raises:
         InvalidRequestError: the body is not an object; ``model`` is missing or not a string;
-            ``input`` is missing, empty or malformed; a known field has the wrong type.
+            ``input`` is missing, empty or malformed, or holds an ``item_reference`` (param
+            ``input[i]``); a known field has the wrong type.
     """
     body = require_object(body)
     model, effort = split_model_effort(require_model(body))
@@ -172,21 +176,27 @@ def _fix_input(value: object) -> list[dict[str, Any]]:
         if not isinstance(item, dict):
             raise InvalidRequestError("each input item must be an object", param=f"input[{i}]")
         kind = item.get("type")
-        if kind == "item_reference":
-            continue
+        if is_item_reference(item):
+            raise InvalidRequestError(
+                f"Item with id '{item.get('id')}' not found. codexgw resolves item references only to "
+                "output items of responses it kept (store not false) and has not yet expired",
+                param=f"input[{i}]",
+            )
         if kind is not None and not isinstance(kind, str):
             raise InvalidRequestError("'type' must be a string", param=f"input[{i}].type")
         new = {k: v for k, v in item.items() if k != "id" and k != "prompt_cache_breakpoint"}
         if kind is None or kind == "message":
             _fix_message(new, i)
         out.append(new)
-    if not out:
-        raise InvalidRequestError(
-            "'input' holds only item references, which the ChatGPT backend cannot resolve "
-            "(it stores nothing)",
-            param="input",
-        )
     return out
+
+
+def is_item_reference(item: object) -> bool:
+    """Whether an input item is an ``item_reference``: ``{"type": "item_reference", "id": …}``, or a
+    bare ``{"id": …}`` (the ``type`` is optional in the OpenAI API)."""
+    if not isinstance(item, dict):
+        return False
+    return item.get("type") == "item_reference" or (item.get("type") is None and set(item) == {"id"})
 
 
 def _fix_message(item: dict[str, Any], i: int) -> None:

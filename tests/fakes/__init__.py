@@ -14,6 +14,7 @@ Run standalone with ``python -m tests.fakes --accounts 2 --auth-json-dir DIR``.
 from .app import FakeApp, serve_fake
 from .behaviours import (
     Behaviour,
+    CustomToolCall,
     DropMidStream,
     Failed,
     Forbidden,
@@ -33,6 +34,7 @@ from .state import FakeAccount, FakeUpstream, RecordedRequest, TokenRequest
 __all__ = [
     "CLIENT_ID",
     "Behaviour",
+    "CustomToolCall",
     "DropMidStream",
     "Failed",
     "FakeAccount",

@@ -17,6 +17,7 @@ from . import jwt, models, sse
 from .behaviours import (
     DEFAULT_TEXT,
     Behaviour,
+    CustomToolCall,
     DropMidStream,
     Failed,
     Forbidden,
@@ -389,6 +390,9 @@ class Backend:
             if behaviour.text_before:
                 events += builder.message(behaviour.text_before)
             events += builder.function_call(behaviour.name, behaviour.arguments, behaviour.call_id)
+            events.append(builder.completed())
+        elif isinstance(behaviour, CustomToolCall):
+            events += builder.custom_tool_call(behaviour.name, behaviour.input, behaviour.call_id)
             events.append(builder.completed())
         elif isinstance(behaviour, DropMidStream):
             events += builder.message(behaviour.text)

@@ -55,6 +55,20 @@ class ToolCall:
     text_before: str | None = None
 
 
+@dataclass(frozen=True)
+class CustomToolCall:
+    """A ``custom_tool_call`` output item (a freeform tool such as Codex's ``apply_patch``).
+
+    The input streams as ``response.custom_tool_call_input.delta`` events, then
+    ``response.custom_tool_call_input.done`` (codex-protocol.md §6.3 tool shapes, §7).
+    """
+
+    name: str
+    input: str
+    _: KW_ONLY
+    call_id: str | None = None
+
+
 @dataclass(frozen=True, kw_only=True)
 class UsageLimit:
     """HTTP 429 ``usage_limit_reached`` before streaming (codex-protocol.md §8.1, §8.2).
@@ -164,6 +178,7 @@ class Hold:
 Behaviour = (
     Text
     | ToolCall
+    | CustomToolCall
     | UsageLimit
     | Unauthorized
     | ServerError

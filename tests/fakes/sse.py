@@ -218,6 +218,33 @@ class StreamBuilder:
         self._output_chars += len(arguments) + len(name)
         return events
 
+    def custom_tool_call(self, name: str, input_: str, call_id: str | None) -> list[Event]:
+        """A ``custom_tool_call`` item (freeform tool), its input streamed in pieces (§7)."""
+        index = len(self.output)
+        item_id = jwt.random_id("ctc_", 24)
+        item = {
+            "id": item_id,
+            "type": "custom_tool_call",
+            "status": "in_progress",
+            "call_id": call_id or jwt.random_id("call_", 12),
+            "name": name,
+            "input": "",
+        }
+        where = {"item_id": item_id, "output_index": index}
+        events = [self.event("response.output_item.added", output_index=index, item=item)]
+        step = max(1, len(input_) // 4 or 1)
+        for start in range(0, len(input_), step):
+            delta = input_[start : start + step]
+            events.append(self.event("response.custom_tool_call_input.delta", **where, delta=delta))
+        done_item = {**item, "status": "completed", "input": input_}
+        events += [
+            self.event("response.custom_tool_call_input.done", **where, input=input_),
+            self.event("response.output_item.done", output_index=index, item=done_item),
+        ]
+        self.output.append(done_item)
+        self._output_chars += len(input_) + len(name)
+        return events
+
     # ------------------------------------------------------------------ terminal events
 
     def completed(self, usage: Usage | dict[str, int] | None = None) -> Event:

@@ -55,6 +55,10 @@ ITEM_TYPES = frozenset(
         "compaction",
     }
 )
+CALL_FIELD = {"function_call": "arguments", "custom_tool_call": "input"}
+"""Tool-call item types and the string field holding what the model sent to the tool."""
+OUTPUT_OF = {"function_call_output": "function_call", "custom_tool_call_output": "custom_tool_call"}
+"""An output item must follow a call of the matching type with the same ``call_id``."""
 
 
 def detail(message: str, status: int = 400) -> Rejection:
@@ -147,7 +151,7 @@ def _check_tools(tools: Any) -> Rejection | None:
 
 
 def _check_input(items: list[Any]) -> Rejection | None:
-    call_ids: set[str] = set()
+    call_ids: set[tuple[str, str]] = set()
     for i, item in enumerate(items):
         if not isinstance(item, dict):
             return invalid(
@@ -165,15 +169,16 @@ def _check_input(items: list[Any]) -> Rejection | None:
             return invalid(f"Invalid value: '{kind}'.", f"input[{i}].type", "invalid_value")
         if kind == "message" and (bad := _check_message(i, item)):
             return bad
-        if kind in ("function_call", "custom_tool_call"):
-            if not isinstance(item.get("call_id"), str) or not isinstance(item.get("name"), str):
-                return invalid(
-                    f"Missing required parameter: 'input[{i}].call_id'.",
-                    f"input[{i}]",
-                    "missing_required_parameter",
-                )
-            call_ids.add(item["call_id"])
-        if kind in ("function_call_output", "custom_tool_call_output"):
+        if kind in CALL_FIELD:
+            for name in ("call_id", "name", CALL_FIELD[kind]):
+                if not isinstance(item.get(name), str):
+                    return invalid(
+                        f"Missing required parameter: 'input[{i}].{name}'.",
+                        f"input[{i}].{name}",
+                        "missing_required_parameter",
+                    )
+            call_ids.add((kind, item["call_id"]))
+        if kind in OUTPUT_OF:
             call_id = item.get("call_id")
             if not isinstance(call_id, str) or "output" not in item:
                 return invalid(
@@ -181,10 +186,9 @@ def _check_input(items: list[Any]) -> Rejection | None:
                     f"input[{i}]",
                     "missing_required_parameter",
                 )
-            if call_id not in call_ids:
-                return invalid(
-                    f"No tool call found for function call output with call_id {call_id}.", "input"
-                )
+            if (OUTPUT_OF[kind], call_id) not in call_ids:
+                what = kind.removesuffix("_output").replace("_", " ")
+                return invalid(f"No tool call found for {what} output with call_id {call_id}.", "input")
     return None
 
 
