@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from codexgw.cli_options import auth_url_option, upstream_option
+
 if TYPE_CHECKING:
     from codexgw.store import Account, Store
 
@@ -118,18 +120,8 @@ def _state(account: Account) -> str:
 
 @click.command("usage")
 @click.argument("name", required=False)
-@click.option(
-    "--upstream",
-    envvar="CODEXGW_UPSTREAM",
-    default=None,
-    help="Codex backend base URL [default: https://chatgpt.com/backend-api]. Env: CODEXGW_UPSTREAM.",
-)
-@click.option(
-    "--auth-url",
-    envvar="CODEXGW_AUTH_URL",
-    default=None,
-    help="OAuth issuer URL (for refreshing) [default: https://auth.openai.com]. Env: CODEXGW_AUTH_URL.",
-)
+@upstream_option
+@auth_url_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (windows per account).")
 @click.pass_context
 def accounts_usage(

@@ -16,6 +16,7 @@ import click
 
 from codexgw import __version__
 from codexgw.accounts_cli import register as register_scheduling_commands
+from codexgw.cli_options import auth_url_option, upstream_option
 from codexgw.configure import configure
 from codexgw.status_cli import status as status_command
 
@@ -196,16 +197,6 @@ accounts.add_command(_name_command("enable", "Let account NAME serve requests ag
 accounts.add_command(_name_command("disable", "Keep account NAME but stop routing requests to it."))
 
 
-def _auth_url_option(fn: Any) -> Any:
-    return click.option(
-        "--auth-url",
-        envvar="CODEXGW_AUTH_URL",
-        default="https://auth.openai.com",
-        show_default=True,
-        help="OAuth issuer URL. Env: CODEXGW_AUTH_URL.",
-    )(fn)
-
-
 def _call(command: str, *args: Any, **kwargs: Any) -> None:
     """Run ``codexgw.auth.commands.<command>``, imported lazily (it pulls in trio and httpx)."""
     from codexgw.auth import commands
@@ -219,7 +210,7 @@ def _call(command: str, *args: Any, **kwargs: Any) -> None:
 
 @accounts.command("refresh")
 @click.argument("name", required=False)
-@_auth_url_option
+@auth_url_option
 @click.pass_context
 def accounts_refresh(ctx: click.Context, name: str | None, auth_url: str) -> None:
     """Refresh the tokens of account NAME now (all accounts when NAME is left out).
@@ -232,7 +223,7 @@ def accounts_refresh(ctx: click.Context, name: str | None, auth_url: str) -> Non
 @accounts.command("remove")
 @click.argument("name")
 @click.option("--no-revoke", is_flag=True, help="Do not revoke the login at the OAuth server first.")
-@_auth_url_option
+@auth_url_option
 @click.pass_context
 def accounts_remove(ctx: click.Context, name: str, no_revoke: bool, auth_url: str) -> None:
     """Revoke account NAME's login (best effort) and remove it from the store.
@@ -278,7 +269,7 @@ def login() -> None:
 @click.option(
     "--api-key-exchange", is_flag=True, help="Also exchange the id_token for an API key and store it."
 )
-@_auth_url_option
+@auth_url_option
 @click.pass_context
 def login_pkce(
     ctx: click.Context,
@@ -308,7 +299,7 @@ def login_pkce(
 @login.command("device")
 @click.option("--name", help="Account name (default: the email's local part).")
 @click.option("--min-poll-interval", default=1.0, hidden=True, type=click.FloatRange(0))
-@_auth_url_option
+@auth_url_option
 @click.pass_context
 def login_device(ctx: click.Context, name: str | None, min_poll_interval: float, auth_url: str) -> None:
     """Sign in with a device code (for headless machines: approve on any other device)."""
@@ -338,18 +329,8 @@ def accounts_rename(ctx: click.Context, old: str, new: str) -> None:
 @click.option(
     "--port", default=8080, show_default=True, type=click.IntRange(0, 65535), help="Port (0 = any)."
 )
-@click.option(
-    "--upstream",
-    envvar="CODEXGW_UPSTREAM",
-    default=None,
-    help="Codex backend base URL [default: https://chatgpt.com/backend-api]. Env: CODEXGW_UPSTREAM.",
-)
-@click.option(
-    "--auth-url",
-    envvar="CODEXGW_AUTH_URL",
-    default=None,
-    help="OAuth issuer URL [default: https://auth.openai.com]. Env: CODEXGW_AUTH_URL.",
-)
+@upstream_option
+@auth_url_option
 @click.option(
     "--retries", default=3, show_default=True, type=click.IntRange(0), help="Max failovers per request."
 )

@@ -29,6 +29,7 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 import trio
@@ -202,18 +203,7 @@ class Refresher:
                 await self._write_back(current)
             return current
         when = tokens.last_refresh if tokens.last_refresh is not None else self._clock()
-        with trio.CancelScope(shield=True):
-            saved = await trio.to_thread.run_sync(
-                lambda: self._store.save_tokens(
-                    current.id,
-                    access_token=tokens.access_token,
-                    refresh_token=tokens.refresh_token,
-                    id_token=tokens.id_token,
-                    expected_refresh_token=current.refresh_token,
-                    now=when,
-                )
-            )
-            stored = await trio.to_thread.run_sync(self._store.get_account_by_id, current.id)
+        saved, stored = await self._save(current, tokens, now=when)
         if stored is None:
             raise _removed()
         if saved:
@@ -299,7 +289,25 @@ class Refresher:
             raise
         self._backoff.pop(current.id, None)
         now = self._clock()
-        with trio.CancelScope(shield=True):  # the old refresh token is spent: never lose the new one
+        saved, updated = await self._save(current, tokens, now=now)
+        if not saved:
+            log.warning("account %s was changed while refreshing; keeping the stored tokens", current.name)
+        if updated is None:
+            raise _removed()
+        log.info("refreshed account %s", current.name)
+        return updated
+
+    async def _save(self, current: Account, tokens: Any, *, now: float) -> tuple[bool, Account | None]:
+        """Store ``tokens`` (compare-and-swap on ``current``'s refresh token) and re-read the account.
+
+        Shielded: once a refresh token is spent, the new pair must never be lost to a cancel.
+        ``tokens`` has ``access_token``/``refresh_token``/``id_token`` (a token response or TokenSet).
+
+        Returns:
+            ``(saved, stored)``: whether the swap happened, and the account as now stored (``None``
+            if it was removed).
+        """
+        with trio.CancelScope(shield=True):
             saved = await trio.to_thread.run_sync(
                 lambda: self._store.save_tokens(
                     current.id,
@@ -310,13 +318,8 @@ class Refresher:
                     now=now,
                 )
             )
-            updated = await trio.to_thread.run_sync(self._store.get_account_by_id, current.id)
-        if not saved:
-            log.warning("account %s was changed while refreshing; keeping the stored tokens", current.name)
-        if updated is None:
-            raise _removed()
-        log.info("refreshed account %s", current.name)
-        return updated
+            stored = await trio.to_thread.run_sync(self._store.get_account_by_id, current.id)
+        return saved, stored
 
     async def _release(self, account_id: int) -> None:
         await trio.to_thread.run_sync(self._store.release_refresh_lease, account_id, self._owner)
