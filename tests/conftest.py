@@ -14,12 +14,18 @@ from typing import Any
 
 import pytest
 import trio
+from hypothesis import settings as hypothesis_settings
 
 from codexgw.config import Settings
 from codexgw.server import Running, serve
 from codexgw.store.importers import load_codex_auth_json
 from codexgw.store.sqlite import Store
 from tests.fakes import FakeAccount, FakeUpstream, serve_fake
+
+# Timing belongs in bench/, not in unit tests: no per-example deadline, which flakes on a loaded
+# 2-core machine (brief: "never in timed unit tests").
+hypothesis_settings.register_profile("codexgw", deadline=None)
+hypothesis_settings.load_profile("codexgw")
 
 
 @dataclass
