@@ -139,8 +139,8 @@ def machine() -> dict:
     }
 
 
-def profile(bench: Bench, out_dir: Path, seconds: int = 8) -> dict:
-    """Record the server with py-spy while a c=64 burst runs, for Responses and chat."""
+def profile(bench: Bench, out_dir: Path, seconds: int = 8, concurrency: int = 64) -> dict:
+    """Record the server with py-spy while a burst at ``concurrency`` runs, for Responses and chat."""
     from .profile import summarize
 
     pyspy = Path(sys.executable).parent / "py-spy"
@@ -157,7 +157,7 @@ def profile(bench: Bench, out_dir: Path, seconds: int = 8) -> dict:
         time.sleep(0.5)
         try:
             client(
-                "throughput", bench.server_port, kind, "--concurrency", "64", "--warmup-s", "0",
+                "throughput", bench.server_port, kind, "--concurrency", str(concurrency), "--warmup-s", "0",
                 "--duration-s", str(seconds - 1), "--deltas", str(DELTAS),
             )  # fmt: skip
             rec.wait(timeout=seconds + 30)
@@ -179,6 +179,9 @@ def main() -> None:
     parser.add_argument("--server-cmd", help="serve with this command instead (to compare a patched build)")
     parser.add_argument(
         "--profile", action="store_true", help="also record the server with py-spy under burst"
+    )
+    parser.add_argument(
+        "--profile-concurrency", type=int, default=64, help="concurrency of the --profile burst (64)"
     )
     parser.add_argument("--output", type=Path, default=RESULTS, help="results directory")
     args = parser.parse_args()
@@ -215,7 +218,8 @@ def main() -> None:
                 levels = (16, 64) if "throughput" in only else (64,)
                 results["throughput"] = run_throughput(bench, args.quick, levels)
             if args.profile:
-                results["profile"] = profile(bench, args.output)
+                results["profile"] = profile(bench, args.output, concurrency=args.profile_concurrency)
+                results["profile_concurrency"] = args.profile_concurrency
             if "paced" in only:
                 results["paced"] = run_paced(bench, args.quick)
             if "hold" in only:

@@ -18,7 +18,7 @@ from ..relay import open_stream
 from ..stream import UpstreamStream
 from ..translate.aggregate import ChatCompletionBuilder
 from ..translate.chat_request import chat_to_responses
-from ..translate.chat_stream import ChatStreamTranslator
+from ..translate.chat_stream import ChatStreamTranslator, sse_data
 from ..translate.failures import failure_exception, openai_error
 from .body import read_json_body
 from .common import StreamLog, gateway, json_response, response_headers, sse_response, upstream_closed
@@ -84,8 +84,7 @@ async def create_chat_completion() -> Response:
     return json_response(completion, headers=headers)
 
 
-def _data(payload: Any) -> bytes:
-    return b"data: " + json.dumps(payload, separators=(",", ":")).encode() + b"\n\n"
+_data = sse_data
 
 
 def _responses_usage(usage: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -111,13 +110,16 @@ async def _relay(
                 yield HEARTBEAT
                 continue
             out: list[bytes] = []
+            handled = translator.handled_events
             for event, _raw in batch:
+                if event.event is not None and event.event not in handled:
+                    continue  # e.g. output_text.done, which repeats the whole text: no need to parse it
                 try:
                     data = json.loads(event.data)
                 except ValueError:
                     continue
-                if isinstance(data, dict):
-                    out.extend(_data(chunk) for chunk in translator.feed(data))
+                if isinstance(data, dict) and (encoded := translator.feed_sse(data)):
+                    out.append(encoded)
                 if translator.done or translator.stop_hit:
                     break
             if out:

@@ -38,17 +38,27 @@ may close the upstream; ``response.completed`` still yields the usage chunk). ``
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
+from json.encoder import encode_basestring_ascii
 from typing import Any, Literal
 
 from .failures import TRUNCATED, OpenAIError, response_error
 
-__all__ = ["SYSTEM_FINGERPRINT", "ChatStreamTranslator", "ReasoningMode", "chat_usage"]
+__all__ = ["SYSTEM_FINGERPRINT", "ChatStreamTranslator", "ReasoningMode", "chat_usage", "sse_data"]
 
 SYSTEM_FINGERPRINT = "fp_codexgw"
 ReasoningMode = Literal["content", "think", "hidden"]
 THINK_OPEN = "<think>\n"
 THINK_CLOSE = "\n</think>\n\n"
+
+
+_CONTENT_SLOT = "@@codexgw-content@@"
+
+
+def sse_data(payload: Any) -> bytes:
+    """``data: <compact JSON>\\n\\n``: one SSE event as OpenAI streams it."""
+    return b"data: " + json.dumps(payload, separators=(",", ":")).encode() + b"\n\n"
 
 
 def chat_usage(usage: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -125,6 +135,7 @@ class ChatStreamTranslator:
         self._reasoning_key: tuple[Any, Any] | None = None
         self._tools: list[_ToolCall] = []
         self._tool_keys: dict[tuple[str, Any], _ToolCall] = {}
+        self._template: tuple[str, bytes, bytes] | None = None  # (model, prefix, suffix)
         self._handlers: dict[str, Callable[[dict[str, Any]], list[dict[str, Any]]]] = {
             "response.output_text.delta": self._on_text_delta,
             "response.refusal.delta": self._on_text_delta,
@@ -140,6 +151,9 @@ class ChatStreamTranslator:
             "response.failed": self._on_failed,
             "error": self._on_failed,
         }
+        self.handled_events = frozenset(self._handlers)
+        """The event types :meth:`feed` acts on; it returns ``[]`` for any other (callers may skip
+        parsing those)."""
 
     # -- public ------------------------------------------------------------------------------------
 
@@ -153,6 +167,40 @@ class ChatStreamTranslator:
             raise RuntimeError(f"ChatStreamTranslator is done; cannot feed {event.get('type')!r}")
         handler = self._handlers.get(event.get("type"))  # type: ignore[arg-type]
         return handler(event) if handler is not None else []
+
+    def feed_sse(self, event: dict[str, Any]) -> bytes:
+        """:meth:`feed`, encoded: the chunks as SSE ``data:`` events (``b""`` for none).
+
+        The common chunk (a plain text delta) is spliced into a byte template of its chunk instead
+        of being built as a dict and JSON-encoded; the bytes are the same as :func:`sse_data` of
+        the chunk :meth:`feed` would return.
+
+        Raises:
+            RuntimeError: the translator is already done (completed or failed).
+        """
+        if (
+            event.get("type") == "response.output_text.delta"
+            and self._started
+            and not self._stops
+            and not self._think_open
+            and not self.done
+        ):
+            delta = event.get("delta")
+            if not delta or not isinstance(delta, str):
+                return b""
+            self._msg_chars += len(delta)
+            template = self._template
+            if template is None or template[0] != self.model:
+                template = self._template = self._content_template()
+            return template[1] + encode_basestring_ascii(delta).encode() + template[2]
+        chunks = self.feed(event)
+        return b"".join(sse_data(chunk) for chunk in chunks) if chunks else b""
+
+    def _content_template(self) -> tuple[str, bytes, bytes]:
+        """``(model, prefix, suffix)``: a content-delta chunk's SSE bytes around its JSON string."""
+        encoded = sse_data(self._chunk({"content": _CONTENT_SLOT}))
+        prefix, _, suffix = encoded.rpartition(encode_basestring_ascii(_CONTENT_SLOT).encode())
+        return self.model, prefix, suffix
 
     def finish(self) -> list[dict[str, Any]]:
         """Call at the end of the upstream stream; returns any last chunks.
