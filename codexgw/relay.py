@@ -43,7 +43,7 @@ from .pool.quota import cooldown_until, parse_rate_limit_headers, parse_usage_li
 from .pool.scheduler import Unavailable
 from .sse import SSEEvent
 from .store.sqlite import Account
-from .stream import UpstreamStream
+from .stream import UpstreamStream, event_json
 from .upstream import (
     RELAYED_RESPONSE_HEADERS,
     classify,
@@ -400,11 +400,8 @@ async def _peek(gw: Gateway, account: Account, response: httpx.Response) -> Upst
 
 
 def _failed_error(event: SSEEvent) -> dict[str, Any]:
-    try:
-        data = json.loads(event.data)
-    except ValueError:
-        return {}
-    if not isinstance(data, dict):
+    data = event_json(event)
+    if data is None:
         return {}
     response = data.get("response")
     error = response.get("error") if isinstance(response, dict) else data.get("error")

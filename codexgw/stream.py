@@ -29,15 +29,22 @@ TERMINAL_EVENTS = frozenset({"response.completed", "response.failed", "response.
 Batch = list[tuple[SSEEvent, bytes]]
 
 
-def event_type(event: SSEEvent) -> str | None:
-    """The event's ``type``: the ``event:`` field when present, else the ``type`` of its JSON data."""
-    if event.event:
-        return event.event
+def event_json(event: SSEEvent) -> dict[str, Any] | None:
+    """The event's ``data`` parsed as a JSON object, or ``None`` when it is not one (such events are
+    skipped, as codex-rs skips lines that fail to parse: codex-protocol.md §7)."""
     try:
         data = json.loads(event.data)
     except ValueError:
         return None
-    return data.get("type") if isinstance(data, dict) else None
+    return data if isinstance(data, dict) else None
+
+
+def event_type(event: SSEEvent) -> str | None:
+    """The event's ``type``: the ``event:`` field when present, else the ``type`` of its JSON data."""
+    if event.event:
+        return event.event
+    data = event_json(event)
+    return data.get("type") if data is not None else None
 
 
 @dataclass

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -15,7 +14,7 @@ from ..errors import CodexgwError, InvalidRequestError
 from ..gateway import Gateway
 from ..heartbeat import HEARTBEAT, with_heartbeat
 from ..relay import open_stream
-from ..stream import UpstreamStream
+from ..stream import UpstreamStream, event_json
 from ..translate.aggregate import ChatCompletionBuilder
 from ..translate.chat_request import chat_to_responses
 from ..translate.chat_stream import ChatStreamTranslator, sse_data
@@ -114,11 +113,8 @@ async def _relay(
             for event, _raw in batch:
                 if event.event is not None and event.event not in handled:
                     continue  # e.g. output_text.done, which repeats the whole text: no need to parse it
-                try:
-                    data = json.loads(event.data)
-                except ValueError:
-                    continue
-                if isinstance(data, dict) and (encoded := translator.feed_sse(data)):
+                data = event_json(event)
+                if data is not None and (encoded := translator.feed_sse(data)):
                     out.append(encoded)
                 if translator.done or translator.stop_hit:
                     break
@@ -151,11 +147,8 @@ async def _collect(stream: UpstreamStream, builder: ChatCompletionBuilder) -> No
     async with aclosing(stream.batches()) as batches:
         async for batch in batches:
             for event, _raw in batch:
-                try:
-                    data = json.loads(event.data)
-                except ValueError:
-                    continue
-                if isinstance(data, dict):
+                data = event_json(event)
+                if data is not None:
                     builder.feed(data)
                 if builder.done:
                     return

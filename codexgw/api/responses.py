@@ -31,7 +31,7 @@ from ..heartbeat import HEARTBEAT, with_heartbeat
 from ..relay import open_stream, post_compact
 from ..sse import encode_event
 from ..store.responses import History, ResponseStore, StoredResponse
-from ..stream import TERMINAL_EVENTS, UpstreamStream, event_type
+from ..stream import TERMINAL_EVENTS, UpstreamStream, event_json, event_type
 from ..translate.aggregate import ResponseAggregator
 from ..translate.params import is_item_reference, prepare_responses_request
 from .body import read_json_body
@@ -372,11 +372,8 @@ async def _aggregate(stream: UpstreamStream) -> dict[str, Any]:
     aggregator = ResponseAggregator()
     async for batch in stream.batches():
         for event, _raw in batch:
-            try:
-                data = json.loads(event.data)
-            except ValueError:
-                continue
-            if isinstance(data, dict):
+            data = event_json(event)
+            if data is not None:
                 aggregator.feed(data)
     if not aggregator.done:
         raise UpstreamError("the Codex backend closed the stream before response.completed")
