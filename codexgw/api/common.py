@@ -99,6 +99,7 @@ def access_log(
 
     With ``--log-format json`` the same fields are emitted as JSON keys (never a token).
     """
+    duration_s = time.perf_counter() - started
     if metrics is None:
         metrics, context_route = _request_metrics()
         route = route or context_route
@@ -106,12 +107,12 @@ def access_log(
         metrics.observe_request(
             route=route or path,
             status=status,
-            duration_s=time.perf_counter() - started,
+            duration_s=duration_s,
             model=model,
             account=account,
             usage=usage,
         )
-    duration_ms = round((time.perf_counter() - started) * 1000, 1)
+    duration_ms = round(duration_s * 1000, 1)
     tokens_in = (usage or {}).get("input_tokens")
     tokens_out = (usage or {}).get("output_tokens")
     fields = {

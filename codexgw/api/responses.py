@@ -29,7 +29,7 @@ from ..errors import CodexgwError, InvalidRequestError, UpstreamError
 from ..gateway import Gateway
 from ..heartbeat import HEARTBEAT, with_heartbeat
 from ..relay import open_stream, post_compact
-from ..sse import encode_event
+from ..sse import SSEEvent, encode_event
 from ..store.responses import History, ResponseStore, StoredResponse
 from ..stream import TERMINAL_EVENTS, UpstreamStream, event_json, event_type
 from ..translate.aggregate import ResponseAggregator
@@ -282,14 +282,11 @@ class _Capture:
         self.response: dict[str, Any] | None = None
         """The ``response`` of ``response.completed``/``response.incomplete`` once seen."""
 
-    def feed(self, kind: str | None, data: str) -> None:
+    def feed(self, kind: str | None, sse_event: SSEEvent) -> None:
         if kind not in CAPTURED_EVENTS:
             return
-        try:
-            event = json.loads(data)
-        except ValueError:
-            return
-        if not isinstance(event, dict):
+        event = event_json(sse_event)
+        if event is None:
             return
         if kind == "response.output_item.done" and isinstance(event.get("item"), dict):
             self.items.append(event["item"])
@@ -329,7 +326,7 @@ async def _relay(
             ending = False
             for event, _raw in batch:
                 kind = event_type(event)
-                capture.feed(kind, event.data)
+                capture.feed(kind, event)
                 if kind in TERMINAL_EVENTS and not terminal:
                     terminal = ending = True
                     stream_log.outcome = "completed" if kind == "response.completed" else "failed"
