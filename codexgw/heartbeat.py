@@ -20,9 +20,11 @@ from typing import TypeVar
 
 import trio
 
+from .sse import encode_comment
+
 T = TypeVar("T")
 
-HEARTBEAT = b": keep-alive\n\n"
+HEARTBEAT = encode_comment("keep-alive")
 """The SSE comment written on silence (ignored by every SSE client)."""
 
 

@@ -14,6 +14,7 @@ from ..errors import CodexgwError, InvalidRequestError
 from ..gateway import Gateway
 from ..heartbeat import HEARTBEAT, with_heartbeat
 from ..relay import open_stream
+from ..sse import encode_data_done
 from ..stream import UpstreamStream, event_json
 from ..translate.aggregate import ChatCompletionBuilder
 from ..translate.chat_request import chat_to_responses
@@ -84,6 +85,8 @@ async def create_chat_completion() -> Response:
 
 
 _data = sse_data
+DONE = encode_data_done()
+"""The terminal ``data: [DONE]`` of a chat stream (codex-protocol.md §12.2)."""
 
 
 def _responses_usage(usage: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -131,7 +134,7 @@ async def _relay(
             yield _data({"error": translator.error})
             return
         log.outcome = "stopped" if translator.stop_hit else "completed"
-        yield b"".join(_data(chunk) for chunk in translator.finish()) + b"data: [DONE]\n\n"
+        yield b"".join(_data(chunk) for chunk in translator.finish()) + DONE
     except CodexgwError as exc:
         log.outcome = "failed"
         yield _data(exc.to_body())
