@@ -10,8 +10,11 @@ already been fixed up by ``translate/`` (§6.3).
 
 from __future__ import annotations
 
+import itertools
 import json
+import os
 import platform
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -191,17 +194,65 @@ def transport_error(exc: httpx.HTTPError) -> UpstreamConnectionError:
     return UpstreamConnectionError(f"the Codex backend could not be reached ({type(exc).__name__})")
 
 
-def new_http_client(*, max_connections: int | None = None) -> httpx.AsyncClient:
+POOL_SHARDS = 32
+"""How many connection pools the upstream client spreads its connections over (see :class:`ShardedTransport`)."""
+
+
+class ShardedTransport(httpx.AsyncBaseTransport):
+    """httpx's own :class:`httpx.AsyncHTTPTransport`, ``shards`` times over, taking requests in turn.
+
+    httpcore 1.0's pool re-scans every pooled connection (with a readability poll for each idle one)
+    twice per request and again when each response closes: O(n) per request in the number of
+    connections, O(n²) in its keep-alive eviction (encode/httpcore#1035, still open). Over HTTP/1.1
+    every open stream holds one connection, so with 2000 streams open each new one cost about 14 ms
+    of CPU in that scan alone (bench ``hold``). Spreading the connections over ``shards`` pools
+    divides that by ``shards`` and keeps every line of HTTP in the library. Each pool reuses its own
+    keep-alive connections; taking pools in turn spreads streams evenly whatever their length.
+
+    Args:
+        shards: number of pools (>= 1).
+        limits: per pool; ``max_connections=None`` leaves the pools uncapped.
+        verify: one TLS context shared by every pool (building one per pool costs a CA-bundle load).
+    """
+
+    def __init__(self, *, shards: int, limits: httpx.Limits, verify: ssl.SSLContext | bool = True) -> None:
+        if shards < 1:
+            raise ValueError("shards must be >= 1")
+        self.pools = [
+            httpx.AsyncHTTPTransport(verify=verify, limits=limits, http2=False) for _ in range(shards)
+        ]
+        self._turn = itertools.cycle(self.pools)
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        return await next(self._turn).handle_async_request(request)
+
+    async def aclose(self) -> None:
+        for pool in self.pools:
+            await pool.aclose()
+
+
+def new_http_client(*, max_connections: int | None = None, shards: int = POOL_SHARDS) -> httpx.AsyncClient:
     """Create the shared upstream client: HTTP/1.1 (design §5), pooled, stream-friendly timeouts.
 
     ``read`` (300 s) is the stream idle timeout of codex-protocol.md §8.4; httpx's default 5 s
     would cut a model that thinks silently. Over HTTP/1.1 every open stream holds one upstream
     connection, so the pool is not capped by default (a cap of 1000 made the 1001st concurrent
     stream wait 10 s and fail in the bench); the process's file-descriptor limit is the real bound.
+    ``max_connections`` caps each of the ``shards`` pools (:class:`ShardedTransport`).
+
+    Direct connections go through the sharded pools, mounted at ``all://``: httpx's proxy
+    environment (``HTTPS_PROXY``, ``HTTP_PROXY``, ``NO_PROXY``) keeps its more specific mounts and
+    still wins. Under ``ALL_PROXY``, which would share the ``all://`` key, the client is httpx's
+    plain one.
     """
+    limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=100)
+    mounts: dict[str, httpx.AsyncBaseTransport] | None = None
+    if not any(os.environ.get(name) for name in ("ALL_PROXY", "all_proxy")):
+        mounts = {"all://": ShardedTransport(shards=shards, limits=limits, verify=httpx.create_ssl_context())}
     return httpx.AsyncClient(
         http2=False,
         timeout=httpx.Timeout(connect=10.0, read=300.0, write=30.0, pool=10.0),
-        limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=100),
+        limits=limits,
         follow_redirects=False,
+        mounts=mounts,
     )
