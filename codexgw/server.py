@@ -7,6 +7,7 @@ the blocking CLI entry that adds signal handling, logging and the shutdown watch
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import os
@@ -119,6 +120,11 @@ def run(settings: Settings) -> None:
     """
     _setup_logging(settings.log_format)
     _raise_nofile_limit()
+    import hypercorn.trio  # noqa: F401  (what serve() imports, loaded first so that _tune_gc freezes it)
+
+    from . import app, gateway, prober  # noqa: F401
+
+    _tune_gc()
     trio.run(_run_with_signals, settings)
 
 
@@ -168,6 +174,26 @@ def _setup_logging(log_format: str) -> None:
     root.handlers[:] = [handler]
     root.setLevel(logging.INFO)
     logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
+GC_THRESHOLD = (10_000, 10, 10)
+"""Allocations between young collections, and young/middle collections between older ones."""
+
+
+def _tune_gc() -> None:
+    """Freeze what start-up allocated and collect the young generation less often.
+
+    Every full collection walks every tracked object, and after the imports (Quart, httpx, click,
+    rich...) those are mostly immortal. ``gc.freeze()`` moves them out of the collector's sight
+    (the CPython docs recommend it for exactly this). With the default thresholds (700, 10, 10), a
+    streamed request allocates enough for about one young collection each, and each walks every
+    in-flight stream's objects. Bench, Responses at concurrency 64 (issue 7): time in the collector
+    went from 1.1 s to 0.35 s of 10.6 s of server CPU; memory grows by at most ``GC_THRESHOLD[0]``
+    objects of cyclic garbage between collections.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLD)
 
 
 def _raise_nofile_limit() -> None:

@@ -10,12 +10,11 @@ already been fixed up by ``translate/`` (§6.3).
 
 from __future__ import annotations
 
-import itertools
 import json
 import os
 import platform
 import ssl
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -194,41 +193,104 @@ def transport_error(exc: httpx.HTTPError) -> UpstreamConnectionError:
     return UpstreamConnectionError(f"the Codex backend could not be reached ({type(exc).__name__})")
 
 
-POOL_SHARDS = 32
-"""How many connection pools the upstream client spreads its connections over (see :class:`ShardedTransport`)."""
+POOL_SHARDS = 128
+"""How many connection pools the upstream client may spread its connections over (:class:`ShardedTransport`)."""
+
+STREAMS_PER_POOL = 2
+"""In-flight requests per pool before one more pool joins the turn (:class:`ShardedTransport`)."""
 
 
 class ShardedTransport(httpx.AsyncBaseTransport):
-    """httpx's own :class:`httpx.AsyncHTTPTransport`, ``shards`` times over, taking requests in turn.
+    """httpx's own :class:`httpx.AsyncHTTPTransport`, ``shards`` times over, taken in turn as the load needs.
 
     httpcore 1.0's pool re-scans every pooled connection (with a readability poll for each idle one)
     twice per request and again when each response closes: O(n) per request in the number of
     connections, O(n²) in its keep-alive eviction (encode/httpcore#1035, still open). Over HTTP/1.1
     every open stream holds one connection, so with 2000 streams open each new one cost about 14 ms
-    of CPU in that scan alone (bench ``hold``). Spreading the connections over ``shards`` pools
-    divides that by ``shards`` and keeps every line of HTTP in the library. Each pool reuses its own
-    keep-alive connections; taking pools in turn spreads streams evenly whatever their length.
+    of CPU in that scan alone (bench ``hold``). Spreading the connections over pools bounds each
+    scan and keeps every line of HTTP in the library.
+
+    Requests take pools in turn among as many as the load needs: with ``n`` requests in flight,
+    pools ``0 .. n // per_pool`` (at most ``shards``). Light traffic stays on the first pool and
+    keeps reusing its warm keep-alive connections (a TLS handshake to the real backend costs tens
+    of ms); heavy traffic spreads evenly, whatever the streams' lengths. A request is in flight
+    from ``handle_async_request`` until its response stream is closed.
 
     Args:
         shards: number of pools (>= 1).
+        per_pool: in-flight requests per pool before one more pool joins the turn (>= 1).
         limits: per pool; ``max_connections=None`` leaves the pools uncapped.
         verify: one TLS context shared by every pool (building one per pool costs a CA-bundle load).
     """
 
-    def __init__(self, *, shards: int, limits: httpx.Limits, verify: ssl.SSLContext | bool = True) -> None:
-        if shards < 1:
-            raise ValueError("shards must be >= 1")
+    def __init__(
+        self,
+        *,
+        shards: int,
+        per_pool: int = STREAMS_PER_POOL,
+        limits: httpx.Limits,
+        verify: ssl.SSLContext | bool = True,
+    ) -> None:
+        if shards < 1 or per_pool < 1:
+            raise ValueError("shards and per_pool must be >= 1")
         self.pools = [
             httpx.AsyncHTTPTransport(verify=verify, limits=limits, http2=False) for _ in range(shards)
         ]
-        self._turn = itertools.cycle(self.pools)
+        self.in_flight = [0] * shards
+        """Requests in flight per pool (read by tests and ``/status``-style diagnostics)."""
+        self._per_pool = per_pool
+        self._total = 0
+        self._turn = 0
+
+    def _choose(self) -> int:
+        # Round robin over as many pools as the load needs: pools 0..k-1 with k = in flight // per_pool + 1.
+        k = min(self._total // self._per_pool + 1, len(self.pools))
+        self._turn = (self._turn + 1) % k
+        return self._turn
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        return await next(self._turn).handle_async_request(request)
+        index = self._choose()
+        self.in_flight[index] += 1
+        self._total += 1
+        try:
+            response = await self.pools[index].handle_async_request(request)
+        except BaseException:
+            self._done(index)
+            raise
+        assert isinstance(response.stream, httpx.AsyncByteStream)
+        response.stream = _InFlight(response.stream, self._done, index)
+        return response
+
+    def _done(self, index: int) -> None:
+        self.in_flight[index] -= 1
+        self._total -= 1
 
     async def aclose(self) -> None:
         for pool in self.pools:
             await pool.aclose()
+
+
+class _InFlight(httpx.AsyncByteStream):
+    """A response stream that calls ``done(index)`` once, when closed.
+
+    Iteration is the wrapped stream's own iterator (no extra generator layer per chunk).
+    """
+
+    def __init__(self, stream: httpx.AsyncByteStream, done: Callable[[int], None], index: int) -> None:
+        self._stream = stream
+        self._done: Callable[[int], None] | None = done
+        self._index = index
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self._stream.__aiter__()
+
+    async def aclose(self) -> None:
+        done, self._done = self._done, None
+        try:
+            await self._stream.aclose()
+        finally:
+            if done is not None:
+                done(self._index)
 
 
 def new_http_client(*, max_connections: int | None = None, shards: int = POOL_SHARDS) -> httpx.AsyncClient:

@@ -8,10 +8,11 @@ from __future__ import annotations
 from functools import partial
 
 import h11
+import httpx
 import pytest
 import trio
 
-from codexgw.upstream import new_http_client
+from codexgw.upstream import ShardedTransport, new_http_client
 
 
 async def _serve_http(stream: trio.SocketStream, seen: list[tuple[int, bytes]]) -> None:
@@ -47,38 +48,48 @@ async def _start(nursery: trio.Nursery, seen: list[tuple[int, bytes]]) -> int:
     return listeners[0].socket.getsockname()[1]
 
 
-async def test_requests_take_the_pools_in_turn_and_each_pool_reuses_its_connection(
-    nursery: trio.Nursery, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def no_proxy_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("ALL_PROXY", "all_proxy", "HTTP_PROXY", "http_proxy"):
         monkeypatch.delenv(name, raising=False)
+
+
+@pytest.mark.usefixtures("no_proxy_env")
+async def test_light_traffic_keeps_reusing_one_warm_connection(nursery: trio.Nursery) -> None:
     seen: list[tuple[int, bytes]] = []
     port = await _start(nursery, seen)
-    async with new_http_client(shards=3) as http:
+    async with new_http_client() as http:
         for _ in range(6):
-            response = await http.get(f"http://127.0.0.1:{port}/x")
-            assert response.text == "ok"
-    ports = [peer for peer, _ in seen]
-    assert len(set(ports)) == 3, "three pools, three connections"
-    assert ports[:3] == ports[3:], "each pool reuses its keep-alive connection on its next turn"
+            assert (await http.get(f"http://127.0.0.1:{port}/x")).text == "ok"
+    assert len({peer for peer, _ in seen}) == 1
 
 
-async def test_open_streams_each_hold_a_connection_and_nothing_caps_them(
-    nursery: trio.Nursery, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Open responses hold their connection (HTTP/1.1): 8 open at once over 4 pools need 8 connections."""
-    for name in ("ALL_PROXY", "all_proxy", "HTTP_PROXY", "http_proxy"):
-        monkeypatch.delenv(name, raising=False)
+@pytest.mark.usefixtures("no_proxy_env")
+async def test_streams_fill_one_pool_then_the_next_then_the_least_busy(nursery: trio.Nursery) -> None:
+    """Open responses hold their connection (HTTP/1.1) and count as in flight until closed."""
     seen: list[tuple[int, bytes]] = []
     port = await _start(nursery, seen)
-    async with new_http_client(shards=4) as http:
-        responses = [
-            await http.send(http.build_request("GET", f"http://127.0.0.1:{port}/{i}"), stream=True)
-            for i in range(8)
-        ]
+    transport = ShardedTransport(shards=3, per_pool=2, limits=httpx.Limits(max_connections=None))
+    async with httpx.AsyncClient(transport=transport) as http:
+
+        async def open_one(i: int) -> httpx.Response:
+            return await http.send(http.build_request("GET", f"http://127.0.0.1:{port}/{i}"), stream=True)
+
+        responses = [await open_one(i) for i in range(3)]
+        assert transport.in_flight == [2, 1, 0]
+        responses += [await open_one(i) for i in range(3, 7)]
+        assert transport.in_flight == [3, 2, 2], "all full: the least busy (first) pool takes the 7th"
+        await responses[1].aclose()
+        await responses[1].aclose()  # a second close counts nothing
+        assert transport.in_flight == [2, 2, 2]
         for response in responses:
             await response.aclose()
-    assert len({peer for peer, _ in seen}) == 8
+        assert transport.in_flight == [0, 0, 0]
+        assert len({peer for peer, _ in seen}) == 7, "nothing caps the pools: one connection per stream"
+
+        with pytest.raises(httpx.ConnectError):
+            await http.get("http://127.0.0.1:1/unreachable")
+        assert transport.in_flight == [0, 0, 0], "a failed request is not left in flight"
 
 
 async def test_the_proxy_environment_still_wins(
