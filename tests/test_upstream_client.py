@@ -65,7 +65,7 @@ async def test_light_traffic_keeps_reusing_one_warm_connection(nursery: trio.Nur
 
 
 @pytest.mark.usefixtures("no_proxy_env")
-async def test_streams_fill_one_pool_then_the_next_then_the_least_busy(nursery: trio.Nursery) -> None:
+async def test_pools_join_the_turn_as_streams_pile_up(nursery: trio.Nursery) -> None:
     """Open responses hold their connection (HTTP/1.1) and count as in flight until closed."""
     seen: list[tuple[int, bytes]] = []
     port = await _start(nursery, seen)
@@ -75,13 +75,15 @@ async def test_streams_fill_one_pool_then_the_next_then_the_least_busy(nursery: 
         async def open_one(i: int) -> httpx.Response:
             return await http.send(http.build_request("GET", f"http://127.0.0.1:{port}/{i}"), stream=True)
 
-        responses = [await open_one(i) for i in range(3)]
+        responses = [await open_one(i) for i in range(2)]
+        assert transport.in_flight == [2, 0, 0], "up to per_pool in flight: the first pool only"
+        responses.append(await open_one(2))
         assert transport.in_flight == [2, 1, 0]
         responses += [await open_one(i) for i in range(3, 7)]
-        assert transport.in_flight == [3, 2, 2], "all full: the least busy (first) pool takes the 7th"
-        await responses[1].aclose()
-        await responses[1].aclose()  # a second close counts nothing
-        assert transport.in_flight == [2, 2, 2]
+        assert transport.in_flight == [4, 2, 1], "with 6 in flight all 3 pools take turns"
+        await responses[2].aclose()
+        await responses[2].aclose()  # a second close counts nothing
+        assert transport.in_flight == [4, 1, 1]
         for response in responses:
             await response.aclose()
         assert transport.in_flight == [0, 0, 0]
