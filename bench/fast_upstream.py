@@ -125,7 +125,8 @@ class Answer:
         ]
         for event in (*first, *middle, *last):
             event["sequence_number"] = next(seq)
-        self.events = len(first) + len(middle) + len(last)
+        self.event_list = [*first, *middle, *last]
+        self.events = len(self.event_list)
         self.start = HEAD + b"".join(_chunk(_sse(e)) for e in first)
         self.deltas = [_chunk(_sse(e)) for e in middle]
         self.tail = b"".join(_chunk(_sse(e)) for e in last) + b"0\r\n\r\n"

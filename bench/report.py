@@ -136,6 +136,19 @@ def markdown(r: dict) -> str:
     elif st:
         row(f"| start-up | – | {st['error']} | – | | – |")
     notes = []
+    ceiling = r.get("ceiling")
+    if ceiling:
+        names = {"asgi": "a bare ASGI app", "quart": "a one-route QuartTrio app"}
+        parts = []
+        for app, name in names.items():
+            if f"{app}@16" in ceiling:
+                lo, hi = ceiling[f"{app}@16"], ceiling[f"{app}@64"]
+                parts.append(f"{name} {_f(lo['rps'], 0)} / {_f(hi['rps'], 0)} streams/s at concurrency 16 / 64 "
+                             f"({_f(hi.get('server_us_per_request'), 0)} µs server CPU per request)")  # fmt: skip
+        direct = (tp or {}).get("direct@64", {}).get("rps")
+        target = f"; 0.4x direct is {0.4 * direct:.0f} streams/s" if direct else ""
+        notes.append("Stack ceiling, hypercorn's trio worker answering with no upstream and nothing parsed "
+                     f"(`bench/ceiling.py`): {'; '.join(parts)}{target}.")  # fmt: skip
     if st and st.get("pyz_older_than"):
         notes.append(f"dist/codexgw.pyz ({st['pyz_mtime']}) is older than {', '.join(st['pyz_older_than'])}: "
                      "start-up measured the built zipapp.")  # fmt: skip

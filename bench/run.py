@@ -23,10 +23,10 @@ import time
 from pathlib import Path
 
 from . import report, startup
-from .env import ROOT, Bench, raise_nofile, stop
+from .env import ROOT, Bench, free_port, raise_nofile, stop, wait_port
 from .procstat import cpu_model, loadavg
 
-SCENARIOS = ("startup", "latency", "throughput", "cpu", "paced", "hold")
+SCENARIOS = ("startup", "latency", "throughput", "cpu", "paced", "hold", "ceiling")
 RESULTS = Path(__file__).resolve().parent / "results"
 DELTAS = 50
 EVENTS_PER_ANSWER = DELTAS + 4  # created, item added, N deltas, item done, completed
@@ -122,6 +122,36 @@ def run_hold(bench: Bench, quick: bool) -> dict:
         out[label] = result
         log(f"hold {label}: {result}")
         time.sleep(2)  # let TIME_WAIT sockets and the server's connection pool settle
+    return out
+
+
+def run_ceiling(quick: bool) -> dict:
+    """Throughput of the bare serving stack (``bench/ceiling.py``): a bare ASGI app and a one-route
+    QuartTrio app on hypercorn's trio worker, answering without any upstream."""
+    duration = "2" if quick else "4"
+    out: dict[str, dict] = {}
+    for app in ("asgi", "quart"):
+        port = free_port()
+        server = subprocess.Popen(
+            [sys.executable, "-m", "bench.ceiling", "--app", app, "--port", str(port), "--deltas", str(DELTAS)],
+            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        try:
+            wait_port(port, 30, server)
+            for concurrency in (16, 64):
+                result = client(
+                    "throughput", port, "responses", "--concurrency", str(concurrency), "--duration-s", duration,
+                    "--warmup-s", "1", "--deltas", str(DELTAS), "--pids", str(server.pid),
+                )  # fmt: skip
+                server_cpu = result.get("cpu_s", {}).get(str(server.pid))
+                result["server_cpu_pct"] = pct_of(server_cpu, result["window_s"])
+                if result["completed"] and server_cpu is not None:
+                    result["server_us_per_request"] = round(server_cpu / result["completed"] * 1e6, 1)
+                out[f"{app}@{concurrency}"] = result
+                log(f"ceiling {app} c={concurrency}: {result['rps']} req/s, server {result['server_cpu_pct']}%, "
+                    f"{result.get('server_us_per_request')} µs/request, errors {result['errors']}")  # fmt: skip
+        finally:
+            stop(server)
     return out
 
 
@@ -224,6 +254,8 @@ def main() -> None:
                 results["paced"] = run_paced(bench, args.quick)
             if "hold" in only:
                 results["hold"] = run_hold(bench, args.quick)
+            if "ceiling" in only:
+                results["ceiling"] = run_ceiling(args.quick)
             results["server_log_problems"] = bench.server_log_problems()
             if bench.server is not None and bench.server.poll() is not None:
                 results["server_log_problems"].insert(0, f"server exited early ({bench.server.returncode})")
