@@ -68,3 +68,49 @@ def test_template_bytes_are_json_with_the_same_fields() -> None:
     assert json.loads(out[6:]) == translator._chunk({"content": 'é"\n\u2028'})
     translator.feed(ev.created("other"))  # the model changes: the template follows
     assert json.loads(translator.feed_sse(ev.text_delta("b"))[6:])["model"] == "other"
+
+
+@given(
+    events=st.lists(EVENT, max_size=25),
+    end=st.sampled_from([ev.completed(), ev.failed(), None]),
+    mode=st.sampled_from(["content", "think"]),
+    stop=st.sampled_from([(), ("x",)]),
+    compact=st.booleans(),
+    ascii_only=st.booleans(),
+)
+@settings(max_examples=300)
+def test_raw_text_delta_path_matches_feed(
+    events: list[dict[str, Any]],
+    end: dict[str, Any] | None,
+    mode: str,
+    stop: tuple[str, ...],
+    compact: bool,
+    ascii_only: bool,
+) -> None:
+    """Raw ``data`` as the backend might encode it (compact or not, escaped or not): same bytes, same state."""
+    plain, fast = _pair(include_usage=True, reasoning_mode=mode, stop=stop)
+    for event in [*events, *([end] if end else [])]:
+        if plain.done or plain.stop_hit:
+            break
+        expected = b"".join(sse_data(chunk) for chunk in plain.feed(event))
+        got = None
+        if event.get("type") == "response.output_text.delta":
+            data = json.dumps(event, ensure_ascii=ascii_only, separators=(",", ":") if compact else None)
+            got = fast.feed_text_delta_data(data)
+        if got is None:
+            got = fast.feed_sse(event)
+        assert got == expected
+        assert _state(fast) == _state(plain)
+
+
+def test_raw_text_delta_path_declines_what_it_cannot_splice() -> None:
+    translator = ChatStreamTranslator(completion_id="c", created=1, model="m")
+    assert translator.feed_text_delta_data(json.dumps(ev.text_delta("a"))) is None, (
+        "nothing sent yet: the role chunk goes first"
+    )
+    translator.feed(ev.text_delta("a"))
+    assert translator.feed_text_delta_data(json.dumps(ev.text_delta('say "hi"'))) is None, "escapes: parse it"
+    assert translator.feed_text_delta_data('{"type":"response.output_text.delta","delta":5}') is None
+    out = translator.feed_text_delta_data('{"type":"response.output_text.delta","item_id":"m","delta":"b c"}')
+    assert out is not None and json.loads(out[6:])["choices"][0]["delta"] == {"content": "b c"}
+    assert translator.feed_text_delta_data('{"type":"response.output_text.delta","delta":""}') == b""

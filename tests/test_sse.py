@@ -223,3 +223,22 @@ def test_encoders_exact_bytes() -> None:
     assert SSEDecoder().decode(encode_comment("x") + encode_data_done()) == [SSEEvent(None, "[DONE]")]
     with pytest.raises(ValueError):
         encode_event("x", "bad\nname")
+
+
+LINE_TEXT = st.text(
+    st.characters(codec="utf-8", exclude_categories=("Cs",), exclude_characters="\r\n"), max_size=20
+)
+
+
+@given(name=LINE_TEXT, data=LINE_TEXT, last_id=st.one_of(st.none(), st.just("7")))
+def test_one_line_event_fast_path_parses_as_the_general_rules(
+    name: str, data: str, last_id: str | None
+) -> None:
+    """``event: X\\ndata: Y\\n\\n`` (the backend's framing) parses as the same block behind a comment line,
+    which takes the general line-by-line rules."""
+    block = f"event: {name}\ndata: {data}\n\n".encode()
+    fast, general = SSEDecoder(), SSEDecoder()
+    if last_id is not None:
+        fast.decode(f"id: {last_id}\ndata: x\n\n".encode())
+        general.decode(f"id: {last_id}\ndata: x\n\n".encode())
+    assert fast.decode(block) == general.decode(b":\n" + block)

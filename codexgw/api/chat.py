@@ -85,6 +85,7 @@ async def create_chat_completion() -> Response:
 
 
 _data = sse_data
+TEXT_DELTA = "response.output_text.delta"
 DONE = encode_data_done()
 """The terminal ``data: [DONE]`` of a chat stream (codex-protocol.md §12.2)."""
 
@@ -116,6 +117,12 @@ async def _relay(
             for event, _raw in batch:
                 if event.event is not None and event.event not in handled:
                     continue  # e.g. output_text.done, which repeats the whole text: no need to parse it
+                if (
+                    event.event == TEXT_DELTA
+                    and (fast := translator.feed_text_delta_data(event.data)) is not None
+                ):
+                    out.append(fast)  # plain text streaming: no stop sequence, so never done here
+                    continue
                 data = event_json(event)
                 if data is not None and (encoded := translator.feed_sse(data)):
                     out.append(encoded)

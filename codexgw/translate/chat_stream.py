@@ -39,6 +39,7 @@ may close the upstream; ``response.completed`` still yields the usage chunk). ``
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Sequence
 from json.encoder import encode_basestring_ascii
 from typing import Any, Literal
@@ -54,6 +55,7 @@ THINK_CLOSE = "\n</think>\n\n"
 
 
 _CONTENT_SLOT = "@@codexgw-content@@"
+_DELTA_KEY = re.compile(r'"delta"\s*:\s*"')
 
 
 def sse_data(payload: Any) -> bytes:
@@ -178,23 +180,48 @@ class ChatStreamTranslator:
         Raises:
             RuntimeError: the translator is already done (completed or failed).
         """
-        if (
-            event.get("type") == "response.output_text.delta"
-            and self._started
-            and not self._stops
-            and not self._think_open
-            and not self.done
-        ):
+        if event.get("type") == "response.output_text.delta" and self._plain_text():
             delta = event.get("delta")
             if not delta or not isinstance(delta, str):
                 return b""
-            self._msg_chars += len(delta)
-            template = self._template
-            if template is None or template[0] != self.model:
-                template = self._template = self._content_template()
-            return template[1] + encode_basestring_ascii(delta).encode() + template[2]
+            return self._content_bytes(delta)
         chunks = self.feed(event)
         return b"".join(sse_data(chunk) for chunk in chunks) if chunks else b""
+
+    def feed_text_delta_data(self, data: str) -> bytes | None:
+        """The fastest path: a ``response.output_text.delta`` event given as its raw JSON ``data``.
+
+        Returns what :meth:`feed_sse` would return for ``json.loads(data)``, without decoding the
+        JSON, when the text is plain streaming (no stop sequences, no open ``<think>``) and the
+        ``delta`` string has no escapes (then its characters are the JSON text between the quotes).
+        Otherwise returns ``None``: the caller parses the event and calls :meth:`feed_sse`.
+
+        ``data`` must be the ``data`` of an event whose type is ``response.output_text.delta``, a
+        JSON object as the backend sends it (codex-protocol.md §7). The first ``"delta":"`` in it
+        is the top-level field: the other fields are strings (which cannot contain an unescaped
+        quote) and ``logprobs``, whose entries have no ``delta`` key.
+        """
+        if not self._plain_text():
+            return None
+        key = _DELTA_KEY.search(data)
+        if key is None:
+            return None
+        start = key.end()
+        end = data.find('"', start)
+        if end < 0 or data.find("\\", start, end) >= 0:
+            return None
+        return self._content_bytes(data[start:end]) if end > start else b""
+
+    def _plain_text(self) -> bool:
+        return self._started and not self._stops and not self._think_open and not self.done
+
+    def _content_bytes(self, delta: str) -> bytes:
+        """A content delta's chunk, spliced into the byte template of the current model."""
+        self._msg_chars += len(delta)
+        template = self._template
+        if template is None or template[0] != self.model:
+            template = self._template = self._content_template()
+        return template[1] + encode_basestring_ascii(delta).encode() + template[2]
 
     def _content_template(self) -> tuple[str, bytes, bytes]:
         """``(model, prefix, suffix)``: a content-delta chunk's SSE bytes around its JSON string."""
