@@ -17,6 +17,7 @@ Theory of operation (design §3, codex-protocol.md §8, §12.1):
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -257,7 +258,7 @@ async def _attempt(
             if installation:  # a header on /responses/compact only (codex-protocol.md §6.2)
                 headers["x-codex-installation-id"] = installation
         request = gw.http.build_request(
-            "POST", f"{gw.settings.upstream_url}{path}", content=content, headers=headers
+            "POST", _upstream_url(gw.settings.upstream_url, path), content=content, headers=headers
         )
         sent_at = time.perf_counter()
         try:
@@ -287,6 +288,12 @@ async def _attempt(
                 ) from None
             continue
         _handle_failure(gw, account, failure, response.headers, now, content=error_body, refreshed=refreshed)
+
+
+@functools.lru_cache(maxsize=16)
+def _upstream_url(base: str, path: str) -> httpx.URL:
+    """``{base}{path}`` parsed once (httpx parses a str URL on every request)."""
+    return httpx.URL(f"{base}{path}")
 
 
 def _handle_failure(

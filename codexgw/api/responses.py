@@ -275,15 +275,20 @@ def _saver(
 
 
 class _Capture:
-    """Collects what a stream says about its response: id, output items, usage (sans-IO)."""
+    """Collects what a stream says about its response: id, output items, usage (sans-IO).
 
-    def __init__(self) -> None:
+    With ``keep_items=False`` (nothing will be stored) only the final ``response`` is parsed, for
+    the usage in the access log; the output items are not.
+    """
+
+    def __init__(self, *, keep_items: bool = True) -> None:
+        self._captured = CAPTURED_EVENTS if keep_items else CAPTURED_EVENTS - {"response.output_item.done"}
         self.items: list[dict[str, Any]] = []
         self.response: dict[str, Any] | None = None
         """The ``response`` of ``response.completed``/``response.incomplete`` once seen."""
 
     def feed(self, kind: str | None, sse_event: SSEEvent) -> None:
-        if kind not in CAPTURED_EVENTS:
+        if kind not in self._captured:
             return
         event = event_json(sse_event)
         if event is None:
@@ -315,7 +320,7 @@ async def _relay(
     first byte ends the stream with ``response.failed`` (design §3).
     """
     terminal = False
-    capture = _Capture()
+    capture = _Capture(keep_items=save is not None)
     stream_log.outcome = "client_closed"
     try:
         batches = with_heartbeat(stream.batches(), nursery=gw.nursery, interval_s=gw.settings.heartbeat_s)
