@@ -327,6 +327,7 @@ async def hold(ctx: Ctx, streams: int, pids: list[int], rss_at_s: float) -> dict
 async def paced(ctx: Ctx, streams: int, ideal_s: float) -> dict:
     results = await asyncio.wait_for(asyncio.gather(*(one(ctx, None) for _ in range(streams))), ctx.timeout_s)
     durations = [r.t_end - r.t_sent for r, _ in results if r.ok and r.t_end is not None]
+    first = [r.t_first - r.t_sent for r, _ in results if r.ok and r.t_first is not None]
     for _, conn in results:
         if conn is not None and conn.transport is not None:
             conn.transport.close()
@@ -342,6 +343,8 @@ async def paced(ctx: Ctx, streams: int, ideal_s: float) -> dict:
         "stretch_p50_pct": round(100 * (pct(stretch, 50) or 0), 2),
         "stretch_p99_pct": round(100 * (pct(stretch, 99) or 0), 2),
         "stretch_max_pct": round(100 * max(stretch), 2) if stretch else None,
+        "first_event_p50_s": round(pct(first, 50) or 0, 3),
+        "first_event_max_s": round(max(first), 3) if first else None,
     }
 
 

@@ -25,7 +25,7 @@ from .pool.quota import QuotaSnapshot
 from .pool.scheduler import AccountView, Pool
 from .store.pool_settings import PoolSettings, read_pool_settings
 from .store.sqlite import Account, Store
-from .upstream import parse_json_body, plain_headers
+from .upstream import UpstreamSender, parse_json_body, plain_headers
 
 log = logging.getLogger("codexgw.gateway")
 
@@ -50,10 +50,13 @@ class Gateway:
         http: httpx.AsyncClient,
         *,
         clock: Callable[[], float] = time.time,
+        sender: UpstreamSender | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
         self.http = http
+        self.sender = sender or UpstreamSender(http)
+        """Sends the relay's requests (through ``http`` unless given a direct transport)."""
         self.clock = clock
         self.pool = Pool()
         self.accounts: dict[int, Account] = {}

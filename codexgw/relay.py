@@ -257,12 +257,10 @@ async def _attempt(
             installation = {k.lower(): v for k, v in client_headers.items()}.get("x-codex-installation-id")
             if installation:  # a header on /responses/compact only (codex-protocol.md §6.2)
                 headers["x-codex-installation-id"] = installation
-        request = gw.http.build_request(
-            "POST", _upstream_url(gw.settings.upstream_url, path), content=content, headers=headers
-        )
+        url = _upstream_url(gw.settings.upstream_url, path)
         sent_at = time.perf_counter()
         try:
-            response = await gw.http.send(request, stream=True)
+            response = await gw.sender.send(url, content=content, headers=headers)
         except httpx.HTTPError as exc:
             raise _MoveOn(transport_error(exc)) from None
         gw.metrics.observe_upstream(account.name, latency_s=time.perf_counter() - sent_at)

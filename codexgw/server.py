@@ -73,6 +73,7 @@ async def serve(
     Raises:
         OSError: the address is in use or cannot be bound (unwrapped from hypercorn's exception group).
     """
+    import httpx
     import hypercorn.trio
 
     from .app import create_app
@@ -80,14 +81,15 @@ async def serve(
     from .prober import Prober
     from .store.pool_settings import set_strategy
     from .store.sqlite import Store
-    from .upstream import new_http_client
+    from .upstream import UPSTREAM_LIMITS, ShardedTransport, UpstreamSender, new_http_client
 
     shutdown = trio.Event() if shutdown is None else shutdown
     store = await trio.to_thread.run_sync(Store.open, settings.store_dir)
     if settings.strategy:  # the flag wins over the stored choice, and becomes it
         await trio.to_thread.run_sync(set_strategy, store, settings.strategy)
-    async with new_http_client() as http:
-        gw = Gateway(settings, store, http, clock=clock)
+    sharded = ShardedTransport(limits=UPSTREAM_LIMITS, verify=httpx.create_ssl_context())
+    async with new_http_client(sharded=sharded) as http:
+        gw = Gateway(settings, store, http, clock=clock, sender=UpstreamSender(http, sharded))
         app = create_app(gw, reasoning_mode=settings.reasoning_mode)
         config = hypercorn_config(settings)
         try:

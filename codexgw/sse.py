@@ -166,7 +166,11 @@ class SSEDecoder:
         """Parse one complete block (lines ending ``\\n\\n``); ``None`` if it carries no data."""
         if block.startswith(b"event: "):  # how the Codex backend frames every event: one line each
             eol = block.find(b"\n", 7)
-            if eol > 7 and block.startswith(b"data: ", eol + 1) and block.find(b"\n", eol + 7) == len(block) - 2:
+            if (
+                eol > 7
+                and block.startswith(b"data: ", eol + 1)
+                and block.find(b"\n", eol + 7) == len(block) - 2
+            ):
                 name = block[7:eol].decode("utf-8", "replace")
                 return SSEEvent(name, block[eol + 7 : -2].decode("utf-8", "replace"), self._last_id, None)
         event: str | None = None

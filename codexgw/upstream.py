@@ -14,6 +14,7 @@ import json
 import os
 import platform
 import ssl
+import urllib.request
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -226,7 +227,7 @@ class ShardedTransport(httpx.AsyncBaseTransport):
     def __init__(
         self,
         *,
-        shards: int,
+        shards: int = POOL_SHARDS,
         per_pool: int = STREAMS_PER_POOL,
         limits: httpx.Limits,
         verify: ssl.SSLContext | bool = True,
@@ -293,14 +294,24 @@ class _InFlight(httpx.AsyncByteStream):
                 done(self._index)
 
 
-def new_http_client(*, max_connections: int | None = None, shards: int = POOL_SHARDS) -> httpx.AsyncClient:
+UPSTREAM_LIMITS = httpx.Limits(max_connections=None, max_keepalive_connections=100)
+"""Per pool: uncapped (see :func:`new_http_client`)."""
+
+UPSTREAM_TIMEOUT = httpx.Timeout(connect=10.0, read=300.0, write=30.0, pool=10.0)
+"""``read`` (300 s) is the stream idle timeout of codex-protocol.md §8.4; httpx's default 5 s would
+cut a model that thinks silently."""
+
+
+def new_http_client(
+    *, max_connections: int | None = None, shards: int = POOL_SHARDS, sharded: ShardedTransport | None = None
+) -> httpx.AsyncClient:
     """Create the shared upstream client: HTTP/1.1 (design §5), pooled, stream-friendly timeouts.
 
-    ``read`` (300 s) is the stream idle timeout of codex-protocol.md §8.4; httpx's default 5 s
-    would cut a model that thinks silently. Over HTTP/1.1 every open stream holds one upstream
-    connection, so the pool is not capped by default (a cap of 1000 made the 1001st concurrent
-    stream wait 10 s and fail in the bench); the process's file-descriptor limit is the real bound.
-    ``max_connections`` caps each of the ``shards`` pools (:class:`ShardedTransport`).
+    Over HTTP/1.1 every open stream holds one upstream connection, so the pool is not capped by
+    default (a cap of 1000 made the 1001st concurrent stream wait 10 s and fail in the bench); the
+    process's file-descriptor limit is the real bound. ``max_connections`` caps each of the
+    ``shards`` pools of a :class:`ShardedTransport` (``sharded``: one made by the caller, so that an
+    :class:`UpstreamSender` can share it).
 
     Direct connections go through the sharded pools, mounted at ``all://``: httpx's proxy
     environment (``HTTPS_PROXY``, ``HTTP_PROXY``, ``NO_PROXY``) keeps its more specific mounts and
@@ -310,11 +321,91 @@ def new_http_client(*, max_connections: int | None = None, shards: int = POOL_SH
     limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=100)
     mounts: dict[str, httpx.AsyncBaseTransport] | None = None
     if not any(os.environ.get(name) for name in ("ALL_PROXY", "all_proxy")):
-        mounts = {"all://": ShardedTransport(shards=shards, limits=limits, verify=httpx.create_ssl_context())}
+        if sharded is None:
+            sharded = ShardedTransport(shards=shards, limits=limits, verify=httpx.create_ssl_context())
+        mounts = {"all://": sharded}
     return httpx.AsyncClient(
-        http2=False,
-        timeout=httpx.Timeout(connect=10.0, read=300.0, write=30.0, pool=10.0),
-        limits=limits,
-        follow_redirects=False,
-        mounts=mounts,
+        http2=False, timeout=UPSTREAM_TIMEOUT, limits=limits, follow_redirects=False, mounts=mounts
     )
+
+
+CLOUDFLARE_COOKIES = frozenset(
+    {"__cf_bm", "__cflb", "__cfruid", "__cfseq", "__cfwaitingroom", "_cfuvid", "cf_clearance"}
+)
+"""The only cookies the Codex client keeps and sends (codex-protocol.md §6.2)."""
+
+
+class CloudflareCookieJar:
+    """The Codex client's process-wide cookie jar: Cloudflare's cookies only (codex-protocol.md §6.2).
+
+    Domain, path and expiry rules are the standard library's (``http.cookiejar`` via
+    :class:`httpx.Cookies`), so a cookie set by chatgpt.com goes back to chatgpt.com only. Other
+    cookies (a backend session cookie, say) are never kept: they would follow every account.
+    """
+
+    def __init__(self) -> None:
+        self.cookies = httpx.Cookies()
+
+    def absorb(self, response: httpx.Response) -> None:
+        """Keep the Cloudflare cookies ``response`` sets (its ``request`` must be set)."""
+        if "set-cookie" not in response.headers:
+            return
+        found = httpx.Cookies()
+        found.extract_cookies(response)
+        for cookie in found.jar:
+            if cookie.name in CLOUDFLARE_COOKIES:
+                self.cookies.jar.set_cookie(cookie)
+
+    def apply(self, request: httpx.Request) -> None:
+        """Add a ``Cookie`` header with the kept cookies that match ``request``'s URL, if any."""
+        if len(self.cookies.jar):
+            self.cookies.set_cookie_header(request)
+
+
+class UpstreamSender:
+    """Sends the relay's requests (``POST /codex/responses`` and ``/responses/compact``).
+
+    When no proxy is configured in the environment (``urllib.request.getproxies()`` is empty, the
+    source httpx reads too), requests go straight to ``sharded``: httpx's public transport API, without
+    the client's per-request layers (auth, redirects, cookie and header merging, a wrapping stream
+    per response) that cost about 130 µs of CPU per request (bench, issue 7). Cookies then follow
+    the Codex client's rule (:class:`CloudflareCookieJar`). Otherwise, or without ``sharded``,
+    requests go through ``client`` and its proxy mounts.
+
+    Args:
+        client: the shared client (its default headers and timeout apply on both paths).
+        sharded: the transport mounted in ``client`` for direct connections, or ``None``.
+    """
+
+    def __init__(self, client: httpx.AsyncClient, sharded: ShardedTransport | None = None) -> None:
+        self.client = client
+        self.direct = sharded if sharded is not None and not urllib.request.getproxies() else None
+        self.cookies = CloudflareCookieJar()
+        self._defaults = {name.lower(): value for name, value in client.headers.items()}
+        self._timeout = client.timeout.as_dict()
+
+    async def send(self, url: httpx.URL, *, content: bytes, headers: Mapping[str, str]) -> httpx.Response:
+        """``POST url`` and return the response as soon as its headers arrive (body unread: the caller
+        must ``aclose()`` it).
+
+        Args:
+            headers: lower-case names; they override the client's defaults.
+
+        Raises:
+            httpx.HTTPError: the request could not be sent or its response head not read.
+        """
+        if self.direct is None:
+            request = self.client.build_request("POST", url, content=content, headers=headers)
+            return await self.client.send(request, stream=True)
+        request = httpx.Request(
+            "POST",
+            url,
+            content=content,
+            headers={**self._defaults, **headers},
+            extensions={"timeout": self._timeout},
+        )
+        self.cookies.apply(request)
+        response = await self.direct.handle_async_request(request)
+        response.request = request
+        self.cookies.absorb(response)
+        return response

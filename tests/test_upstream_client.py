@@ -12,11 +12,17 @@ import httpx
 import pytest
 import trio
 
-from codexgw.upstream import ShardedTransport, new_http_client
+from codexgw.upstream import ShardedTransport, UpstreamSender, new_http_client
 
 
-async def _serve_http(stream: trio.SocketStream, seen: list[tuple[int, bytes]]) -> None:
-    """Answer every request on one connection with 200 "ok", recording (peer port, request target)."""
+async def _serve_http(
+    stream: trio.SocketStream,
+    seen: list[tuple[int, bytes]],
+    headers_seen: list[dict[bytes, bytes]] | None = None,
+    set_cookies: tuple[bytes, ...] = (),
+) -> None:
+    """Answer every request on one connection with 200 "ok", recording (peer port, request target)
+    and, when given ``headers_seen``, each request's headers; every answer sets ``set_cookies``."""
     peer_port = stream.socket.getpeername()[1]
     conn = h11.Connection(h11.SERVER)
     while True:
@@ -32,18 +38,21 @@ async def _serve_http(stream: trio.SocketStream, seen: list[tuple[int, bytes]]) 
             continue
         if isinstance(event, h11.Request):
             seen.append((peer_port, event.target))
+            if headers_seen is not None:
+                headers_seen.append(dict(event.headers))
         elif isinstance(event, h11.EndOfMessage):
             body = b"ok"
-            await stream.send_all(conn.send(h11.Response(status_code=200, headers=[("content-length", "2")])))
+            head = [(b"content-length", b"2"), *((b"set-cookie", c) for c in set_cookies)]
+            await stream.send_all(conn.send(h11.Response(status_code=200, headers=head)))
             await stream.send_all(conn.send(h11.Data(data=body)) + conn.send(h11.EndOfMessage()))
             conn.start_next_cycle()
         elif isinstance(event, h11.ConnectionClosed):
             return
 
 
-async def _start(nursery: trio.Nursery, seen: list[tuple[int, bytes]]) -> int:
+async def _start(nursery: trio.Nursery, seen: list[tuple[int, bytes]], **serve_kw: object) -> int:
     listeners = await nursery.start(
-        partial(trio.serve_tcp, lambda s: _serve_http(s, seen), 0, host="127.0.0.1")
+        partial(trio.serve_tcp, lambda s: _serve_http(s, seen, **serve_kw), 0, host="127.0.0.1")  # type: ignore[arg-type]
     )
     return listeners[0].socket.getsockname()[1]
 
@@ -107,3 +116,47 @@ async def test_the_proxy_environment_still_wins(
         response = await http.get("http://upstream.invalid/backend-api/codex/responses")
     assert response.text == "ok"
     assert [target for _, target in seen] == [b"http://upstream.invalid/backend-api/codex/responses"]
+
+
+@pytest.mark.usefixtures("no_proxy_env")
+async def test_the_direct_sender_keeps_only_cloudflare_cookies_and_sends_them_back(
+    nursery: trio.Nursery,
+) -> None:
+    """codex-protocol.md §6.2: the Codex client's jar holds Cloudflare cookies only."""
+    seen: list[tuple[int, bytes]] = []
+    headers_seen: list[dict[bytes, bytes]] = []
+    cookies = [b"__cf_bm=cf1; Path=/; HttpOnly", b"session=secret; Path=/", b"_cfuvid=cf2; Path=/"]
+    port = await _start(nursery, seen, headers_seen=headers_seen, set_cookies=tuple(cookies))
+    sharded = ShardedTransport(shards=2, limits=httpx.Limits(max_connections=None))
+    async with new_http_client(sharded=sharded) as http:
+        sender = UpstreamSender(http, sharded)
+        assert sender.direct is sharded
+        url = httpx.URL(f"http://127.0.0.1:{port}/backend-api/codex/responses")
+        for _ in range(2):
+            response = await sender.send(url, content=b"{}", headers={"authorization": "Bearer t"})
+            assert await response.aread() == b"ok"
+            await response.aclose()
+    assert sharded.in_flight == [0, 0]
+    assert b"cookie" not in headers_seen[0]
+    sent = headers_seen[1][b"cookie"].decode()
+    assert sorted(sent.split("; ")) == ["__cf_bm=cf1", "_cfuvid=cf2"]
+    assert headers_seen[1][b"authorization"] == b"Bearer t"
+    assert headers_seen[1][b"accept-encoding"], "the client's default headers still apply"
+
+
+async def test_with_a_proxy_in_the_environment_the_sender_goes_through_the_client(
+    nursery: trio.Nursery, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[tuple[int, bytes]] = []
+    proxy_port = await _start(nursery, seen)
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{proxy_port}")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    sharded = ShardedTransport(shards=2, limits=httpx.Limits(max_connections=None))
+    async with new_http_client(sharded=sharded) as http:
+        sender = UpstreamSender(http, sharded)
+        assert sender.direct is None
+        response = await sender.send(httpx.URL("http://upstream.invalid/r"), content=b"{}", headers={})
+        assert await response.aread() == b"ok"
+        await response.aclose()
+    assert [target for _, target in seen] == [b"http://upstream.invalid/r"]
