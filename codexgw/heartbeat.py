@@ -81,6 +81,7 @@ async def with_heartbeat(
             try:
                 async for batch in source:
                     buf.items.extend(batch)
+                    del batch  # hold nothing while the upstream is silent
                     buf.arrived.set()
                     while len(buf.items) >= max_pending:
                         await buf.drained.wait()

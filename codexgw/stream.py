@@ -130,8 +130,10 @@ class UpstreamStream:
         if self._pending:
             pending, self._pending = self._pending, []
             yield pending
+            del pending  # an idle stream holds no event it already passed on
         while (batch := await self._read_batch()) is not None:
             yield batch
+            del batch
 
     async def aclose(self) -> None:
         """Close the upstream response (aborts the upstream generation if still running)."""

@@ -388,24 +388,48 @@ class UpstreamSender:
         """``POST url`` and return the response as soon as its headers arrive (body unread: the caller
         must ``aclose()`` it).
 
+        The request body is dropped once sent: the request lives as long as the response, and a
+        Codex request carries the whole conversation (often hundreds of KB) while the answer may
+        stream for minutes.
+
         Args:
             headers: lower-case names; they override the client's defaults.
 
         Raises:
             httpx.HTTPError: the request could not be sent or its response head not read.
         """
-        if self.direct is None:
-            request = self.client.build_request("POST", url, content=content, headers=headers)
-            return await self.client.send(request, stream=True)
-        request = httpx.Request(
-            "POST",
-            url,
-            content=content,
-            headers={**self._defaults, **headers},
-            extensions={"timeout": self._timeout},
-        )
-        self.cookies.apply(request)
-        response = await self.direct.handle_async_request(request)
-        response.request = request
-        self.cookies.absorb(response)
-        return response
+        body = _SentOnce(content)
+        headers = {**headers, "content-length": str(len(content))}
+        try:
+            if self.direct is None:
+                request = self.client.build_request("POST", url, headers=headers)
+                request.stream = body
+                return await self.client.send(request, stream=True)
+            request = httpx.Request(  # with stream=, httpx adds no header itself: Host is ours to set
+                "POST",
+                url,
+                headers={"host": url.netloc.decode("ascii"), **self._defaults, **headers},
+                stream=body,
+                extensions={"timeout": self._timeout},
+            )
+            self.cookies.apply(request)
+            response = await self.direct.handle_async_request(request)
+            response.request = request
+            self.cookies.absorb(response)
+            return response
+        finally:
+            body.release()
+
+
+class _SentOnce(httpx.AsyncByteStream):
+    """A request body that :meth:`release` drops (HTTP/1.1 sends it whole before the response head)."""
+
+    def __init__(self, content: bytes) -> None:
+        self._content = content
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        if self._content:
+            yield self._content
+
+    def release(self) -> None:
+        self._content = b""

@@ -20,6 +20,7 @@ async def _serve_http(
     seen: list[tuple[int, bytes]],
     headers_seen: list[dict[bytes, bytes]] | None = None,
     set_cookies: tuple[bytes, ...] = (),
+    bodies: list[bytes] | None = None,
 ) -> None:
     """Answer every request on one connection with 200 "ok", recording (peer port, request target)
     and, when given ``headers_seen``, each request's headers; every answer sets ``set_cookies``."""
@@ -40,6 +41,10 @@ async def _serve_http(
             seen.append((peer_port, event.target))
             if headers_seen is not None:
                 headers_seen.append(dict(event.headers))
+            if bodies is not None:
+                bodies.append(b"")
+        elif isinstance(event, h11.Data) and bodies is not None:
+            bodies[-1] += event.data
         elif isinstance(event, h11.EndOfMessage):
             body = b"ok"
             head = [(b"content-length", b"2"), *((b"set-cookie", c) for c in set_cookies)]
@@ -160,3 +165,25 @@ async def test_with_a_proxy_in_the_environment_the_sender_goes_through_the_clien
         assert await response.aread() == b"ok"
         await response.aclose()
     assert [target for _, target in seen] == [b"http://upstream.invalid/r"]
+
+
+@pytest.mark.usefixtures("no_proxy_env")
+@pytest.mark.parametrize("direct", [True, False])
+async def test_the_request_body_is_sent_whole_then_dropped(nursery: trio.Nursery, direct: bool) -> None:
+    """A long answer must not keep the conversation it answers in memory."""
+    seen: list[tuple[int, bytes]] = []
+    headers_seen: list[dict[bytes, bytes]] = []
+    bodies: list[bytes] = []
+    port = await _start(nursery, seen, headers_seen=headers_seen, bodies=bodies)
+    sharded = ShardedTransport(shards=2, limits=httpx.Limits(max_connections=None))
+    content = b'{"input":"' + b"x" * 100_000 + b'"}'
+    async with new_http_client(sharded=sharded) as http:
+        sender = UpstreamSender(http, sharded if direct else None)
+        assert (sender.direct is not None) is direct
+        response = await sender.send(httpx.URL(f"http://127.0.0.1:{port}/r"), content=content, headers={})
+        assert [chunk async for chunk in response.request.stream] == [], "dropped once sent"
+        assert await response.aread() == b"ok"
+        await response.aclose()
+    assert bodies == [content]
+    assert headers_seen[0][b"content-length"] == str(len(content)).encode()
+    assert headers_seen[0][b"host"] == f"127.0.0.1:{port}".encode()

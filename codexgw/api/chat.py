@@ -128,8 +128,11 @@ async def _relay(
                     out.append(encoded)
                 if translator.done or translator.stop_hit:
                     break
+            del batch, event, _raw  # hold nothing while the upstream is silent
+            data = None
             if out:
                 yield b"".join(out)
+            del out
             if translator.done or translator.stop_hit:
                 break
         if not translator.done and not translator.stop_hit:

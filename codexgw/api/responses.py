@@ -337,7 +337,10 @@ async def _relay(
                     stream_log.outcome = "completed" if kind == "response.completed" else "failed"
             if ending and save is not None and capture.response is not None:
                 await save(str(capture.response.get("id") or ""), capture.output)
-            yield b"".join(raw for _event, raw in batch)
+            out = b"".join(raw for _event, raw in batch)
+            del batch, event, _raw  # hold nothing while the upstream is silent
+            yield out
+            del out
         if not terminal:
             stream_log.outcome = "failed"
             yield _failed_event("the Codex backend closed the stream before response.completed")
