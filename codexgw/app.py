@@ -6,7 +6,6 @@ with the right status; unexpected exceptions are logged here and answered 500 wi
 
 from __future__ import annotations
 
-import hmac
 import logging
 import time
 
@@ -15,9 +14,9 @@ from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
 from .api import admin, chat, models, responses
-from .api.common import access_log, json_response
+from .api.common import access_log, api_key_error, error_reply, json_response
+from .api.hot import HotRoutes, Route
 from .errors import (
-    AuthenticationError,
     ClientError,
     CodexgwError,
     MethodNotAllowedError,
@@ -31,29 +30,36 @@ log = logging.getLogger("codexgw.app")
 DEFAULT_INSTRUCTIONS = "You are a helpful assistant."
 """``instructions`` sent when the client gives none (codex-protocol.md §6.3: keep it present)."""
 
-OPEN_PATHS = frozenset({"/health"})
-"""Paths served without the gateway API key."""
 
-
-def create_app(gw: Gateway, *, reasoning_mode: str = "content") -> QuartTrio:
-    """Build the app serving ``gw``.
+def create_app(gw: Gateway, *, reasoning_mode: str = "content") -> HotRoutes:
+    """Build the ASGI app serving ``gw``: the hot routes on plain ASGI in front of the Quart app.
 
     Args:
         gw: the gateway state every route reads.
         reasoning_mode: default display of reasoning summaries in Chat Completions
             (``content``, ``think`` or ``hidden``).
     """
+    app = create_quart_app(gw)
+    routes: dict[str, Route] = {
+        **dict.fromkeys(chat.PATHS, chat.create_chat_completion),
+        **dict.fromkeys(responses.PATHS, responses.create_response),
+    }
+    return HotRoutes(
+        app, gw, routes, default_instructions=DEFAULT_INSTRUCTIONS, reasoning_mode=reasoning_mode
+    )
+
+
+def create_quart_app(gw: Gateway) -> QuartTrio:
+    """The Quart app: every route but the hot ones (:mod:`codexgw.api.hot`), and the same rules."""
     app = QuartTrio("codexgw")
     app.config.update(
         RESPONSE_TIMEOUT=None,  # design §5: the 60 s default silently cuts long SSE streams
         BODY_TIMEOUT=300,
         MAX_CONTENT_LENGTH=gw.settings.max_body_bytes,
         PROVIDE_AUTOMATIC_OPTIONS=False,
-        DEFAULT_INSTRUCTIONS=DEFAULT_INSTRUCTIONS,
-        REASONING_MODE=reasoning_mode,
     )
     app.extensions["codexgw"] = gw
-    for module in (chat, responses, models, admin):
+    for module in (responses, models, admin):
         app.register_blueprint(module.bp)
 
     @app.before_request
@@ -76,22 +82,18 @@ def create_app(gw: Gateway, *, reasoning_mode: str = "content") -> QuartTrio:
 
     @app.before_request
     async def check_api_key() -> None:
-        key = gw.settings.api_key
-        if key is None or request.path in OPEN_PATHS:
-            return
-        given = request.headers.get("authorization", "")
-        token = given[7:].strip() if given[:7].lower() == "bearer " else request.headers.get("x-api-key", "")
-        if not hmac.compare_digest(token.encode(), key.encode()):
-            raise AuthenticationError("Invalid or missing API key: send 'Authorization: Bearer <key>'")
+        error = api_key_error(
+            gw.settings.api_key, request.path, {k.lower(): v for k, v in request.headers.items()}
+        )
+        if error is not None:
+            raise error
 
     @app.errorhandler(CodexgwError)
     async def codexgw_error(exc: CodexgwError) -> Response:
         if not isinstance(exc, ClientError):
             log.warning("%s %s -> %d %s", request.method, request.path, exc.status, exc.message)
-        headers = dict(exc.headers)
-        if exc.status == 429 and "Retry-After" in headers and int(headers["Retry-After"]) > 120:
-            headers["x-should-retry"] = "false"
-        return json_response(exc.to_body(), status=exc.status, headers=headers)
+        status, headers, body = error_reply(exc)
+        return json_response(body, status=status, headers=headers)
 
     @app.errorhandler(HTTPException)
     async def http_error(exc: HTTPException) -> Response:

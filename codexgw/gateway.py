@@ -24,6 +24,7 @@ from .metrics import Metrics
 from .pool.quota import QuotaSnapshot
 from .pool.scheduler import AccountView, Pool
 from .store.pool_settings import PoolSettings, read_pool_settings
+from .store.responses import ResponseStore
 from .store.sqlite import Account, Store
 from .upstream import UpstreamSender, parse_json_body, plain_headers
 
@@ -56,6 +57,8 @@ class Gateway:
         self.store = store
         self.http = http
         self.sender = sender or UpstreamSender(http)
+        self.responses: ResponseStore | None = None
+        """The kept responses (``responses.db``), opened on first use by ``api/responses.py``."""
         """Sends the relay's requests (through ``http`` unless given a direct transport)."""
         self.clock = clock
         self.pool = Pool()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import logging
 import shutil
 import ssl
 import subprocess
@@ -11,8 +12,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+import trio
 
 from tests.conftest import Env
+from tests.fakes.behaviours import Hold, Text
 
 pytestmark = pytest.mark.trio
 
@@ -159,3 +162,47 @@ async def test_tls_negotiates_h2_with_alpn(env: Env, self_signed: tuple[str, str
         assert r.http_version == "HTTP/2"
         lines = [line async for line in r.aiter_lines() if line.startswith("data: ")]
     assert lines[-1] == "data: [DONE]"
+
+
+@pytest.mark.parametrize(("path", "body"), [
+    ("/v1/chat/completions", {"model": "gpt-5.5", "stream": True, "messages": [{"role": "user", "content": "hi"}]}),
+    ("/v1/responses", {"model": "gpt-5.5", "stream": True, "input": "hi"}),
+])  # fmt: skip
+async def test_a_client_that_leaves_mid_stream_closes_the_upstream(
+    env: Env, path: str, body: dict, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The upstream generation is aborted, not left running, and the access line says so."""
+    caplog.set_level(logging.INFO, logger="codexgw.access")
+    env.add_account("alice")
+    hold = Hold(after_headers=True, after_events=5, then=Text("never sent"))  # up to the first delta
+    env.fake.script(None, hold)
+    await env.start()
+    with trio.fail_after(10):
+        async with httpx.AsyncClient() as client, client.stream("POST", f"{env.url}{path}", json=body) as r:
+            assert r.status_code == 200
+            async for _chunk in r.aiter_raw():
+                break  # the first events arrived; now hang up
+        await env.fake.wait_for(lambda: env.fake.client_disconnects >= 1)
+        while not any("outcome=client_closed" in m for m in caplog.messages):
+            await trio.sleep(0.01)
+    assert not hold.release.is_set()
+
+
+async def test_a_client_that_leaves_before_the_answer_closes_the_upstream(env: Env) -> None:
+    """``stream: false``: hanging up while the backend still generates cancels the request."""
+    env.add_account("alice")
+    hold = Hold(after_headers=True, after_events=4, then=Text("never sent"))
+    env.fake.script(None, hold)
+    await env.start()
+    body = {"model": "gpt-5.5", "messages": [{"role": "user", "content": "hi"}]}
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+
+            async def ask() -> None:
+                async with httpx.AsyncClient() as client:
+                    await client.post(f"{env.url}/v1/chat/completions", json=body)
+
+            nursery.start_soon(ask)
+            await hold.reached.wait()
+            nursery.cancel_scope.cancel()  # the client goes away
+        await env.fake.wait_for(lambda: env.fake.client_disconnects >= 1)

@@ -60,25 +60,34 @@ def decode_content(raw: bytes, encoding: str, *, max_bytes: int) -> bytes:
     return out
 
 
-async def read_json_body(max_bytes: int) -> Any:
-    """Read and parse the current request's JSON body.
+def parse_json_body(raw: bytes, content_encoding: str, *, max_bytes: int) -> Any:
+    """Decode (``Content-Encoding``) and parse a request body as JSON.
 
     Returns:
         The parsed JSON value (any type; the translator checks it is an object).
 
     Raises:
-        PayloadTooLargeError, UnsupportedMediaTypeError, InvalidRequestError: see above; malformed
-        JSON is a 400 naming no param.
+        PayloadTooLargeError, UnsupportedMediaTypeError, InvalidRequestError: see
+        :func:`decode_content`; an empty or malformed body is a 400 naming no param.
     """
-    try:
-        raw = await request.get_data(cache=False, as_text=False)
-    except RequestEntityTooLarge:
-        raise PayloadTooLargeError(f"the request body exceeds {max_bytes} bytes") from None
-    assert isinstance(raw, bytes)
-    data = decode_content(raw, request.headers.get("content-encoding", ""), max_bytes=max_bytes)
+    data = decode_content(raw, content_encoding, max_bytes=max_bytes)
     if not data.strip():
         raise InvalidRequestError("the request body is empty; expected a JSON object")
     try:
         return json.loads(data)
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidRequestError(f"the request body is not valid JSON: {exc}") from None
+
+
+async def read_json_body(max_bytes: int) -> Any:
+    """Read and parse the current Quart request's JSON body (:func:`parse_json_body`).
+
+    Raises:
+        PayloadTooLargeError: the raw body exceeds ``max_bytes``; else as :func:`parse_json_body`.
+    """
+    try:
+        raw = await request.get_data(cache=False, as_text=False)
+    except RequestEntityTooLarge:
+        raise PayloadTooLargeError(f"the request body exceeds {max_bytes} bytes") from None
+    assert isinstance(raw, bytes)
+    return parse_json_body(raw, request.headers.get("content-encoding", ""), max_bytes=max_bytes)

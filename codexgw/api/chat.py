@@ -8,8 +8,6 @@ from collections.abc import AsyncIterator
 from contextlib import aclosing
 from typing import Any
 
-from quart import Blueprint, Response, current_app, g, request
-
 from ..errors import CodexgwError, InvalidRequestError
 from ..gateway import Gateway
 from ..heartbeat import HEARTBEAT, with_heartbeat
@@ -20,17 +18,16 @@ from ..translate.aggregate import ChatCompletionBuilder
 from ..translate.chat_request import chat_to_responses
 from ..translate.chat_stream import ChatStreamTranslator, sse_data
 from ..translate.failures import failure_exception, openai_error
-from .body import read_json_body
-from .common import StreamLog, gateway, json_response, response_headers, sse_response, upstream_closed
-
-bp = Blueprint("chat", __name__)
+from .common import StreamLog, response_headers, upstream_closed
+from .hot import Call, JSONReply, StreamReply
 
 REASONING_HEADER = "x-codexgw-reasoning"
 REASONING_MODES = ("content", "think", "hidden")
+PATHS = ("/v1/chat/completions", "/chat/completions")
 
 
-def _reasoning_mode() -> str:
-    mode = request.headers.get(REASONING_HEADER, current_app.config["REASONING_MODE"]).strip().lower()
+def _reasoning_mode(call: Call) -> str:
+    mode = call.headers.get(REASONING_HEADER, call.reasoning_mode).strip().lower()
     if mode not in REASONING_MODES:
         raise InvalidRequestError(
             f"{REASONING_HEADER} must be one of {', '.join(REASONING_MODES)}", param=REASONING_HEADER
@@ -38,15 +35,14 @@ def _reasoning_mode() -> str:
     return mode
 
 
-@bp.post("/v1/chat/completions")
-@bp.post("/chat/completions")
-async def create_chat_completion() -> Response:
-    """Create a chat completion (streamed when the body says ``stream: true``; codex-protocol.md §12.2)."""
-    gw = gateway()
-    body = await read_json_body(gw.settings.max_body_bytes)
-    mode = _reasoning_mode()
-    prepared = chat_to_responses(body, default_instructions=current_app.config["DEFAULT_INSTRUCTIONS"])
-    stream = await open_stream(gw, prepared.body, request.headers)
+async def create_chat_completion(call: Call) -> JSONReply | StreamReply:
+    """``POST /v1/chat/completions``: streamed when the body says ``stream: true`` (codex-protocol.md
+    §12.2). Served by :class:`codexgw.api.hot.HotRoutes`."""
+    gw = call.gw
+    body = call.json_body()
+    mode = _reasoning_mode(call)
+    prepared = chat_to_responses(body, default_instructions=call.default_instructions)
+    stream = await open_stream(gw, prepared.body, call.headers)
     if stream.early_error is not None:  # failed before any output: an HTTP error, as OpenAI answers
         await upstream_closed(stream)
         raise failure_exception(openai_error(stream.early_error))
@@ -63,10 +59,12 @@ async def create_chat_completion() -> Response:
         stop=prepared.stop,
         legacy_functions=prepared.legacy_functions,
     )
-    g.account, g.model = stream.account.name, model
+    call.account, call.model = stream.account.name, model
     if prepared.stream:
-        log = StreamLog(request.method, request.path, g.started, stream.account.name, model)
-        return sse_response(_relay(gw, stream, translator, log), headers)
+        log = StreamLog(
+            call.method, call.path, call.started, stream.account.name, model, route=call.path, metrics=gw.metrics
+        )
+        return StreamReply(_relay(gw, stream, translator, log), headers, upstream=stream)
     builder = ChatCompletionBuilder(
         completion_id=completion_id,
         created=created,
@@ -80,8 +78,8 @@ async def create_chat_completion() -> Response:
     finally:
         await upstream_closed(stream)
     completion = builder.completion()
-    g.usage = _responses_usage(completion.get("usage"))
-    return json_response(completion, headers=headers)
+    call.usage = _responses_usage(completion.get("usage"))
+    return JSONReply(completion, headers=headers)
 
 
 _data = sse_data

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import hmac
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import trio
 from quart import Response, current_app, has_request_context, request
+
+from ..errors import AuthenticationError, CodexgwError
 
 if TYPE_CHECKING:
     from ..gateway import Gateway
@@ -46,16 +49,42 @@ def response_headers(stream: UpstreamStream, dropped: list[str]) -> dict[str, st
     return headers
 
 
-def sse_response(body: AsyncIterator[bytes], headers: dict[str, str]) -> Response:
-    """A streamed ``text/event-stream`` response that never times out (design §5)."""
-    response = Response(
-        body,
-        status=200,
-        headers={**headers, "cache-control": "no-cache", "x-accel-buffering": "no"},
-        content_type="text/event-stream; charset=utf-8",
-    )
-    response.timeout = None
-    return response
+SSE_HEADERS = {
+    "content-type": "text/event-stream; charset=utf-8",
+    "cache-control": "no-cache",
+    "x-accel-buffering": "no",  # nginx and friends: do not buffer the stream
+}
+"""The headers of every streamed answer."""
+
+OPEN_PATHS = frozenset({"/health"})
+"""Paths served without the gateway API key."""
+
+
+def api_key_error(api_key: str | None, path: str, headers: Mapping[str, str]) -> AuthenticationError | None:
+    """The error for a request without the gateway's API key, or ``None`` when it may pass.
+
+    The key travels as ``Authorization: Bearer <key>`` or ``x-api-key``; it is compared in constant
+    time. ``headers``: lower-case names.
+    """
+    if api_key is None or path in OPEN_PATHS:
+        return None
+    given = headers.get("authorization", "")
+    token = given[7:].strip() if given[:7].lower() == "bearer " else headers.get("x-api-key", "")
+    if hmac.compare_digest(token.encode(), api_key.encode()):
+        return None
+    return AuthenticationError("Invalid or missing API key: send 'Authorization: Bearer <key>'")
+
+
+def error_reply(exc: CodexgwError) -> tuple[int, dict[str, str], dict[str, Any]]:
+    """``(status, headers, body)`` of the answer to ``exc``, in OpenAI's error shape.
+
+    A 429 whose ``Retry-After`` is over two minutes also says ``x-should-retry: false``, so the
+    openai SDKs give up at once instead of sleeping through their retries.
+    """
+    headers = dict(exc.headers)
+    if exc.status == 429 and "Retry-After" in headers and int(headers["Retry-After"]) > 120:
+        headers["x-should-retry"] = "false"
+    return exc.status, headers, exc.to_body()
 
 
 async def upstream_closed(stream: UpstreamStream) -> None:

@@ -23,7 +23,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import trio
-from quart import Blueprint, Response, current_app, g, request
+from quart import Blueprint, Response, g, request
 
 from ..errors import CodexgwError, InvalidRequestError, UpstreamError
 from ..gateway import Gateway
@@ -35,7 +35,8 @@ from ..stream import TERMINAL_EVENTS, UpstreamStream, event_json, event_type
 from ..translate.aggregate import ResponseAggregator
 from ..translate.params import is_item_reference, prepare_responses_request
 from .body import read_json_body
-from .common import StreamLog, gateway, json_response, response_headers, sse_response, upstream_closed
+from .common import StreamLog, gateway, json_response, response_headers, upstream_closed
+from .hot import Call, JSONReply, StreamReply
 
 bp = Blueprint("responses", __name__)
 log = logging.getLogger("codexgw.responses")
@@ -46,49 +47,51 @@ COMPACT_FIELDS = ("model", "input", "instructions", "tools", "parallel_tool_call
 CAPTURED_EVENTS = frozenset({"response.output_item.done", "response.completed", "response.incomplete"})
 
 
-@bp.post("/v1/responses")
-@bp.post("/responses")
-async def create_response() -> Response:
+PATHS = ("/v1/responses", "/responses")
+
+
+async def create_response(call: Call) -> JSONReply | StreamReply:
     """Create a model response (streamed when the body says ``stream: true``; codex-protocol.md §12.2).
+    Served by :class:`codexgw.api.hot.HotRoutes`.
 
     Raises:
         InvalidRequestError: a malformed body; ``previous_response_not_found`` for an unknown,
             expired or ``store: false`` previous response.
         CodexgwError: whatever :func:`codexgw.relay.open_stream` raises before the first byte.
     """
-    gw = gateway()
-    body = await read_json_body(gw.settings.max_body_bytes)
-    previous_id, history, body = await _expand_previous(body)
-    prepared = prepare_responses_request(
-        body, default_instructions=current_app.config["DEFAULT_INSTRUCTIONS"]
-    )
+    gw = call.gw
+    body = call.json_body()
+    previous_id, history, body = await _expand_previous(gw, body)
+    prepared = prepare_responses_request(body, default_instructions=call.default_instructions)
     n_history = len(history.items) if history else 0
     keep = isinstance(body, dict) and body.get("store") is not False
     stream = await open_stream(
         gw,
         prepared.body,
-        request.headers,
+        call.headers,
         prefer_account_id=history.account_id if history else None,
         body_for=_body_for(prepared.body, history) if history else None,
     )
     headers = response_headers(stream, prepared.dropped)
     model = stream.model or str(prepared.body.get("model"))
-    g.account, g.model = stream.account.name, model
+    call.account, call.model = stream.account.name, model
     turn_input = prepared.body["input"][n_history:]
     save = _saver(gw, await responses_store(gw), stream.account.id, previous_id, turn_input) if keep else None
     if prepared.stream:
-        stream_log = StreamLog(request.method, request.path, g.started, stream.account.name, model)
-        return sse_response(_relay(gw, stream, save, stream_log), headers)
+        stream_log = StreamLog(
+            call.method, call.path, call.started, stream.account.name, model, route=call.path, metrics=gw.metrics
+        )
+        return StreamReply(_relay(gw, stream, save, stream_log), headers, upstream=stream)
     try:
         response = await _aggregate(stream)
     finally:
         await upstream_closed(stream)
-    g.usage = response.get("usage")
+    call.usage = response.get("usage")
     if save is not None:
         await save(str(response.get("id") or ""), list(response.get("output") or []))
     response["previous_response_id"] = previous_id
     response["store"] = keep
-    return json_response(response, headers=headers)
+    return JSONReply(response, headers=headers)
 
 
 @bp.post("/v1/responses/compact")
@@ -102,7 +105,7 @@ async def compact_response() -> Response:
     """
     gw = gateway()
     body = await read_json_body(gw.settings.max_body_bytes)
-    _previous_id, _history, body = await _expand_previous(body)
+    _previous_id, _history, body = await _expand_previous(gw, body)
     prepared = prepare_responses_request(body, default_instructions="")
     compact = {k: prepared.body[k] for k in COMPACT_FIELDS if prepared.body.get(k) is not None}
     if not compact.get("instructions"):
@@ -135,14 +138,14 @@ async def responses_websocket() -> Response:
 
 async def responses_store(gw: Gateway) -> ResponseStore:
     """The app's :class:`ResponseStore` (``<store dir>/responses.db``), opened on first use."""
-    store = current_app.extensions.get("codexgw.responses")
-    if store is None:
+    if gw.responses is None:
         store = await trio.to_thread.run_sync(ResponseStore.open, gw.settings.store_dir)
-        current_app.extensions["codexgw.responses"] = store
-    return store
+        if gw.responses is None:  # another request may have opened it meanwhile
+            gw.responses = store
+    return gw.responses
 
 
-async def _expand_previous(body: Any) -> tuple[str | None, History | None, Any]:
+async def _expand_previous(gw: Gateway, body: Any) -> tuple[str | None, History | None, Any]:
     """Replace ``previous_response_id`` by the stored conversation prepended to ``input``, then
     resolve the ``item_reference`` items of the client's input (:func:`_resolve_references`).
 
@@ -157,11 +160,10 @@ async def _expand_previous(body: Any) -> tuple[str | None, History | None, Any]:
             an item reference is unknown (param ``input[i]``).
     """
     if not isinstance(body, dict) or body.get("previous_response_id") is None:
-        return None, *await _resolve_references(body, None)
+        return None, *await _resolve_references(gw, body, None)
     previous_id = body["previous_response_id"]
     if not isinstance(previous_id, str) or not previous_id:
         raise InvalidRequestError("'previous_response_id' must be a string", param="previous_response_id")
-    gw = gateway()
     store = await responses_store(gw)
     history = await trio.to_thread.run_sync(lambda: store.expand(previous_id, now=gw.clock()))
     if history is None:
@@ -180,10 +182,10 @@ async def _expand_previous(body: Any) -> tuple[str | None, History | None, Any]:
     elif not isinstance(new_input, list):
         raise InvalidRequestError("'input' must be a string or an array", param="input")
     rest = {k: v for k, v in body.items() if k != "previous_response_id"}
-    return previous_id, *await _resolve_references({**rest, "input": [*history.items, *new_input]}, history)
+    return previous_id, *await _resolve_references(gw, {**rest, "input": [*history.items, *new_input]}, history)
 
 
-async def _resolve_references(body: Any, history: History | None) -> tuple[History | None, Any]:
+async def _resolve_references(gw: Gateway, body: Any, history: History | None) -> tuple[History | None, Any]:
     """Replace each ``item_reference`` of the client's input by the stored output item it names.
 
     The backend stores nothing, so it cannot resolve references; codexgw looks the ids up among the
@@ -204,7 +206,6 @@ async def _resolve_references(body: Any, history: History | None) -> tuple[Histo
             raise InvalidRequestError(
                 "an item reference needs a string 'id'", param=f"input[{i - offset}].id"
             )
-    gw = gateway()
     store = await responses_store(gw)
     found = await trio.to_thread.run_sync(lambda: store.find_items(refs.values(), now=gw.clock()))
     resolved, owners = list(items), list(history.owners if history else [])

@@ -1,0 +1,252 @@
+"""The two hot routes, ``POST /v1/responses`` and ``POST /v1/chat/completions``, served on plain ASGI.
+
+:class:`HotRoutes` sits in front of the Quart app and answers those paths itself; everything else
+(``/v1/models``, ``/status``, ``/metrics``, ``/v1/responses/compact``, the WebSocket refusal...) goes
+to Quart. Quart builds a request and an app context, matches the URL, runs hooks and wraps the
+response for every request: about 200 µs of CPU per request over a bare ASGI app on this stack
+(``bench/ceiling.py``, issue 7), a tenth of a relayed request's cost. The behaviour is the one the
+Quart app gives every route (``codexgw/app.py``): the gateway API key, the body size limit and
+``Content-Encoding``, errors in OpenAI's shape with their status and headers, one access-log line
+and the request metrics, and a client that goes away cancels the request and closes the upstream.
+
+The route code (``chat.create_chat_completion``, ``responses.create_response``) takes a
+:class:`Call` and returns a :class:`JSONReply` or a :class:`StreamReply`, with no framework in sight.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import aclosing
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from ..errors import ClientError, CodexgwError, MethodNotAllowedError, PayloadTooLargeError
+from .body import parse_json_body
+from .common import SSE_HEADERS, access_log, api_key_error, error_reply, upstream_closed
+
+if TYPE_CHECKING:
+    from ..gateway import Gateway
+    from ..stream import UpstreamStream
+
+log = logging.getLogger("codexgw.app")
+
+ASGIApp = Callable[
+    [dict[str, Any], Callable[[], Awaitable[dict]], Callable[[dict], Awaitable[None]]], Awaitable[None]
+]
+
+BODY_TIMEOUT_S = 300.0
+"""How long a client may take to send its request body (Quart's ``BODY_TIMEOUT`` on the other routes)."""
+
+
+@dataclass
+class Call:
+    """One request on a hot route: what the route code reads, and what it reports for the access log.
+
+    Attributes:
+        headers: the request headers, lower-case names (the first of repeated ones).
+        raw_body: the body as received (before ``Content-Encoding``).
+        started: ``time.perf_counter()`` when the request arrived.
+        account, model, usage: set by the route as it learns them (the access-log line's fields).
+    """
+
+    gw: Gateway
+    method: str
+    path: str
+    headers: dict[str, str]
+    raw_body: bytes
+    started: float
+    default_instructions: str
+    reasoning_mode: str
+    account: str | None = None
+    model: str | None = None
+    usage: dict[str, Any] | None = None
+
+    def json_body(self) -> Any:
+        """The body, decoded and parsed (:func:`codexgw.api.body.parse_json_body`)."""
+        max_bytes = self.gw.settings.max_body_bytes
+        return parse_json_body(self.raw_body, self.headers.get("content-encoding", ""), max_bytes=max_bytes)
+
+
+@dataclass
+class JSONReply:
+    """A whole JSON answer."""
+
+    payload: Any
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class StreamReply:
+    """A ``text/event-stream`` answer; ``body`` logs its own access line when it ends.
+
+    ``upstream`` is closed after the body in any case: a body never started (the client left
+    between the route's return and the first write) never runs its own ``finally``.
+    """
+
+    body: AsyncIterator[bytes]
+    headers: dict[str, str] = field(default_factory=dict)
+    upstream: UpstreamStream | None = None
+
+
+Route = Callable[[Call], Awaitable["JSONReply | StreamReply"]]
+
+
+class _ClientGone(Exception):
+    """The client closed the connection before its request body arrived."""
+
+
+class HotRoutes:
+    """ASGI app: ``routes`` (path → route) served here, every other request passed to ``app``.
+
+    Args:
+        app: the Quart app.
+        gw: the gateway.
+        routes: path → route code, for ``POST`` (any other method gets 405).
+        default_instructions, reasoning_mode: the app's settings the routes read.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        gw: Gateway,
+        routes: dict[str, Route],
+        *,
+        default_instructions: str,
+        reasoning_mode: str,
+    ) -> None:
+        self.app = app
+        self.gw = gw
+        self.routes = routes
+        self.default_instructions = default_instructions
+        self.reasoning_mode = reasoning_mode
+
+    async def __call__(
+        self,
+        scope: dict[str, Any],
+        receive: Callable[[], Awaitable[dict]],
+        send: Callable[[dict], Awaitable[None]],
+    ) -> None:
+        route = self.routes.get(scope["path"]) if scope["type"] == "http" else None
+        if route is None:
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        headers: dict[str, str] = {}
+        for name, value in scope["headers"]:
+            headers.setdefault(name.decode("latin-1").lower(), value.decode("latin-1"))
+        call = Call(
+            self.gw, scope["method"], scope["path"], headers, b"", started,
+            self.default_instructions, self.reasoning_mode,
+        )  # fmt: skip
+        async with trio.open_nursery() as nursery:
+            try:
+                reply = await self._answer(call, route, receive, nursery)
+            except _ClientGone:
+                return
+            try:
+                if isinstance(reply, StreamReply):
+                    await _send_stream(send, reply)  # its body writes the access-log line when it ends
+                    return
+                access_log(  # before the answer goes out, as Quart's after_request: a client's next call sees it
+                    call.method, call.path, reply.status, started, account=call.account, model=call.model,
+                    usage=call.usage, route=call.path, metrics=self.gw.metrics,
+                )  # fmt: skip
+                await _send_json(send, reply)
+            finally:
+                nursery.cancel_scope.cancel()  # the disconnect watcher
+
+    async def _answer(
+        self, call: Call, route: Route, receive: Callable[[], Awaitable[dict]], nursery: trio.Nursery
+    ) -> JSONReply | StreamReply:
+        """Run ``route`` (after the API key and the body), turning errors into their replies.
+
+        Once the body is in, a task of ``nursery`` watches for the client going away and then cancels
+        the nursery: the route (e.g. waiting on the upstream) and the reply's writing stop, and the
+        upstream is closed.
+        """
+        try:
+            if call.method != "POST":
+                raise MethodNotAllowedError(f"Method {call.method} is not allowed on {call.path}")
+            error = api_key_error(self.gw.settings.api_key, call.path, call.headers)
+            if error is not None:
+                raise error
+            call.raw_body = await _read_body(receive, call.headers, self.gw.settings.max_body_bytes)
+            nursery.start_soon(_cancel_on_disconnect, receive, nursery.cancel_scope)
+            return await route(call)
+        except CodexgwError as exc:
+            if not isinstance(exc, ClientError):
+                log.warning("%s %s -> %d %s", call.method, call.path, exc.status, exc.message)
+            status, headers, body = error_reply(exc)
+            return JSONReply(body, status=status, headers=headers)
+        except _ClientGone:
+            raise
+        except Exception:
+            log.exception("unhandled error on %s %s", call.method, call.path)
+            return JSONReply(CodexgwError("Internal server error").to_body(), status=500)
+
+
+async def _read_body(
+    receive: Callable[[], Awaitable[dict]], headers: dict[str, str], max_bytes: int
+) -> bytes:
+    """The whole request body, at most ``max_bytes`` (as sent, before ``Content-Encoding``).
+
+    Raises:
+        PayloadTooLargeError: ``Content-Length`` or the bytes received exceed ``max_bytes``.
+        ClientError: 408, the body took longer than :data:`BODY_TIMEOUT_S`.
+        _ClientGone: the client disconnected.
+    """
+    declared = headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise PayloadTooLargeError(f"the request body exceeds {max_bytes} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    with trio.move_on_after(BODY_TIMEOUT_S):
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise _ClientGone
+            chunk = message.get("body", b"")
+            if chunk:
+                size += len(chunk)
+                if size > max_bytes:
+                    raise PayloadTooLargeError(f"the request body exceeds {max_bytes} bytes")
+                chunks.append(chunk)
+            if not message.get("more_body", False):
+                return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    raise ClientError("The client did not send the request body in time", status=408)
+
+
+async def _cancel_on_disconnect(receive: Callable[[], Awaitable[dict]], scope: trio.CancelScope) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+    scope.cancel()
+
+
+def _encode_headers(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
+    return [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()]
+
+
+async def _send_json(send: Callable[[dict], Awaitable[None]], reply: JSONReply) -> None:
+    body = json.dumps(reply.payload, separators=(",", ":")).encode()
+    headers = {**reply.headers, "content-type": "application/json", "content-length": str(len(body))}
+    await send({"type": "http.response.start", "status": reply.status, "headers": _encode_headers(headers)})
+    await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+async def _send_stream(send: Callable[[dict], Awaitable[None]], reply: StreamReply) -> None:
+    headers = {**reply.headers, **SSE_HEADERS}
+    try:
+        async with aclosing(reply.body) as body:
+            await send({"type": "http.response.start", "status": 200, "headers": _encode_headers(headers)})
+            async for chunk in body:
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+    finally:
+        if reply.upstream is not None:
+            await upstream_closed(reply.upstream)
