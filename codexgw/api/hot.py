@@ -171,11 +171,11 @@ class HotRoutes:
         upstream is closed.
         """
         try:
+            error = api_key_error(self.gw.settings.api_key, call.path, call.headers)
+            if error is not None:  # first, as on the Quart routes: no key, no hint about the routes
+                raise error
             if call.method != "POST":
                 raise MethodNotAllowedError(f"Method {call.method} is not allowed on {call.path}")
-            error = api_key_error(self.gw.settings.api_key, call.path, call.headers)
-            if error is not None:
-                raise error
             call.raw_body = await _read_body(receive, call.headers, self.gw.settings.max_body_bytes)
             nursery.start_soon(_cancel_on_disconnect, receive, nursery.cancel_scope)
             return await route(call)
