@@ -136,6 +136,14 @@ class SSEDecoder:
         if b"\r" in chunk:
             self._skip_lf = chunk.endswith(b"\r")
             chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        elif (  # one whole event, nothing pending: the common upstream chunk, cut without copying
+            not self._buf
+            and not self._bom_pending
+            and chunk[:1] != b"\n"
+            and chunk.endswith(b"\n\n")
+            and chunk.find(b"\n\n") == len(chunk) - 2
+        ):
+            return [chunk]
         buf = self._buf
         scan_from = len(buf) - 1 if buf else 0
         buf += chunk
