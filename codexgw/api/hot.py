@@ -248,5 +248,5 @@ async def _send_stream(send: Callable[[dict], Awaitable[None]], reply: StreamRep
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
         await send({"type": "http.response.body", "body": b"", "more_body": False})
     finally:
-        if reply.upstream is not None:
+        if reply.upstream is not None and not reply.upstream.response.is_closed:
             await upstream_closed(reply.upstream)
