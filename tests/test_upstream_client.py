@@ -108,19 +108,23 @@ async def test_pools_join_the_turn_as_streams_pile_up(nursery: trio.Nursery) -> 
         assert transport.in_flight == [0, 0, 0], "a failed request is not left in flight"
 
 
-async def test_the_proxy_environment_still_wins(
-    nursery: trio.Nursery, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """With HTTP_PROXY set, a request goes to the proxy in absolute form, not to the origin."""
+@pytest.fixture
+async def proxied(nursery: trio.Nursery, monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, bytes]]:
+    """``HTTP_PROXY`` points at a loopback server; returns what it saw (peer port, request target)."""
     seen: list[tuple[int, bytes]] = []
     proxy_port = await _start(nursery, seen)
     monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{proxy_port}")
     monkeypatch.delenv("NO_PROXY", raising=False)
     monkeypatch.delenv("no_proxy", raising=False)
+    return seen
+
+
+async def test_the_proxy_environment_still_wins(proxied: list[tuple[int, bytes]]) -> None:
+    """With HTTP_PROXY set, a request goes to the proxy in absolute form, not to the origin."""
     async with new_http_client() as http:
         response = await http.get("http://upstream.invalid/backend-api/codex/responses")
     assert response.text == "ok"
-    assert [target for _, target in seen] == [b"http://upstream.invalid/backend-api/codex/responses"]
+    assert [target for _, target in proxied] == [b"http://upstream.invalid/backend-api/codex/responses"]
 
 
 @pytest.mark.usefixtures("no_proxy_env")
@@ -150,13 +154,8 @@ async def test_the_direct_sender_keeps_only_cloudflare_cookies_and_sends_them_ba
 
 
 async def test_with_a_proxy_in_the_environment_the_sender_goes_through_the_client(
-    nursery: trio.Nursery, monkeypatch: pytest.MonkeyPatch
+    proxied: list[tuple[int, bytes]],
 ) -> None:
-    seen: list[tuple[int, bytes]] = []
-    proxy_port = await _start(nursery, seen)
-    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{proxy_port}")
-    monkeypatch.delenv("NO_PROXY", raising=False)
-    monkeypatch.delenv("no_proxy", raising=False)
     sharded = ShardedTransport(shards=2, limits=httpx.Limits(max_connections=None))
     async with new_http_client(sharded=sharded) as http:
         sender = UpstreamSender(http, sharded)
@@ -164,7 +163,7 @@ async def test_with_a_proxy_in_the_environment_the_sender_goes_through_the_clien
         response = await sender.send(httpx.URL("http://upstream.invalid/r"), content=b"{}", headers={})
         assert await response.aread() == b"ok"
         await response.aclose()
-    assert [target for _, target in seen] == [b"http://upstream.invalid/r"]
+    assert [target for _, target in proxied] == [b"http://upstream.invalid/r"]
 
 
 @pytest.mark.usefixtures("no_proxy_env")
