@@ -104,6 +104,7 @@ async def _relay(
     sequence ends the stream at once and closes the upstream.
     """
     log.outcome = "client_closed"
+    last: list[bytes] = []  # the chunks of the batch that ended the answer: they go out with [DONE]
     try:
         batches = with_heartbeat(stream.batches(), nursery=gw.nursery, interval_s=gw.settings.heartbeat_s)
         async for batch in batches:
@@ -128,21 +129,21 @@ async def _relay(
                     break
             del batch, event, _raw  # hold nothing while the upstream is silent
             data = None
+            if translator.done or translator.stop_hit:
+                last = out
+                break
             if out:
                 yield b"".join(out)
             del out
-            if translator.done or translator.stop_hit:
-                break
         if not translator.done and not translator.stop_hit:
-            final = translator.finish()  # sets translator.error: closed before response.completed
-            if final:
-                yield b"".join(_data(chunk) for chunk in final)
+            # closed before response.completed: held-back text, and translator.error is set
+            last.extend(_data(chunk) for chunk in translator.finish())
         if translator.error is not None:
             log.outcome = "failed"
-            yield _data({"error": translator.error})
+            yield b"".join(last) + _data({"error": translator.error})
             return
         log.outcome = "stopped" if translator.stop_hit else "completed"
-        yield b"".join(_data(chunk) for chunk in translator.finish()) + DONE
+        yield b"".join(last) + b"".join(_data(chunk) for chunk in translator.finish()) + DONE
     except CodexgwError as exc:
         log.outcome = "failed"
         yield _data(exc.to_body())
