@@ -106,35 +106,36 @@ async def _relay(
     log.outcome = "client_closed"
     last: list[bytes] = []  # the chunks of the batch that ended the answer: they go out with [DONE]
     try:
-        batches = with_heartbeat(stream.batches(), nursery=gw.nursery, interval_s=gw.settings.heartbeat_s)
-        async for batch in batches:
-            if batch is None:
-                yield HEARTBEAT
-                continue
-            out: list[bytes] = []
-            handled = translator.handled_events
-            for event, _raw in batch:
-                if event.event is not None and event.event not in handled:
-                    continue  # e.g. output_text.done, which repeats the whole text: no need to parse it
-                if (
-                    event.event == TEXT_DELTA
-                    and (fast := translator.feed_text_delta_data(event.data)) is not None
-                ):
-                    out.append(fast)  # plain text streaming: no stop sequence, so never done here
+        heartbeat = with_heartbeat(stream.batches(), nursery=gw.nursery, interval_s=gw.settings.heartbeat_s)
+        async with aclosing(heartbeat) as batches:  # a stop or the end breaks out: close it now, not at GC
+            async for batch in batches:
+                if batch is None:
+                    yield HEARTBEAT
                     continue
-                data = event_json(event)
-                if data is not None and (encoded := translator.feed_sse(data)):
-                    out.append(encoded)
+                out: list[bytes] = []
+                handled = translator.handled_events
+                for event, _raw in batch:
+                    if event.event is not None and event.event not in handled:
+                        continue  # e.g. output_text.done, which repeats the whole text: no need to parse it
+                    if (
+                        event.event == TEXT_DELTA
+                        and (fast := translator.feed_text_delta_data(event.data)) is not None
+                    ):
+                        out.append(fast)  # plain text streaming: no stop sequence, so never done here
+                        continue
+                    data = event_json(event)
+                    if data is not None and (encoded := translator.feed_sse(data)):
+                        out.append(encoded)
+                    if translator.done or translator.stop_hit:
+                        break
+                del batch, event, _raw  # hold nothing while the upstream is silent
+                data = None
                 if translator.done or translator.stop_hit:
+                    last = out
                     break
-            del batch, event, _raw  # hold nothing while the upstream is silent
-            data = None
-            if translator.done or translator.stop_hit:
-                last = out
-                break
-            if out:
-                yield b"".join(out)
-            del out
+                if out:
+                    yield b"".join(out)
+                del out
         if not translator.done and not translator.stop_hit:
             # closed before response.completed: held-back text, and translator.error is set
             last.extend(_data(chunk) for chunk in translator.finish())

@@ -20,6 +20,7 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
+from contextlib import aclosing
 from typing import Any
 
 import trio
@@ -324,24 +325,25 @@ async def _relay(
     capture = _Capture(keep_items=save is not None)
     stream_log.outcome = "client_closed"
     try:
-        batches = with_heartbeat(stream.batches(), nursery=gw.nursery, interval_s=gw.settings.heartbeat_s)
-        async for batch in batches:
-            if batch is None:
-                yield HEARTBEAT
-                continue
-            ending = False
-            for event, _raw in batch:
-                kind = event_type(event)
-                capture.feed(kind, event)
-                if kind in TERMINAL_EVENTS and not terminal:
-                    terminal = ending = True
-                    stream_log.outcome = "completed" if kind == "response.completed" else "failed"
-            if ending and save is not None and capture.response is not None:
-                await save(str(capture.response.get("id") or ""), capture.output)
-            out = b"".join(raw for _event, raw in batch)
-            del batch, event, _raw  # hold nothing while the upstream is silent
-            yield out
-            del out
+        heartbeat = with_heartbeat(stream.batches(), nursery=gw.nursery, interval_s=gw.settings.heartbeat_s)
+        async with aclosing(heartbeat) as batches:  # closed now when the client leaves, not at GC
+            async for batch in batches:
+                if batch is None:
+                    yield HEARTBEAT
+                    continue
+                ending = False
+                for event, _raw in batch:
+                    kind = event_type(event)
+                    capture.feed(kind, event)
+                    if kind in TERMINAL_EVENTS and not terminal:
+                        terminal = ending = True
+                        stream_log.outcome = "completed" if kind == "response.completed" else "failed"
+                if ending and save is not None and capture.response is not None:
+                    await save(str(capture.response.get("id") or ""), capture.output)
+                out = b"".join(raw for _event, raw in batch)
+                del batch, event, _raw  # hold nothing while the upstream is silent
+                yield out
+                del out
         if not terminal:
             stream_log.outcome = "failed"
             yield _failed_event("the Codex backend closed the stream before response.completed")
