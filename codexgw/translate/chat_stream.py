@@ -203,10 +203,16 @@ class ChatStreamTranslator:
         """
         if not self._plain_text():
             return None
-        key = _DELTA_KEY.search(data)
-        if key is None:
+        at = data.find('"delta"')
+        if at < 0:
             return None
-        start = key.end()
+        if data.startswith(':"', at + 7):  # compact JSON, as the backend writes it
+            start = at + 9
+        else:
+            key = _DELTA_KEY.match(data, at)
+            if key is None:
+                return None
+            start = key.end()
         end = data.find('"', start)
         if end < 0 or data.find("\\", start, end) >= 0:
             return None
