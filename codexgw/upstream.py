@@ -10,6 +10,7 @@ already been fixed up by ``translate/`` (§6.3).
 
 from __future__ import annotations
 
+import http.cookiejar
 import json
 import os
 import platform
@@ -325,7 +326,12 @@ def new_http_client(
             sharded = ShardedTransport(shards=shards, limits=limits, verify=httpx.create_ssl_context())
         mounts = {"all://": sharded}
     return httpx.AsyncClient(
-        http2=False, timeout=UPSTREAM_TIMEOUT, limits=limits, follow_redirects=False, mounts=mounts
+        http2=False,
+        timeout=UPSTREAM_TIMEOUT,
+        limits=limits,
+        follow_redirects=False,
+        mounts=mounts,
+        cookies=cloudflare_jar(),  # Cloudflare's cookies only, for every request (codex-protocol.md §6.2)
     )
 
 
@@ -335,26 +341,33 @@ CLOUDFLARE_COOKIES = frozenset(
 """The only cookies the Codex client keeps and sends (codex-protocol.md §6.2)."""
 
 
-class CloudflareCookieJar:
-    """The Codex client's process-wide cookie jar: Cloudflare's cookies only (codex-protocol.md §6.2).
+class CloudflareOnly(http.cookiejar.DefaultCookiePolicy):
+    """A cookie policy that accepts Cloudflare's cookies only (codex-protocol.md §6.2).
 
-    Domain, path and expiry rules are the standard library's (``http.cookiejar`` via
-    :class:`httpx.Cookies`), so a cookie set by chatgpt.com goes back to chatgpt.com only. Other
-    cookies (a backend session cookie, say) are never kept: they would follow every account.
+    The standard rules (domain, path, expiry) still apply, so a cookie set by chatgpt.com goes back
+    to chatgpt.com only. Any other cookie (a backend session cookie, say) is refused: in a pool it
+    would follow every account.
     """
 
-    def __init__(self) -> None:
-        self.cookies = httpx.Cookies()
+    def set_ok(self, cookie: http.cookiejar.Cookie, request: urllib.request.Request) -> bool:
+        return cookie.name in CLOUDFLARE_COOKIES and super().set_ok(cookie, request)
+
+
+def cloudflare_jar() -> http.cookiejar.CookieJar:
+    """An empty jar with the :class:`CloudflareOnly` policy: the process-wide jar of the Codex client."""
+    return http.cookiejar.CookieJar(policy=CloudflareOnly())
+
+
+class CloudflareCookieJar:
+    """Applies a :func:`cloudflare_jar` to requests sent without the client (:class:`UpstreamSender`)."""
+
+    def __init__(self, jar: http.cookiejar.CookieJar | None = None) -> None:
+        self.cookies = httpx.Cookies(jar if jar is not None else cloudflare_jar())
 
     def absorb(self, response: httpx.Response) -> None:
         """Keep the Cloudflare cookies ``response`` sets (its ``request`` must be set)."""
-        if "set-cookie" not in response.headers:
-            return
-        found = httpx.Cookies()
-        found.extract_cookies(response)
-        for cookie in found.jar:
-            if cookie.name in CLOUDFLARE_COOKIES:
-                self.cookies.jar.set_cookie(cookie)
+        if "set-cookie" in response.headers:
+            self.cookies.extract_cookies(response)
 
     def apply(self, request: httpx.Request) -> None:
         """Add a ``Cookie`` header with the kept cookies that match ``request``'s URL, if any."""
@@ -380,7 +393,7 @@ class UpstreamSender:
     def __init__(self, client: httpx.AsyncClient, sharded: ShardedTransport | None = None) -> None:
         self.client = client
         self.direct = sharded if sharded is not None and not urllib.request.getproxies() else None
-        self.cookies = CloudflareCookieJar()
+        self.cookies = CloudflareCookieJar(client.cookies.jar)  # one jar for the process, as Codex keeps
         self._defaults = {name.lower(): value for name, value in client.headers.items()}
         self._timeout = client.timeout.as_dict()
 

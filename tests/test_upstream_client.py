@@ -145,6 +145,7 @@ async def test_the_direct_sender_keeps_only_cloudflare_cookies_and_sends_them_ba
             response = await sender.send(url, content=b"{}", headers={"authorization": "Bearer t"})
             assert await response.aread() == b"ok"
             await response.aclose()
+        assert sorted(c.name for c in http.cookies.jar) == ["__cf_bm", "_cfuvid"], "one jar for the process"
     assert sharded.in_flight == [0, 0]
     assert b"cookie" not in headers_seen[0]
     sent = headers_seen[1][b"cookie"].decode()
@@ -186,3 +187,16 @@ async def test_the_request_body_is_sent_whole_then_dropped(nursery: trio.Nursery
     assert bodies == [content]
     assert headers_seen[0][b"content-length"] == str(len(content)).encode()
     assert headers_seen[0][b"host"] == f"127.0.0.1:{port}".encode()
+
+
+@pytest.mark.usefixtures("no_proxy_env")
+async def test_the_shared_client_keeps_only_cloudflare_cookies_too(nursery: trio.Nursery) -> None:
+    """The refresher, the prober and the models fetch use the client itself: same rule."""
+    seen: list[tuple[int, bytes]] = []
+    headers_seen: list[dict[bytes, bytes]] = []
+    cookies = (b"cf_clearance=cf3; Path=/", b"oai-session=secret; Path=/")
+    port = await _start(nursery, seen, headers_seen=headers_seen, set_cookies=cookies)
+    async with new_http_client() as http:
+        for _ in range(2):
+            assert (await http.get(f"http://127.0.0.1:{port}/oauth/token")).text == "ok"
+    assert headers_seen[1][b"cookie"] == b"cf_clearance=cf3"
