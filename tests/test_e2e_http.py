@@ -99,6 +99,16 @@ async def test_api_key_required_when_configured(env: Env) -> None:
         )
         assert ok.status_code == 200
         assert (await client.get(f"{env.url}/health")).status_code == 200
+        # the key is checked before the method, on the hot routes as on the Quart ones
+        assert_openai_error(await client.get(f"{env.url}/v1/responses"), 401)
+        assert_openai_error(await client.get(f"{env.url}/v1/models"), 401)
+        key = {"x-api-key": "s3cret-key"}
+        assert_openai_error(await client.get(f"{env.url}/v1/responses", headers=key), 405)
+        assert (await client.get(f"{env.url}/v1/models", headers=key)).status_code == 200
+        with_key = await client.post(
+            f"{env.url}/v1/responses", json={"model": "gpt-5.5", "input": "hi"}, headers=key
+        )
+        assert with_key.status_code == 200, with_key.text
 
 
 async def test_chat_streams_over_h2c(env: Env) -> None:
