@@ -239,7 +239,7 @@ class ShardedTransport(httpx.AsyncBaseTransport):
             httpx.AsyncHTTPTransport(verify=verify, limits=limits, http2=False) for _ in range(shards)
         ]
         self.in_flight = [0] * shards
-        """Requests in flight per pool (read by tests and ``/status``-style diagnostics)."""
+        """Requests in flight per pool."""
         self._per_pool = per_pool
         self._total = 0
         self._turn = 0
@@ -304,15 +304,15 @@ cut a model that thinks silently."""
 
 
 def new_http_client(
-    *, max_connections: int | None = None, shards: int = POOL_SHARDS, sharded: ShardedTransport | None = None
+    *, max_connections: int | None = None, sharded: ShardedTransport | None = None
 ) -> httpx.AsyncClient:
     """Create the shared upstream client: HTTP/1.1 (design §5), pooled, stream-friendly timeouts.
 
     Over HTTP/1.1 every open stream holds one upstream connection, so the pool is not capped by
     default (a cap of 1000 made the 1001st concurrent stream wait 10 s and fail in the bench); the
-    process's file-descriptor limit is the real bound. ``max_connections`` caps each of the
-    ``shards`` pools of a :class:`ShardedTransport` (``sharded``: one made by the caller, so that an
-    :class:`UpstreamSender` can share it).
+    process's file-descriptor limit is the real bound. ``sharded`` is the caller's
+    :class:`ShardedTransport` (so that an :class:`UpstreamSender` can share it); without it one is
+    made here, each of its pools capped at ``max_connections``.
 
     Direct connections go through the sharded pools, mounted at ``all://``: httpx's proxy
     environment (``HTTPS_PROXY``, ``HTTP_PROXY``, ``NO_PROXY``) keeps its more specific mounts and
@@ -323,7 +323,7 @@ def new_http_client(
     mounts: dict[str, httpx.AsyncBaseTransport] | None = None
     if not any(os.environ.get(name) for name in ("ALL_PROXY", "all_proxy")):
         if sharded is None:
-            sharded = ShardedTransport(shards=shards, limits=limits, verify=httpx.create_ssl_context())
+            sharded = ShardedTransport(limits=limits, verify=httpx.create_ssl_context())
         mounts = {"all://": sharded}
     return httpx.AsyncClient(
         http2=False,

@@ -170,15 +170,10 @@ class StreamLog:
     started: float
     account: str | None
     model: str | None
+    route: str
+    metrics: Metrics
     usage: dict[str, Any] | None = None
     outcome: str | None = None
-    route: str | None = None
-    metrics: Metrics | None = None
-
-    def __post_init__(self) -> None:
-        if self.metrics is None:  # built inside the request; the stream ends outside its context
-            self.metrics, route = _request_metrics()
-            self.route = self.route or route
 
     def emit(self) -> None:
         """Write the line (status 200: the headers went out before the stream began)."""
