@@ -35,7 +35,7 @@ def build(output: Path = DEFAULT_OUTPUT) -> Path:
         sys.executable, "-m", "shiv",
         "--reproducible", "--compressed", "--compile-pyc",
         "-p", "/usr/bin/env python3",
-        "-e", "codexgw.cli:main",
+        "-e", "codexgw.cli.main:main",
         "-o", str(output),
         "--no-cache",
         "-r", str(ROOT / "requirements.lock"),

@@ -1,6 +1,6 @@
 """Entry point for ``python -m codexgw`` and the zipapp (``codexgw.__main__:main`` works too)."""
 
-from codexgw.cli import main
+from codexgw.cli.main import main
 
 __all__ = ["main"]
 

@@ -17,7 +17,7 @@ import trio
 from hypothesis import settings as hypothesis_settings
 
 from codexgw.config import Settings
-from codexgw.server import Running, serve
+from codexgw.serve import Running, serve
 from codexgw.store.importers import load_codex_auth_json
 from codexgw.store.sqlite import Store
 from tests.fakes import FakeAccount, FakeUpstream, serve_fake

@@ -15,8 +15,8 @@ import trio
 from click.testing import CliRunner, Result
 
 from codexgw.auth.refresh import BACKOFF_MAX_S, Refresher
-from codexgw.auth.tokens import RefreshError
-from codexgw.cli import main
+from codexgw.cli.main import main
+from codexgw.oauth.tokens import RefreshError
 from codexgw.store import Store
 from codexgw.store.importers import parse_rfc3339
 from tests.conftest import Env

@@ -1,4 +1,4 @@
-"""codexgw.cli: accounts import/list and serve's option checks, through click's CliRunner."""
+"""codexgw.cli.main: accounts import/list and serve's option checks, through click's CliRunner."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
-from codexgw.cli import format_expiry, format_since, main
+from codexgw.cli.main import format_expiry, format_since, main
 from codexgw.store import Store
 from tests.test_importers import ACCESS, ID_TOKEN, REFRESH, codex_auth, write
 from tests.test_store import access_token, id_token
@@ -184,10 +184,10 @@ def test_serve_needs_cert_and_key_together(tmp_path: Path) -> None:
 
 
 def test_serve_builds_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import codexgw.server
+    from codexgw import serve as server_module
 
     seen: list[Any] = []
-    monkeypatch.setattr(codexgw.server, "run", seen.append)
+    monkeypatch.setattr(server_module, "run", seen.append)
     result = run(
         tmp_path / "store",
         "serve", "--host", "0.0.0.0", "--port", "0", "--retries", "1",
@@ -206,9 +206,9 @@ def test_serve_builds_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
 
 def test_help_and_version_stay_light() -> None:
     code = (
-        "import sys; from codexgw.cli import main\n"
+        "import sys; from codexgw.cli.main import main\n"
         "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
-        "print(sorted(m for m in ('trio', 'rich', 'httpx', 'sqlite3', 'codexgw.server') if m in sys.modules))"
+        "print(sorted(m for m in ('trio', 'rich', 'httpx', 'sqlite3', 'codexgw.serve') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip().splitlines()[-1] == "[]"

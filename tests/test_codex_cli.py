@@ -208,7 +208,7 @@ async def test_config_written_by_configure_codex_works(codex_bin: Path, env: Env
     """``codexgw configure codex`` on a config without the provider gives Codex a working setup."""
     from click.testing import CliRunner
 
-    from codexgw.configure import configure
+    from codexgw.cli.configure import configure
 
     env.add_account("alice")
     env.fake.script(None, Text("Configured."))

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from codexgw.configure import ConfigError, configure, edit_codex_config
+from codexgw.cli.configure import ConfigError, configure, edit_codex_config
 
 EXISTING = """\
 # my Codex settings

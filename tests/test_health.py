@@ -45,7 +45,7 @@ CLOUDFLARE_PAGE = (
     ],
 )
 def test_health_verdict(status: int, content: bytes, refreshed: bool, expected: str | None) -> None:
-    from codexgw.upstream import parse_json_body
+    from codexgw.translate.classify import parse_json_body
 
     verdict = health_verdict(status, content, parse_json_body(content), refreshed=refreshed)
     if expected is None:

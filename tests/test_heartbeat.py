@@ -8,7 +8,7 @@ import pytest
 import trio
 import trio.testing
 
-from codexgw.heartbeat import with_heartbeat
+from codexgw.upstream.heartbeat import with_heartbeat
 
 
 async def paced(items: list[tuple[float, str]]) -> AsyncIterator[list[str]]:

@@ -1,4 +1,4 @@
-"""codexgw.auth.jwt: unverified decoding and the claims codexgw reads (codex-protocol.md §4)."""
+"""codexgw.oauth.jwt: unverified decoding and the claims codexgw reads (codex-protocol.md §4)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from codexgw.auth.jwt import (
+from codexgw.oauth.jwt import (
     AUTH_CLAIM,
     PROFILE_CLAIM,
     IdentityClaims,

@@ -20,7 +20,7 @@ from click.testing import CliRunner
 
 from codexgw.auth import linked
 from codexgw.auth.refresh import Refresher
-from codexgw.cli import main
+from codexgw.cli.main import main
 from codexgw.store import Account, Store
 from tests.conftest import Env, in_thread
 from tests.fakes import FakeAccount

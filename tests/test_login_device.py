@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 from codexgw.auth.device import DevicePrompt, device_login
 from codexgw.auth.login import LoginError, finish_login
-from codexgw.cli import main
+from codexgw.cli.main import main
 from codexgw.store import Store
 from tests.conftest import Env
 

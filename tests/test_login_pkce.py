@@ -20,7 +20,7 @@ import pytest
 import trio
 
 from codexgw.auth.login import LoginError, LoginResult, pkce_login
-from codexgw.auth.pkce import DEFAULT_SCOPE
+from codexgw.oauth.pkce import DEFAULT_SCOPE
 from codexgw.store import Store
 from tests.conftest import Env
 from tests.fakes import CLIENT_ID, FakeAccount

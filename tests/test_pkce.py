@@ -7,7 +7,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
-from codexgw.auth.pkce import (
+from codexgw.oauth.pkce import (
     DEFAULT_SCOPE,
     LEGACY_SCOPE,
     REDIRECT_URI,

@@ -13,8 +13,8 @@ import pytest
 import trio
 from click.testing import CliRunner, Result
 
-from codexgw.cli import main
-from codexgw.prober import ProbeFailed
+from codexgw.cli.main import main
+from codexgw.upstream.prober import ProbeFailed
 from tests.conftest import Env, in_thread
 from tests.fakes import FakeUpstream, UsageLimit
 

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from codexgw.sse import (
+from codexgw.translate.sse import (
     SSEDecoder,
     SSEEvent,
     SSEProtocolError,

@@ -14,8 +14,8 @@ import pytest
 import trio
 from click.testing import CliRunner, Result
 
-from codexgw.cli import main
-from codexgw.server import _JsonFormatter
+from codexgw.cli.main import main
+from codexgw.serve import _JsonFormatter
 from codexgw.store.pool_settings import read_pool_settings
 from tests.conftest import Env, in_thread
 from tests.fakes import FakeUpstream, Text, Usage, UsageLimit

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from codexgw.auth.jwt import AUTH_CLAIM, fingerprint
+from codexgw.oauth.jwt import AUTH_CLAIM, fingerprint
 from codexgw.store import STATUS_NEEDS_LOGIN, Store, StoreError, TokenSet
 from codexgw.store.migrations import MIGRATIONS, migrate, schema_version
 from tests.test_jwt import make_jwt

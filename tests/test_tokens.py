@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from codexgw.auth.tokens import (
+from codexgw.config import CLIENT_ID
+from codexgw.oauth.tokens import (
     PERMANENT_REFRESH_CODES,
     DeviceCode,
     DeviceCodeError,
@@ -33,7 +34,6 @@ from codexgw.auth.tokens import (
     parse_refresh_response,
     safe_excerpt,
 )
-from codexgw.config import CLIENT_ID
 
 AUTH = "https://auth.example.test"
 RT = "rt_SECRETrefreshtoken0123456789abcdef"

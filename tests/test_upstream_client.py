@@ -12,7 +12,8 @@ import httpx
 import pytest
 import trio
 
-from codexgw.upstream import ShardedTransport, UpstreamSender, new_http_client
+from codexgw.client.sender import UpstreamSender
+from codexgw.client.transport import ShardedTransport, new_http_client
 
 
 async def _serve_http(

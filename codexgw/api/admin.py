@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from quart import Blueprint, Response, request
 
-from ..status import status_from_pool
-from .common import gateway, json_response
+from codexgw.api.common import gateway, json_response
+from codexgw.status import status_from_pool
 
 bp = Blueprint("admin", __name__)
 

@@ -9,7 +9,7 @@ from typing import Any
 from quart import request
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from ..errors import InvalidRequestError, PayloadTooLargeError, UnsupportedMediaTypeError
+from codexgw.errors import InvalidRequestError, PayloadTooLargeError, UnsupportedMediaTypeError
 
 
 def decode_content(raw: bytes, encoding: str, *, max_bytes: int) -> bytes:

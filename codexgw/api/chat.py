@@ -8,18 +8,19 @@ from collections.abc import AsyncIterator
 from contextlib import aclosing
 from typing import Any
 
-from ..errors import CodexgwError, InvalidRequestError
-from ..gateway import Gateway
-from ..heartbeat import HEARTBEAT, with_heartbeat
-from ..relay import open_stream
-from ..sse import encode_data_done
-from ..stream import UpstreamStream, event_json
-from ..translate.aggregate import ChatCompletionBuilder
-from ..translate.chat_request import chat_to_responses
-from ..translate.chat_stream import ChatStreamTranslator, sse_data
-from ..translate.failures import failure_exception, openai_error
-from .common import StreamLog, response_headers, upstream_closed
-from .hot import Call, JSONReply, StreamReply
+from codexgw.api.common import StreamLog, response_headers, upstream_closed
+from codexgw.api.hot import Call, JSONReply, StreamReply
+from codexgw.errors import CodexgwError, InvalidRequestError
+from codexgw.translate.aggregate import ChatCompletionBuilder
+from codexgw.translate.chat_request import chat_to_responses
+from codexgw.translate.chat_stream import ChatStreamTranslator, sse_data
+from codexgw.translate.events import event_json
+from codexgw.translate.failures import failure_exception, openai_error
+from codexgw.translate.sse import encode_data_done
+from codexgw.upstream.failover import open_stream
+from codexgw.upstream.gateway import Gateway
+from codexgw.upstream.heartbeat import HEARTBEAT, with_heartbeat
+from codexgw.upstream.stream import UpstreamStream
 
 REASONING_HEADER = "x-codexgw-reasoning"
 REASONING_MODES = ("content", "think", "hidden")

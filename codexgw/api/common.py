@@ -13,12 +13,12 @@ from typing import TYPE_CHECKING, Any
 import trio
 from quart import Response, current_app, has_request_context, request
 
-from ..errors import AuthenticationError, CodexgwError
+from codexgw.errors import AuthenticationError, CodexgwError
 
 if TYPE_CHECKING:
-    from ..gateway import Gateway
-    from ..metrics import Metrics
-    from ..stream import UpstreamStream
+    from codexgw.metrics import Metrics
+    from codexgw.upstream.gateway import Gateway
+    from codexgw.upstream.stream import UpstreamStream
 
 access_logger = logging.getLogger("codexgw.access")
 
@@ -27,7 +27,7 @@ DROPPED_PARAMS_HEADER = "x-codexgw-dropped-params"
 
 
 def gateway() -> Gateway:
-    """The :class:`~codexgw.gateway.Gateway` of the running app."""
+    """The :class:`~codexgw.upstream.gateway.Gateway` of the running app."""
     return current_app.extensions["codexgw"]
 
 

@@ -25,15 +25,15 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from ..errors import ClientError, CodexgwError, MethodNotAllowedError, PayloadTooLargeError
-from .body import parse_json_body
-from .common import SSE_HEADERS, access_log, api_key_error, error_reply, upstream_closed
+from codexgw.api.body import parse_json_body
+from codexgw.api.common import SSE_HEADERS, access_log, api_key_error, error_reply, upstream_closed
+from codexgw.errors import ClientError, CodexgwError, MethodNotAllowedError, PayloadTooLargeError
 
 if TYPE_CHECKING:
-    from ..gateway import Gateway
-    from ..stream import UpstreamStream
+    from codexgw.upstream.gateway import Gateway
+    from codexgw.upstream.stream import UpstreamStream
 
-log = logging.getLogger("codexgw.app")
+log = logging.getLogger("codexgw.api.app")
 
 ASGIApp = Callable[
     [dict[str, Any], Callable[[], Awaitable[dict]], Callable[[dict], Awaitable[None]]], Awaitable[None]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from quart import Blueprint, Response
 
-from ..models import openai_model_list
-from .common import gateway, json_response
+from codexgw.api.common import gateway, json_response
+from codexgw.upstream.catalog import openai_model_list
 
 bp = Blueprint("models", __name__)
 

@@ -26,18 +26,19 @@ from typing import Any
 import trio
 from quart import Blueprint, Response, g, request
 
-from ..errors import CodexgwError, InvalidRequestError, UpstreamError
-from ..gateway import Gateway
-from ..heartbeat import HEARTBEAT, with_heartbeat
-from ..relay import open_stream, post_compact
-from ..sse import SSEEvent, encode_event
-from ..store.responses import History, ResponseStore, StoredResponse
-from ..stream import TERMINAL_EVENTS, UpstreamStream, event_json, event_type
-from ..translate.aggregate import ResponseAggregator
-from ..translate.params import is_item_reference, prepare_responses_request
-from .body import read_json_body
-from .common import StreamLog, gateway, json_response, response_headers, upstream_closed
-from .hot import Call, JSONReply, StreamReply
+from codexgw.api.body import read_json_body
+from codexgw.api.common import StreamLog, gateway, json_response, response_headers, upstream_closed
+from codexgw.api.hot import Call, JSONReply, StreamReply
+from codexgw.errors import CodexgwError, InvalidRequestError, UpstreamError
+from codexgw.store.responses import History, ResponseStore, StoredResponse
+from codexgw.translate.aggregate import ResponseAggregator
+from codexgw.translate.events import TERMINAL_EVENTS, event_json, event_type
+from codexgw.translate.params import is_item_reference, prepare_responses_request
+from codexgw.translate.sse import SSEEvent, encode_event
+from codexgw.upstream.failover import open_stream, post_compact
+from codexgw.upstream.gateway import Gateway
+from codexgw.upstream.heartbeat import HEARTBEAT, with_heartbeat
+from codexgw.upstream.stream import UpstreamStream
 
 bp = Blueprint("responses", __name__)
 log = logging.getLogger("codexgw.responses")
@@ -58,7 +59,7 @@ async def create_response(call: Call) -> JSONReply | StreamReply:
     Raises:
         InvalidRequestError: a malformed body; ``previous_response_not_found`` for an unknown,
             expired or ``store: false`` previous response.
-        CodexgwError: whatever :func:`codexgw.relay.open_stream` raises before the first byte.
+        CodexgwError: whatever :func:`codexgw.upstream.failover.open_stream` raises before the first byte.
     """
     gw = call.gw
     body = call.json_body()

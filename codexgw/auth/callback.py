@@ -3,7 +3,7 @@
 A tiny HTTP/1.1 server (h11 over trio sockets, one request per connection, ``Connection: close``)
 that routes exactly what codex-rs's login server routes:
 
-* ``GET /auth/callback?…``: classified by :func:`codexgw.auth.pkce.parse_callback`.
+* ``GET /auth/callback?…``: classified by :func:`codexgw.oauth.pkce.parse_callback`.
   State mismatch → plain-text ``400 State mismatch`` and keep waiting; ``error=…`` or no ``code`` →
   an error page and the login fails (``on_failure``); a code → ``await on_code(code)`` (the token
   exchange) then ``302`` to ``/success``, or an error page with the exchange's message.
@@ -24,7 +24,7 @@ from collections.abc import Awaitable, Callable
 import h11
 import trio
 
-from codexgw.auth.pkce import parse_callback
+from codexgw.oauth.pkce import parse_callback
 
 __all__ = ["CallbackServer", "PortInUseError", "bind_callback"]
 

@@ -19,7 +19,7 @@ import httpx
 import trio
 
 from codexgw.auth.login import LoginError, exchange_code, send
-from codexgw.auth.tokens import (
+from codexgw.oauth.tokens import (
     DeviceCode,
     DeviceCodeError,
     DeviceGrant,

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from codexgw.auth.jwt import InvalidJWTError, access_token_expiry, identity_from_id_token
+from codexgw.oauth.jwt import InvalidJWTError, access_token_expiry, identity_from_id_token
 from codexgw.store.importers import ImportFailed, load_codex_auth_json
 from codexgw.store.models import TokenSet
 

@@ -26,10 +26,10 @@ from urllib.parse import urlsplit
 import httpx
 import trio
 
-from codexgw.auth import pkce
 from codexgw.auth.callback import CallbackServer, PortInUseError, bind_callback
-from codexgw.auth.jwt import InvalidJWTError, identity_from_id_token
-from codexgw.auth.tokens import (
+from codexgw.oauth import pkce
+from codexgw.oauth.jwt import InvalidJWTError, identity_from_id_token
+from codexgw.oauth.tokens import (
     HttpRequestSpec,
     OAuthError,
     TokenResponse,

@@ -34,9 +34,9 @@ from typing import Any
 import httpx
 import trio
 
-from ..store.sqlite import Account, Store
-from . import linked
-from .tokens import RefreshError, build_refresh_request, parse_refresh_response
+from codexgw.auth import linked
+from codexgw.oauth.tokens import RefreshError, build_refresh_request, parse_refresh_response
+from codexgw.store.sqlite import Account, Store
 
 log = logging.getLogger("codexgw.refresh")
 

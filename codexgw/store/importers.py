@@ -20,7 +20,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from codexgw.auth.jwt import InvalidJWTError, decode_jwt_payload
+from codexgw.oauth.jwt import InvalidJWTError, decode_jwt_payload
 from codexgw.store.models import TokenSet
 
 _MAX_FILE_BYTES = 16 * 1024 * 1024

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from codexgw.auth.jwt import fingerprint
+from codexgw.oauth.jwt import fingerprint
 
 STATUS_ACTIVE = "active"
 """The account can serve requests (subject to ``enabled`` and cooldowns)."""

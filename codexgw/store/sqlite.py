@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from codexgw.auth.jwt import (
+from codexgw.oauth.jwt import (
     InvalidJWTError,
     access_token_expiry,
     identity_from_id_token,

@@ -13,9 +13,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from ..errors import CodexgwError, UpstreamConnectionError
-from .chat_stream import SYSTEM_FINGERPRINT, ChatStreamTranslator, ReasoningMode, chat_usage
-from .failures import TRUNCATED, OpenAIError, failure_exception, response_error
+from codexgw.errors import CodexgwError, UpstreamConnectionError
+from codexgw.translate.chat_stream import SYSTEM_FINGERPRINT, ChatStreamTranslator, ReasoningMode, chat_usage
+from codexgw.translate.failures import TRUNCATED, OpenAIError, failure_exception, response_error
 
 __all__ = [
     "ChatAccumulator",

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ..errors import InvalidRequestError
+from codexgw.errors import InvalidRequestError
 
 __all__ = ["CHAT_ROLES", "messages_to_input"]
 

@@ -25,10 +25,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..errors import InvalidRequestError
-from ._validate import optional_bool, optional_type, require_model, require_object
-from .chat_messages import messages_to_input
-from .params import EFFORTS, ENCRYPTED_REASONING, Prepared, split_model_effort
+from codexgw.errors import InvalidRequestError
+from codexgw.translate._validate import optional_bool, optional_type, require_model, require_object
+from codexgw.translate.chat_messages import messages_to_input
+from codexgw.translate.params import EFFORTS, ENCRYPTED_REASONING, Prepared, split_model_effort
 
 __all__ = ["DROPPED_CHAT_PARAMS", "chat_to_responses"]
 

@@ -44,7 +44,7 @@ from collections.abc import Callable, Sequence
 from json.encoder import encode_basestring_ascii
 from typing import Any, Literal
 
-from .failures import TRUNCATED, OpenAIError, response_error
+from codexgw.translate.failures import TRUNCATED, OpenAIError, response_error
 
 __all__ = ["SYSTEM_FINGERPRINT", "ChatStreamTranslator", "ReasoningMode", "chat_usage", "sse_data"]
 

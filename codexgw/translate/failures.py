@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, TypedDict
 
-from ..errors import CodexgwError, UpstreamError, UpstreamStatusError, UsageLimitError
+from codexgw.errors import CodexgwError, UpstreamError, UpstreamStatusError, UsageLimitError
 
 __all__ = ["TRUNCATED", "OpenAIError", "failure_exception", "openai_error"]
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import InvalidRequestError
-from ._validate import optional_bool, optional_type, require_model, require_object
+from codexgw.errors import InvalidRequestError
+from codexgw.translate._validate import optional_bool, optional_type, require_model, require_object
 
 __all__ = [
     "EFFORTS",

@@ -1,50 +1,23 @@
 """An upstream Responses SSE stream: peeked before the first byte, then relayed (sans failover).
 
-:func:`codexgw.relay.open_stream` builds one per successful attempt; the routes iterate
+:func:`codexgw.upstream.failover.open_stream` builds one per successful attempt; the routes iterate
 :meth:`UpstreamStream.batches` (every complete event already received, with its raw bytes) and
 must ``aclose()`` it. Event names per codex-protocol.md §7.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 
-from .errors import UpstreamConnectionError
-from .sse import SSEDecoder, SSEEvent, SSEProtocolError
-from .store.sqlite import Account
-from .upstream import transport_error
-
-PRE_OUTPUT_EVENTS = frozenset(
-    {"response.created", "response.in_progress", "response.queued", "codex.rate_limits", "response.metadata"}
-)
-"""Events that may precede output; failover is still possible while only these were seen."""
-
-TERMINAL_EVENTS = frozenset({"response.completed", "response.failed", "response.incomplete", "error"})
-
-Batch = list[tuple[SSEEvent, bytes]]
-
-
-def event_json(event: SSEEvent) -> dict[str, Any] | None:
-    """The event's ``data`` parsed as a JSON object, or ``None`` when it is not one (such events are
-    skipped, as codex-rs skips lines that fail to parse: codex-protocol.md §7)."""
-    try:
-        data = json.loads(event.data)
-    except ValueError:
-        return None
-    return data if isinstance(data, dict) else None
-
-
-def event_type(event: SSEEvent) -> str | None:
-    """The event's ``type``: the ``event:`` field when present, else the ``type`` of its JSON data."""
-    if event.event:
-        return event.event
-    data = event_json(event)
-    return data.get("type") if data is not None else None
+from codexgw.client.errors import transport_error
+from codexgw.errors import UpstreamConnectionError
+from codexgw.store.sqlite import Account
+from codexgw.translate.events import PRE_OUTPUT_EVENTS, Batch, event_type
+from codexgw.translate.sse import SSEDecoder, SSEEvent, SSEProtocolError
 
 
 @dataclass

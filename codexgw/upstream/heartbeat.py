@@ -20,7 +20,7 @@ from typing import TypeVar
 
 import trio
 
-from .sse import encode_comment
+from codexgw.translate.sse import encode_comment
 
 T = TypeVar("T")
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from codexgw.cli_options import auth_url_option, upstream_option
+from codexgw.cli.options import auth_url_option, upstream_option
 
 if TYPE_CHECKING:
     from codexgw.store import Account, Store
@@ -28,7 +28,7 @@ STRATEGIES = ("round-robin", "least-used", "random", "weighted", "quota")
 
 
 def _fail(message: str) -> click.ClickException:
-    from codexgw.cli import CliError
+    from codexgw.cli.main import CliError
 
     return CliError(message)
 
@@ -160,9 +160,9 @@ async def _probe_all(
     import httpx
 
     from codexgw.auth.refresh import Refresher
-    from codexgw.auth.tokens import RefreshError
+    from codexgw.oauth.tokens import RefreshError
     from codexgw.pool.quota import parse_usage_response
-    from codexgw.prober import fetch_usage
+    from codexgw.upstream.prober import fetch_usage
 
     out: list[dict[str, Any]] = []
     async with httpx.AsyncClient(timeout=httpx.Timeout(15.0)) as http:
@@ -201,7 +201,7 @@ async def _probe_all(
 def _print_usage(results: list[dict[str, Any]]) -> None:
     from rich.console import Console
 
-    from codexgw.status_cli import quota_bar, window_label
+    from codexgw.cli.status import quota_bar, window_label
 
     console = Console(highlight=False)
     now = time.time()

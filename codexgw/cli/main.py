@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from codexgw import __version__
-from codexgw.accounts_cli import register as register_scheduling_commands
-from codexgw.cli_options import auth_url_option, upstream_option
-from codexgw.configure import configure
-from codexgw.status_cli import status as status_command
+from codexgw.cli.configure import configure
+from codexgw.cli.options import auth_url_option, upstream_option
+from codexgw.cli.scheduling import register as register_scheduling_commands
+from codexgw.cli.status import status as status_command
 
 if TYPE_CHECKING:
     from codexgw.store import Account, Store
@@ -198,9 +198,9 @@ accounts.add_command(_name_command("disable", "Keep account NAME but stop routin
 
 
 def _call(command: str, *args: Any, **kwargs: Any) -> None:
-    """Run ``codexgw.auth.commands.<command>``, imported lazily (it pulls in trio and httpx)."""
-    from codexgw.auth import commands
+    """Run ``codexgw.cli.login.<command>``, imported lazily (it pulls in trio and httpx)."""
     from codexgw.auth.login import LoginError
+    from codexgw.cli import login as commands
 
     try:
         getattr(commands, command)(*args, **kwargs)
@@ -404,7 +404,7 @@ def serve(
         raise click.UsageError(
             f"refusing to listen on {host} without an API key; pass --api-key (or CODEXGW_API_KEY)"
         )
-    from codexgw import server  # the server stack is heavy: import only when serving
+    from codexgw import serve as server  # the server stack is heavy: import only when serving
 
     server.run(settings)
 

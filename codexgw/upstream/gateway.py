@@ -17,18 +17,20 @@ from typing import Any
 import httpx
 import trio
 
-from .auth.refresh import Refresher
-from .auth.tokens import RefreshError
-from .config import CODEX_CLIENT_VERSION, Settings
-from .metrics import Metrics
-from .pool.quota import QuotaSnapshot
-from .pool.scheduler import AccountView, Pool
-from .store.pool_settings import PoolSettings, read_pool_settings
-from .store.responses import ResponseStore
-from .store.sqlite import Account, Store
-from .upstream import UpstreamSender, parse_json_body, plain_headers
+from codexgw.auth.refresh import Refresher
+from codexgw.client.sender import UpstreamSender
+from codexgw.config import CODEX_CLIENT_VERSION, Settings
+from codexgw.metrics import Metrics
+from codexgw.oauth.tokens import RefreshError
+from codexgw.pool.quota import QuotaSnapshot
+from codexgw.pool.scheduler import AccountView, Pool
+from codexgw.store.pool_settings import PoolSettings, read_pool_settings
+from codexgw.store.responses import ResponseStore
+from codexgw.store.sqlite import Account, Store
+from codexgw.translate.classify import parse_json_body
+from codexgw.upstream.headers import plain_headers
 
-log = logging.getLogger("codexgw.gateway")
+log = logging.getLogger("codexgw.upstream.gateway")
 
 REFRESH_INTERVAL_S = 8 * 24 * 3600
 """Refresh at least this often even when ``exp`` is unreadable (codex-protocol.md §3, 8 days)."""
@@ -70,7 +72,7 @@ class Gateway:
         """The serve nursery, for helper tasks of requests (stream pumps); set by ``server.serve``."""
         self.metrics = Metrics(pool_rows=self._metric_rows)
         self.prober: Any = None
-        """The quota prober (``codexgw.prober.Prober``) once ``server.serve`` started it."""
+        """The quota prober (``codexgw.upstream.prober.Prober``) once ``server.serve`` started it."""
         self._pending_health: dict[int, tuple[str, str]] = {}
         """Status changes applied in memory but not yet written to the store (id → status, reason)."""
 
@@ -245,7 +247,7 @@ class Gateway:
             return self._models[1]
         models = await self._fetch_models()
         if models is None:
-            from .models import BUILTIN_MODELS
+            from codexgw.upstream.catalog import BUILTIN_MODELS
 
             return BUILTIN_MODELS
         self._models = (now + self.settings.models_ttl_s, models)

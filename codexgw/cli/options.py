@@ -7,7 +7,7 @@ from typing import Any, TypeVar
 
 import click
 
-from .config import DEFAULT_AUTH_URL, DEFAULT_UPSTREAM
+from codexgw.config import DEFAULT_AUTH_URL, DEFAULT_UPSTREAM
 
 F = TypeVar("F", bound=Callable[..., Any])
 

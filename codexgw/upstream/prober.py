@@ -27,15 +27,16 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import trio
 
-from .auth.tokens import RefreshError
-from .pool.quota import QuotaSnapshot, parse_usage_response
-from .upstream import parse_json_body, user_agent
+from codexgw.oauth.tokens import RefreshError
+from codexgw.pool.quota import QuotaSnapshot, parse_usage_response
+from codexgw.translate.classify import parse_json_body
+from codexgw.upstream.headers import user_agent
 
 if TYPE_CHECKING:
-    from .gateway import Gateway
-    from .store.sqlite import Account
+    from codexgw.store.sqlite import Account
+    from codexgw.upstream.gateway import Gateway
 
-log = logging.getLogger("codexgw.prober")
+log = logging.getLogger("codexgw.upstream.prober")
 
 COOLING_RECHECK_S = 120.0
 """While an account sits in a quota cooldown, probe it at least this often (seconds)."""

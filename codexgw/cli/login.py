@@ -21,7 +21,7 @@ import httpx
 import trio
 
 from codexgw.auth.login import LoginError, LoginResult, pkce_login, send
-from codexgw.auth.tokens import RefreshError, build_revoke_request
+from codexgw.oauth.tokens import RefreshError, build_revoke_request
 from codexgw.store import Account, Store, StoreError
 
 __all__ = ["default_codex_auth", "run_device", "run_export", "run_pkce", "run_refresh", "run_remove"]

@@ -28,8 +28,8 @@ from typing import Any, TypeVar
 
 import httpx
 
-from .auth.tokens import RefreshError
-from .errors import (
+from codexgw.client.errors import transport_error
+from codexgw.errors import (
     CodexgwError,
     PoolExhaustedError,
     UpstreamConnectionError,
@@ -37,23 +37,20 @@ from .errors import (
     UpstreamStatusError,
     UsageLimitError,
 )
-from .gateway import Gateway
-from .pool.affinity import session_key
-from .pool.health import health_verdict
-from .pool.quota import cooldown_until, parse_rate_limit_headers, parse_usage_limit_body
-from .pool.scheduler import Unavailable
-from .sse import SSEEvent
-from .store.sqlite import Account
-from .stream import UpstreamStream, event_json
-from .upstream import (
-    RELAYED_RESPONSE_HEADERS,
-    classify,
-    parse_json_body,
-    responses_headers,
-    transport_error,
-)
+from codexgw.oauth.tokens import RefreshError
+from codexgw.pool.affinity import session_key
+from codexgw.pool.health import health_verdict
+from codexgw.pool.quota import cooldown_until, parse_rate_limit_headers, parse_usage_limit_body
+from codexgw.pool.scheduler import Unavailable
+from codexgw.store.sqlite import Account
+from codexgw.translate.classify import classify, parse_json_body
+from codexgw.translate.events import event_json
+from codexgw.translate.sse import SSEEvent
+from codexgw.upstream.gateway import Gateway
+from codexgw.upstream.headers import RELAYED_RESPONSE_HEADERS, responses_headers
+from codexgw.upstream.stream import UpstreamStream
 
-log = logging.getLogger("codexgw.relay")
+log = logging.getLogger("codexgw.upstream.failover")
 T = TypeVar("T")
 
 FAILOVER_CODES = frozenset(

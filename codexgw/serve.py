@@ -19,9 +19,9 @@ from dataclasses import dataclass
 
 import trio
 
-from .config import Settings
+from codexgw.config import Settings
 
-log = logging.getLogger("codexgw.server")
+log = logging.getLogger("codexgw.serve")
 
 
 @dataclass
@@ -76,12 +76,13 @@ async def serve(
     import httpx
     import hypercorn.trio
 
-    from .app import create_app
-    from .gateway import Gateway
-    from .prober import Prober
-    from .store.pool_settings import set_strategy
-    from .store.sqlite import Store
-    from .upstream import UPSTREAM_LIMITS, ShardedTransport, UpstreamSender, new_http_client
+    from codexgw.api.app import create_app
+    from codexgw.client.sender import UpstreamSender
+    from codexgw.client.transport import UPSTREAM_LIMITS, ShardedTransport, new_http_client
+    from codexgw.store.pool_settings import set_strategy
+    from codexgw.store.sqlite import Store
+    from codexgw.upstream.gateway import Gateway
+    from codexgw.upstream.prober import Prober
 
     shutdown = trio.Event() if shutdown is None else shutdown
     store = await trio.to_thread.run_sync(Store.open, settings.store_dir)
@@ -124,7 +125,6 @@ def run(settings: Settings) -> None:
     _raise_nofile_limit()
     import hypercorn.trio  # noqa: F401  (what serve() imports, loaded first so that _tune_gc freezes it)
 
-    from . import app, gateway, prober  # noqa: F401
 
     _tune_gc()
     trio.run(_run_with_signals, settings)

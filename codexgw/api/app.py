@@ -13,19 +13,19 @@ from quart import Response, g, request
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
-from .api import admin, chat, models, responses
-from .api.common import access_log, api_key_error, error_reply, json_response
-from .api.hot import HotRoutes, Route
-from .errors import (
+from codexgw.api import admin, chat, models, responses
+from codexgw.api.common import access_log, api_key_error, error_reply, json_response
+from codexgw.api.hot import HotRoutes, Route
+from codexgw.errors import (
     ClientError,
     CodexgwError,
     MethodNotAllowedError,
     NotFoundError,
     PayloadTooLargeError,
 )
-from .gateway import Gateway
+from codexgw.upstream.gateway import Gateway
 
-log = logging.getLogger("codexgw.app")
+log = logging.getLogger("codexgw.api.app")
 
 DEFAULT_INSTRUCTIONS = "You are a helpful assistant."
 """``instructions`` sent when the client gives none (codex-protocol.md §6.3: keep it present)."""
