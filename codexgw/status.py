@@ -29,6 +29,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, Protocol
 
+from codexgw.pool.health import eligible
+
 __all__ = ["status_from_pool", "status_from_store"]
 
 
@@ -57,7 +59,7 @@ def _identity(account: _AccountLike) -> dict[str, Any]:
 
 
 def _totals(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    eligible = [r for r in rows if r["enabled"] and r["status"] == "active"]
+    active = [r for r in rows if eligible(r["enabled"], r["status"])]
     usable = [r for r in rows if r["usable"]]
     headroom = sum((r["quota"] or {}).get("headroom_percent", 100.0) for r in usable) / 100.0
     return {
@@ -65,7 +67,7 @@ def _totals(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "usable": len(usable),
         "headroom": {
             "accounts": round(headroom, 3),
-            "percent": round(100.0 * headroom / len(eligible), 1) if eligible else None,
+            "percent": round(100.0 * headroom / len(active), 1) if active else None,
         },
     }
 
@@ -146,7 +148,7 @@ def status_from_store(
         row = _identity(account)
         row.update(
             pinned=account.id == pinned_account_id,
-            usable=account.enabled and account.status == "active",
+            usable=eligible(account.enabled, account.status),
             cooldown=None,
             quota=None,
             requests=None,

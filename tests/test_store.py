@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 
 from codexgw.oauth.jwt import AUTH_CLAIM, fingerprint
-from codexgw.store import STATUS_NEEDS_LOGIN, Store, StoreError, TokenSet
+from codexgw.pool.health import AccountStatus
+from codexgw.store import Store, StoreError, TokenSet
 from codexgw.store.migrations import MIGRATIONS, migrate, schema_version
 from tests.test_jwt import make_jwt
 
@@ -169,7 +170,7 @@ def test_upsert_creates_account_with_identity(store: Store) -> None:
 
 def test_upsert_same_account_updates_one_row(store: Store) -> None:
     first, _ = store.upsert_account(tokens(), now=NOW)
-    store.set_status(first.id, STATUS_NEEDS_LOGIN, "refresh_token_reused")
+    store.set_status(first.id, AccountStatus.NEEDS_LOGIN, "refresh_token_reused")
     second, created = store.upsert_account(tokens(refresh="rt_two", plan="pro"), now=NOW + 10)
     assert not created
     assert second.id == first.id and second.name == "alice"
@@ -285,7 +286,7 @@ def test_reprs_and_public_dict_hide_tokens(store: Store) -> None:
 
 def test_save_tokens_replaces_and_recomputes(store: Store) -> None:
     account, _ = store.upsert_account(tokens(), now=NOW)
-    store.set_status(account.id, STATUS_NEEDS_LOGIN, "x")
+    store.set_status(account.id, AccountStatus.NEEDS_LOGIN, "x")
     new_access = access_token(NOW + 7200, plan="pro")
     ok = store.save_tokens(
         account.id,
@@ -411,9 +412,9 @@ def test_generation_sees_changes_by_another_store_instance(store: Store) -> None
 
 def test_generation_ignores_leases_and_no_op_status(store: Store) -> None:
     account, _ = store.upsert_account(tokens(), now=NOW)
-    store.set_status(account.id, STATUS_NEEDS_LOGIN, "why")
+    store.set_status(account.id, AccountStatus.NEEDS_LOGIN, "why")
     g = store.generation()
-    store.set_status(account.id, STATUS_NEEDS_LOGIN, "why")
+    store.set_status(account.id, AccountStatus.NEEDS_LOGIN, "why")
     store.try_acquire_refresh_lease(account.id, "p", now=NOW, ttl_s=1)
     store.release_refresh_lease(account.id, "p")
     assert store.generation() == g

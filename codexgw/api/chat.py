@@ -13,7 +13,7 @@ from codexgw.api.hot import Call, JSONReply, StreamReply
 from codexgw.errors import CodexgwError, InvalidRequestError
 from codexgw.translate.aggregate import ChatCompletionBuilder
 from codexgw.translate.chat_request import chat_to_responses
-from codexgw.translate.chat_stream import ChatStreamTranslator, sse_data
+from codexgw.translate.chat_stream import REASONING_MODES, ChatStreamTranslator, sse_data
 from codexgw.translate.events import event_json
 from codexgw.translate.failures import failure_exception, openai_error
 from codexgw.translate.sse import encode_data_done
@@ -23,7 +23,6 @@ from codexgw.upstream.heartbeat import HEARTBEAT, with_heartbeat
 from codexgw.upstream.stream import UpstreamStream
 
 REASONING_HEADER = "x-codexgw-reasoning"
-REASONING_MODES = ("content", "think", "hidden")
 PATHS = ("/v1/chat/completions", "/chat/completions")
 
 

@@ -22,5 +22,5 @@ async def health() -> Response:
     """Liveness and a one-line pool summary (no secrets): 200 while the server runs."""
     gw = gateway()
     accounts = list(gw.accounts.values())
-    usable = sum(1 for a in accounts if a.enabled and a.status == "active")
+    usable = sum(1 for a in accounts if a.eligible)
     return json_response({"status": "ok", "accounts": len(accounts), "usable_accounts": usable})

@@ -36,6 +36,7 @@ import trio
 
 from codexgw.auth import linked
 from codexgw.oauth.tokens import RefreshError, build_refresh_request, parse_refresh_response
+from codexgw.pool.health import AccountStatus
 from codexgw.store.sqlite import Account, Store
 
 log = logging.getLogger("codexgw.refresh")
@@ -260,7 +261,7 @@ class Refresher:
     async def _mark_needs_login(self, current: Account, exc: RefreshError) -> None:
         reason = f"refresh failed: {exc.code or exc}"
         with trio.CancelScope(shield=True):
-            await trio.to_thread.run_sync(self._store.set_status, current.id, "needs_login", reason)
+            await trio.to_thread.run_sync(self._store.set_status, current.id, AccountStatus.NEEDS_LOGIN, reason)
         log.warning("account %s needs a new login: %s", current.name, exc)
 
     async def _refresh_now(self, current: Account) -> Account:

@@ -22,6 +22,7 @@ import trio
 
 from codexgw.auth.login import LoginError, LoginResult, pkce_login, send
 from codexgw.oauth.tokens import RefreshError, build_revoke_request
+from codexgw.pool.health import AccountStatus
 from codexgw.store import Account, Store, StoreError
 
 __all__ = ["default_codex_auth", "run_device", "run_export", "run_pkce", "run_refresh", "run_remove"]
@@ -191,8 +192,8 @@ def run_refresh(store_dir: Path, *, auth_url: str, name: str | None) -> None:
             raise LoginError(f"no account named '{name}'")
         targets = [account]
     else:
-        targets = [a for a in store.list_accounts() if a.status != "needs_login"]
-        skipped = [a.name for a in store.list_accounts() if a.status == "needs_login"]
+        targets = [a for a in store.list_accounts() if a.status != AccountStatus.NEEDS_LOGIN]
+        skipped = [a.name for a in store.list_accounts() if a.status == AccountStatus.NEEDS_LOGIN]
         for n in skipped:
             _say(f"{n}: skipped (needs a new login: codexgw login pkce --name {n})")
         if not targets and not skipped:

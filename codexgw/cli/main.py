@@ -19,6 +19,9 @@ from codexgw.cli.configure import configure
 from codexgw.cli.options import auth_url_option, upstream_option
 from codexgw.cli.scheduling import register as register_scheduling_commands
 from codexgw.cli.status import status as status_command
+from codexgw.config import default_store_dir
+from codexgw.pool.strategies import STRATEGY_NAMES
+from codexgw.translate.chat_stream import REASONING_MODES
 
 if TYPE_CHECKING:
     from codexgw.store import Account, Store
@@ -29,10 +32,6 @@ class CliError(click.ClickException):
 
     def show(self, file: Any = None) -> None:
         click.echo(f"error: {self.format_message()}", err=True)
-
-
-def _default_store() -> Path:
-    return Path.home() / ".codexgw"
 
 
 def _open_store(ctx: click.Context) -> Store:
@@ -91,7 +90,7 @@ def _describe(account: Account) -> str:
 def main(ctx: click.Context, store_dir: Path | None) -> None:
     """codexgw: an OpenAI-compatible API over a pool of ChatGPT (Codex) logins."""
     ctx.ensure_object(dict)
-    ctx.obj["store_dir"] = (store_dir or _default_store()).expanduser()
+    ctx.obj["store_dir"] = (store_dir or default_store_dir()).expanduser()
 
 
 @main.group()
@@ -345,14 +344,14 @@ def accounts_rename(ctx: click.Context, old: str, new: str) -> None:
 @click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option(
     "--reasoning-mode",
-    type=click.Choice(["content", "think", "hidden"]),
+    type=click.Choice(REASONING_MODES),
     default="content",
     show_default=True,
     help="How Chat Completions show reasoning by default.",
 )
 @click.option(
     "--strategy",
-    type=click.Choice(["round-robin", "least-used", "random", "weighted", "quota"]),
+    type=click.Choice(STRATEGY_NAMES),
     default=None,
     help="Pool strategy; saved in the store (change it later with `accounts strategy`) "
     "[default: the stored one, else round-robin].",

@@ -18,14 +18,13 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from codexgw.cli.options import auth_url_option, upstream_option
+from codexgw.pool.health import AccountStatus
+from codexgw.pool.strategies import STRATEGY_NAMES
 
 if TYPE_CHECKING:
     from codexgw.store import Account, Store
 
 __all__ = ["COMMANDS", "register"]
-
-STRATEGIES = ("round-robin", "least-used", "random", "weighted", "quota")
-
 
 def _fail(message: str) -> click.ClickException:
     from codexgw.cli.main import CliError
@@ -78,7 +77,7 @@ def accounts_pin(ctx: click.Context, name: str) -> None:
     store = _store(ctx)
     account = _account(store, name)
     set_pinned(store, account.id)
-    state = "" if account.enabled and account.status == "active" else f" (warning: it is {_state(account)})"
+    state = "" if account.eligible else f" (warning: it is {_state(account)})"
     click.echo(f"pinned {name}{state}")
 
 
@@ -97,7 +96,7 @@ def accounts_unpin(ctx: click.Context) -> None:
 
 
 @click.command("strategy")
-@click.argument("name", type=click.Choice(STRATEGIES), required=False)
+@click.argument("name", type=click.Choice(STRATEGY_NAMES), required=False)
 @click.pass_context
 def accounts_strategy(ctx: click.Context, name: str | None) -> None:
     """Show or set the pool strategy (a running server switches within a second; while pinned the
@@ -136,7 +135,7 @@ def accounts_usage(
     if name is not None:
         accounts = [_account(store, name)]
     else:
-        accounts = [a for a in store.list_accounts() if a.enabled and a.status != "needs_login"]
+        accounts = [a for a in store.list_accounts() if a.enabled and a.status != AccountStatus.NEEDS_LOGIN]
         if not accounts:
             raise _fail("no enabled accounts")
     results = trio.run(

@@ -15,6 +15,8 @@ from typing import Any
 
 import click
 
+from codexgw.config import default_store_dir
+
 __all__ = ["quota_bar", "render_status", "status", "window_label"]
 
 DEFAULT_URL = "http://127.0.0.1:8080"
@@ -191,7 +193,7 @@ def status(ctx: click.Context, url: str, api_key: str | None, as_json: bool, off
     doc = None if offline else fetch_status(url, api_key)
     note = None
     if doc is None:
-        doc = status_from_store_dir((ctx.obj or {}).get("store_dir") or _default_store())
+        doc = status_from_store_dir((ctx.obj or {}).get("store_dir") or default_store_dir())
         note = (
             "from the store (no live cooldowns or quota)"
             if offline
@@ -201,9 +203,3 @@ def status(ctx: click.Context, url: str, api_key: str | None, as_json: bool, off
         click.echo(json.dumps(doc, indent=2))
         return
     render_status(doc, note=note)
-
-
-def _default_store() -> Any:
-    from codexgw.config import default_store_dir
-
-    return default_store_dir()

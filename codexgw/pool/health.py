@@ -20,20 +20,37 @@ upstream answer            verdict                                        source
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 __all__ = [
     "CLOUDFLARE_BACKOFF_S",
-    "STATUS_NEEDS_LOGIN",
-    "STATUS_PLAN_UNSUPPORTED",
-    "STATUS_SUSPENDED",
+    "AccountStatus",
     "Verdict",
+    "eligible",
     "health_verdict",
 ]
 
-STATUS_NEEDS_LOGIN = "needs_login"
-STATUS_SUSPENDED = "suspended"
-STATUS_PLAN_UNSUPPORTED = "plan_unsupported"
+
+class AccountStatus(StrEnum):
+    """An account's stored ``status`` (the one vocabulary; the store, the pool and the CLI use it).
+
+    ``active`` serves; every other value takes the account out of rotation until a new login or a
+    successful refresh (``Store.save_tokens`` sets it back to ``active``).
+    """
+
+    ACTIVE = "active"
+    NEEDS_LOGIN = "needs_login"
+    """A permanent refresh failure or a 401 after a refresh (codex-protocol.md §3, §8.3)."""
+    SUSPENDED = "suspended"
+    """The backend says the account is deactivated."""
+    PLAN_UNSUPPORTED = "plan_unsupported"
+    """The plan does not include Codex (``usage_not_included``, §8.2)."""
+
+
+def eligible(enabled: bool, status: str) -> bool:
+    """The one rule for "may serve, unless cooling down": enabled and ``active``."""
+    return enabled and status == AccountStatus.ACTIVE
 
 CLOUDFLARE_BACKOFF_S = 60.0
 """Cooldown after a Cloudflare challenge page, seconds: a transient block, not a ban."""
@@ -44,12 +61,12 @@ class Verdict:
     """What a refusal means for the account.
 
     Attributes:
-        status: the new stored status (``suspended`` …), or ``None`` for a backoff only.
+        status: the new stored status (:class:`AccountStatus`), or ``None`` for a backoff only.
         reason: one human line for logs, ``/status`` and ``accounts list`` (no secrets).
         backoff_s: cool the account down this long (seconds, not quota-related), or ``None``.
     """
 
-    status: str | None
+    status: AccountStatus | None
     reason: str
     backoff_s: float | None = None
 
@@ -87,17 +104,17 @@ def health_verdict(status: int, content: bytes, body: Any, *, refreshed: bool = 
     """
     codes, message = _error_fields(body)
     if "usage_not_included" in codes and status in (403, 429):
-        return Verdict("plan_unsupported", "the account's plan does not include Codex (usage_not_included)")
+        return Verdict(AccountStatus.PLAN_UNSUPPORTED, "the account's plan does not include Codex (usage_not_included)")
     if status == 401:
         if refreshed:
             return Verdict(
-                "needs_login", "the Codex backend refused the token even after a refresh (HTTP 401)"
+                AccountStatus.NEEDS_LOGIN, "the Codex backend refused the token even after a refresh (HTTP 401)"
             )
         return None
     if status != 403:
         return None
     if "deactivated" in codes or "deactivated" in message:
-        return Verdict("suspended", "the Codex backend says the account is deactivated (HTTP 403)")
+        return Verdict(AccountStatus.SUSPENDED, "the Codex backend says the account is deactivated (HTTP 403)")
     text = bytes(content[:65536]).decode("utf-8", "replace").lower()
     if "cloudflare" in text and ("<html" in text or "<!doctype" in text):
         return Verdict(

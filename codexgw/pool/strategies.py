@@ -24,10 +24,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from codexgw.pool.health import eligible
 from codexgw.pool.quota import QuotaSnapshot, Window
 
 __all__ = [
-    "ACTIVE",
     "STRATEGY_NAMES",
     "AccountView",
     "Candidate",
@@ -39,8 +39,6 @@ __all__ = [
     "Weighted",
     "strategy_by_name",
 ]
-
-ACTIVE = "active"
 
 
 @dataclass(frozen=True)
@@ -67,7 +65,7 @@ class AccountView:
     @property
     def eligible(self) -> bool:
         """Enabled and active: usable unless cooling down."""
-        return self.enabled and self.status == ACTIVE
+        return eligible(self.enabled, self.status)
 
 
 @dataclass(frozen=True)

@@ -11,12 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from codexgw.oauth.jwt import fingerprint
-
-STATUS_ACTIVE = "active"
-"""The account can serve requests (subject to ``enabled`` and cooldowns)."""
-
-STATUS_NEEDS_LOGIN = "needs_login"
-"""A permanent refresh failure (codex-protocol.md §3); only a new login brings it back."""
+from codexgw.pool.health import eligible
 
 _MAX_NAME_LEN = 64
 
@@ -63,7 +58,7 @@ class Account:
         access_expires_at: the access token's ``exp``, epoch seconds, or ``None`` if unreadable.
         last_refresh: when tokens were last obtained, epoch seconds, or ``None`` if unknown.
         enabled: the user's on/off switch (``accounts disable``).
-        status: ``"active"`` or ``"needs_login"`` (more may come); ``status_reason`` says why.
+        status: an :class:`~codexgw.pool.health.AccountStatus` value; ``status_reason`` says why.
         created_at, updated_at: epoch seconds.
         weight: relative share for weighted scheduling (1.0 = normal).
         linked_path: an auth.json kept in sync with this account (later feature), or ``None``.
@@ -89,6 +84,11 @@ class Account:
     updated_at: float
     weight: float = 1.0
     linked_path: str | None = None
+
+    @property
+    def eligible(self) -> bool:
+        """Enabled and ``active``: usable unless cooling down (:func:`codexgw.pool.health.eligible`)."""
+        return eligible(self.enabled, self.status)
 
     def to_public_dict(self) -> dict[str, Any]:
         """Return every non-secret field plus short token fingerprints (``jwt.fingerprint``).

@@ -35,9 +35,9 @@ from codexgw.oauth.jwt import (
     identity_from_id_token,
     plan_type_from_access_token,
 )
+from codexgw.pool.health import AccountStatus
 from codexgw.store.migrations import MIGRATIONS, SchemaTooNewError, migrate
 from codexgw.store.models import (
-    STATUS_ACTIVE,
     Account,
     StoreError,
     TokenSet,
@@ -256,7 +256,7 @@ class Store:
             "refresh_token": tokens.refresh_token,
             "access_expires_at": access_token_expiry(tokens.access_token),
             "last_refresh": tokens.last_refresh,
-            "status": STATUS_ACTIVE,
+            "status": AccountStatus.ACTIVE,
             "status_reason": None,
             "updated_at": now,
         }
@@ -358,7 +358,7 @@ class Store:
             values: dict[str, Any] = {
                 "last_refresh": now,
                 "updated_at": now,
-                "status": STATUS_ACTIVE,
+                "status": AccountStatus.ACTIVE,
                 "status_reason": None,
             }
             plan = None

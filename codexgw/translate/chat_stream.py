@@ -42,14 +42,23 @@ import json
 import re
 from collections.abc import Callable, Sequence
 from json.encoder import encode_basestring_ascii
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from codexgw.translate.failures import TRUNCATED, OpenAIError, response_error
 
-__all__ = ["SYSTEM_FINGERPRINT", "ChatStreamTranslator", "ReasoningMode", "chat_usage", "sse_data"]
+__all__ = [
+    "REASONING_MODES",
+    "SYSTEM_FINGERPRINT",
+    "ChatStreamTranslator",
+    "ReasoningMode",
+    "chat_usage",
+    "sse_data",
+]
 
 SYSTEM_FINGERPRINT = "fp_codexgw"
 ReasoningMode = Literal["content", "think", "hidden"]
+REASONING_MODES: tuple[str, ...] = get_args(ReasoningMode)
+"""How Chat Completions show reasoning summaries: ``reasoning_content``, ``<think>`` in ``content``, or not at all."""
 THINK_OPEN = "<think>\n"
 THINK_CLOSE = "\n</think>\n\n"
 

@@ -39,7 +39,7 @@ from codexgw.errors import (
 )
 from codexgw.oauth.tokens import RefreshError
 from codexgw.pool.affinity import session_key
-from codexgw.pool.health import health_verdict
+from codexgw.pool.health import AccountStatus, health_verdict
 from codexgw.pool.quota import cooldown_until, parse_rate_limit_headers, parse_usage_limit_body
 from codexgw.pool.scheduler import Unavailable
 from codexgw.store.sqlite import Account
@@ -317,7 +317,7 @@ def _handle_failure(
                 account.id, until=now + verdict.backoff_s, reason="cloudflare", now=now, quota=False
             )
             log.warning("account %s: %s; backing off %.0f s", account.name, verdict.reason, verdict.backoff_s)
-        if verdict.status == "plan_unsupported" and isinstance(failure.body, dict):
+        if verdict.status == AccountStatus.PLAN_UNSUPPORTED and isinstance(failure.body, dict):
             raise _MoveOn(UpstreamStatusError(failure.message, status=failure.status, body=failure.body))
         raise _MoveOn(UpstreamError(f"account {account.name} cannot serve: {verdict.reason}"))
     if failure.kind in ("usage_limit", "rate_limited"):

@@ -22,6 +22,7 @@ from codexgw.client.sender import UpstreamSender
 from codexgw.config import CODEX_CLIENT_VERSION, Settings
 from codexgw.metrics import Metrics
 from codexgw.oauth.tokens import RefreshError
+from codexgw.pool.health import AccountStatus
 from codexgw.pool.quota import QuotaSnapshot
 from codexgw.pool.scheduler import AccountView, Pool
 from codexgw.store.pool_settings import PoolSettings, read_pool_settings
@@ -88,7 +89,7 @@ class Gateway:
         self._generation = generation
         for i, account in enumerate(accounts):
             pending = self._pending_health.get(account.id)
-            if pending is not None and account.status == "active":
+            if pending is not None and account.status == AccountStatus.ACTIVE:
                 accounts[i] = dataclasses.replace(account, status=pending[0], status_reason=pending[1])
         self.accounts = {a.id: a for a in accounts}
         self.pool.set_accounts(_view(a) for a in accounts)
@@ -215,8 +216,7 @@ class Gateway:
             due = [
                 a
                 for a in list(self.accounts.values())
-                if a.enabled
-                and a.status == "active"
+                if a.eligible
                 and self.needs_refresh(a)
                 and self.refresher.backoff_remaining(a.id) == 0
             ]
@@ -254,7 +254,7 @@ class Gateway:
         return models
 
     async def _fetch_models(self) -> list[dict[str, Any]] | None:
-        candidates = [a for a in self.accounts.values() if a.enabled and a.status == "active"]
+        candidates = [a for a in self.accounts.values() if a.eligible]
         for account in candidates[:2]:
             try:
                 account = await self.fresh(account)

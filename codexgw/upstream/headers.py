@@ -87,7 +87,8 @@ def responses_headers(
 
 
 def plain_headers(*, access_token: str, chatgpt_account_id: str | None) -> dict[str, str]:
-    """Headers for the non-streaming backend calls (models, usage; codex-protocol.md §6.1)."""
+    """Headers of the non-streaming backend calls, ``/codex/models`` and ``/wham/usage`` (codex-protocol.md §6.1):
+    the Codex ``User-Agent``, the bearer token and the account id; no ``originator`` and no ``version``."""
     headers = {
         "authorization": f"Bearer {access_token}",
         "user-agent": user_agent(),

@@ -30,7 +30,7 @@ import trio
 from codexgw.oauth.tokens import RefreshError
 from codexgw.pool.quota import QuotaSnapshot, parse_usage_response
 from codexgw.translate.classify import parse_json_body
-from codexgw.upstream.headers import user_agent
+from codexgw.upstream.headers import plain_headers
 
 if TYPE_CHECKING:
     from codexgw.store.sqlite import Account
@@ -44,19 +44,6 @@ PROBE_TIMEOUT_S = 10.0
 """Per-probe HTTP timeout, seconds."""
 
 
-def usage_headers(account: Account) -> dict[str, str]:
-    """Headers of ``GET /wham/usage`` (codex-protocol.md §6.1): Codex UA, bearer, account id; no
-    ``originator`` and no ``version``."""
-    headers = {
-        "user-agent": user_agent(),
-        "authorization": f"Bearer {account.access_token}",
-        "accept": "application/json",
-    }
-    if account.chatgpt_account_id:
-        headers["chatgpt-account-id"] = account.chatgpt_account_id
-    return headers
-
-
 async def fetch_usage(http: httpx.AsyncClient, upstream_url: str, account: Account) -> tuple[int, Any]:
     """``GET {upstream_url}/wham/usage`` for ``account``.
 
@@ -67,7 +54,11 @@ async def fetch_usage(http: httpx.AsyncClient, upstream_url: str, account: Accou
         httpx.HTTPError: the backend could not be reached.
     """
     response = await http.get(
-        f"{upstream_url.rstrip('/')}/wham/usage", headers=usage_headers(account), timeout=PROBE_TIMEOUT_S
+        f"{upstream_url.rstrip('/')}/wham/usage",
+        headers=plain_headers(
+            access_token=account.access_token, chatgpt_account_id=account.chatgpt_account_id
+        ),
+        timeout=PROBE_TIMEOUT_S,
     )
     return response.status_code, parse_json_body(response.content)
 
@@ -133,7 +124,7 @@ class Prober:
         """Probe every enabled, active account once, one after another. Returns name → result."""
         results: dict[str, QuotaSnapshot | ProbeFailed] = {}
         for account in list(self.gw.accounts.values()):
-            if account.enabled and account.status == "active":
+            if account.eligible:
                 try:
                     results[account.name] = await self.probe(account.id)
                 except ProbeFailed as exc:
@@ -149,7 +140,7 @@ class Prober:
 
     def _schedule(self, now: float) -> list[int]:
         """Update ``_due`` for the current membership; return the probe-able ids, in order."""
-        ids = [a.id for a in self.gw.accounts.values() if a.enabled and a.status == "active"]
+        ids = [a.id for a in self.gw.accounts.values() if a.eligible]
         for stale in self._due.keys() - set(ids):
             del self._due[stale]
         fresh = [i for i in ids if i not in self._due]
