@@ -1,18 +1,14 @@
 """The ``serve`` nursery: hypercorn (HTTP/1.1, h2c, TLS+ALPN h2), store watcher, token refresher, prober.
 
 One trio run, one nursery (design §1). :func:`serve` is the structured-concurrency entry point
-(``await nursery.start(serve, settings)`` reports the bound URLs, as tests use it); :func:`run` is
-the blocking CLI entry that adds signal handling, logging and the shutdown watchdog.
+(``await nursery.start(serve, settings)`` reports the bound URLs, as tests use it);
+:func:`codexgw.cli.serve.run` is the blocking CLI entry that adds signal handling, logging and the
+shutdown watchdog.
 """
 
 from __future__ import annotations
 
-import gc
-import json
 import logging
-import os
-import signal
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -115,105 +111,4 @@ async def serve(
             raise group.exceptions[0] from None
 
 
-def run(settings: Settings) -> None:
-    """Serve until SIGINT/SIGTERM (blocking; the ``codexgw serve`` command).
-
-    Raises:
-        OSError: the address cannot be bound.
-    """
-    _setup_logging(settings.log_format)
-    _raise_nofile_limit()
-    import hypercorn.trio  # noqa: F401  (what serve() imports, loaded first so that _tune_gc freezes it)
-
-
-    _tune_gc()
-    trio.run(_run_with_signals, settings)
-
-
-async def _run_with_signals(settings: Settings) -> None:
-    shutdown = trio.Event()
-    async with trio.open_nursery() as nursery:
-
-        async def on_signal() -> None:
-            # A backgrounded process inherits SIGINT ignored; listen explicitly (design §5).
-            with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-                async for signum in signals:
-                    log.info(
-                        "received %s; draining for %.0f s",
-                        signal.Signals(signum).name,
-                        settings.graceful_timeout_s,
-                    )
-                    shutdown.set()
-                    # hypercorn's shielded sends can block on a client that stopped reading (design §5).
-                    await trio.sleep(settings.graceful_timeout_s + 2.0)
-                    log.warning("shutdown did not finish in time; exiting")
-                    os._exit(1)
-
-        nursery.start_soon(on_signal)
-        await serve(settings, shutdown=shutdown)
-        nursery.cancel_scope.cancel()
-
-
-class _JsonFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        entry = {
-            "ts": round(record.created, 3),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        entry.update(getattr(record, "fields", {}))
-        return json.dumps(entry)
-
-
-def _setup_logging(log_format: str) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    if log_format == "json":
-        handler.setFormatter(_JsonFormatter())
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(logging.INFO)
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    # Neither format shows the thread, process or source line, and every request logs a line: skip
-    # collecting them (the logging HOWTO's "Optimization" section lists exactly these switches).
-    logging.logThreads = False
-    logging.logProcesses = False
-    logging.logMultiprocessing = False
-    logging._srcfile = None  # type: ignore[attr-defined]
-
-
-GC_THRESHOLD = (10_000, 10, 10)
-"""Allocations between young collections, and young/middle collections between older ones."""
-
-
-def _tune_gc() -> None:
-    """Freeze what start-up allocated and collect the young generation less often.
-
-    Every full collection walks every tracked object, and after the imports (Quart, httpx, click,
-    rich...) those are mostly immortal. ``gc.freeze()`` moves them out of the collector's sight
-    (the CPython docs recommend it for exactly this). With the default thresholds (700, 10, 10), a
-    streamed request allocates enough for about one young collection each, and each walks every
-    in-flight stream's objects. Bench, Responses at concurrency 64 (issue 7): time in the collector
-    went from 1.1 s to 0.35 s of 10.6 s of server CPU; memory grows by at most ``GC_THRESHOLD[0]``
-    objects of cyclic garbage between collections.
-    """
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(*GC_THRESHOLD)
-
-
-def _raise_nofile_limit() -> None:
-    """Raise RLIMIT_NOFILE to the hard limit: 2 fds per proxied stream (design §5)."""
-    try:
-        import resource
-
-        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-        if soft < hard:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    except (ImportError, ValueError, OSError):
-        pass
-
-
-__all__ = ["Running", "hypercorn_config", "run", "serve"]
+__all__ = ["Running", "hypercorn_config", "serve"]

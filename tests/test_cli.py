@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
-from codexgw.cli.main import format_expiry, format_since, main
+from codexgw.cli.common import format_expiry, format_since
+from codexgw.cli.main import main
 from codexgw.store import Store
 from tests.test_importers import ACCESS, ID_TOKEN, REFRESH, codex_auth, write
 from tests.test_store import access_token, id_token
@@ -184,7 +185,7 @@ def test_serve_needs_cert_and_key_together(tmp_path: Path) -> None:
 
 
 def test_serve_builds_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from codexgw import serve as server_module
+    from codexgw.cli import serve as server_module
 
     seen: list[Any] = []
     monkeypatch.setattr(server_module, "run", seen.append)

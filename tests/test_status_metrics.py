@@ -15,7 +15,7 @@ import trio
 from click.testing import CliRunner, Result
 
 from codexgw.cli.main import main
-from codexgw.serve import _JsonFormatter
+from codexgw.cli.serve import _JsonFormatter
 from codexgw.store.pool_settings import read_pool_settings
 from tests.conftest import Env, in_thread
 from tests.fakes import FakeUpstream, Text, Usage, UsageLimit

@@ -33,6 +33,8 @@ from urllib.parse import urlsplit
 
 import click
 
+from codexgw.cli.common import CliError
+
 __all__ = ["ConfigEdit", "configure", "default_codex_home", "edit_codex_config"]
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8080/v1"
@@ -43,11 +45,8 @@ _HEADER = re.compile(r"^\s*\[(\[)?\s*(?P<path>[^\[\]]+?)\s*\]\]?\s*(#.*)?$")
 _KEY = re.compile(r"""^\s*(?P<key>[A-Za-z0-9_-]+|"[^"]*"|'[^']*')\s*=""")
 
 
-class ConfigError(click.ClickException):
+class ConfigError(CliError):
     """The config cannot be edited safely (reported as ``error: …``, exit status 1)."""
-
-    def show(self, file: Any = None) -> None:
-        click.echo(f"error: {self.format_message()}", err=True)
 
 
 @dataclass

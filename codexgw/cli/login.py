@@ -1,9 +1,13 @@
-"""The bodies of the CLI commands that talk to the OAuth server (``cli.py`` holds only the click wiring).
+"""``codexgw login pkce|device`` and the flows that talk to the OAuth server or the Codex files.
 
-Each ``run_*`` function starts its own ``trio.run``, prints progress with ``click.echo`` (never a
-token) and raises :class:`LoginError` with a one-line message on failure; ``cli.py`` turns that into
-``error: …`` and exit status 1. Commands: ``login pkce`` (§1), ``login device`` (§2),
-``accounts refresh`` (§3) and ``accounts remove`` (revoke, §3).
+Each ``run_*`` flow starts its own ``trio.run``, prints progress with ``click.echo`` (never a token)
+and raises :class:`~codexgw.auth.login.LoginError` with a one-line message on failure;
+:func:`call_flow` turns that into ``error: …`` and exit status 1. Flows: ``login pkce`` (§1),
+``login device`` (§2), ``accounts refresh`` (§3), ``accounts remove`` (revoke, §3) and
+``accounts export`` (§5); the ``accounts`` commands live in :mod:`codexgw.cli.accounts`.
+
+Top-level imports stay light (click, the sans-IO cores); trio, httpx and the login flows of
+:mod:`codexgw.auth` load inside the flows, so ``codexgw --help`` stays fast.
 """
 
 from __future__ import annotations
@@ -14,35 +18,55 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-import httpx
-import trio
 
-from codexgw.auth.login import LoginError, LoginResult, pkce_login, send
+from codexgw.cli.common import CliError, describe_account, format_countdown, format_validity, open_store
+from codexgw.cli.options import auth_url_option
 from codexgw.oauth.tokens import RefreshError, build_revoke_request
 from codexgw.pool.health import AccountStatus
-from codexgw.store import Account, Store, StoreError
 
-__all__ = ["default_codex_auth", "run_device", "run_export", "run_pkce", "run_refresh", "run_remove"]
+if TYPE_CHECKING:
+    from codexgw.auth.login import LoginResult
 
-HTTP_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
+__all__ = [
+    "call_flow",
+    "default_codex_auth",
+    "login",
+    "run_device",
+    "run_export",
+    "run_pkce",
+    "run_refresh",
+    "run_remove",
+]
+
+HTTP_TIMEOUT = (10.0, 30.0, 30.0, 30.0)
+"""httpx's (connect, read, write, pool) timeouts for the OAuth server, seconds (a tuple, so that
+defining it needs no httpx import)."""
 
 
 def _say(line: str) -> None:
     click.echo(line)
 
 
-def _open(store_dir: Path) -> Store:
+def call_flow(flow: Callable[..., None], *args: Any, **kwargs: Any) -> None:
+    """Run ``flow(*args, **kwargs)``; its :class:`~codexgw.auth.login.LoginError` becomes a
+    :class:`CliError` with the same line."""
+    from codexgw.auth.login import LoginError
+
     try:
-        return Store.open(store_dir)
-    except StoreError as e:
-        raise LoginError(str(e)) from None
+        flow(*args, **kwargs)
+    except LoginError as e:
+        raise CliError(str(e)) from None
 
 
 def _run(fn: Callable[[], Awaitable[Any]]) -> Any:
     """``trio.run(fn)``; a :class:`LoginError` or Ctrl-C is unwrapped from trio's exception groups."""
+    import trio
+
+    from codexgw.auth.login import LoginError
+
     try:
         return trio.run(fn)
     except KeyboardInterrupt:
@@ -59,13 +83,9 @@ def _run(fn: Callable[[], Awaitable[Any]]) -> Any:
         raise
 
 
-def _describe(account: Account) -> str:
-    return ", ".join(x for x in (account.email, account.plan_type) if x) or account.chatgpt_account_id
-
-
 def _report(result: LoginResult) -> None:
     verb = "added" if result.created else "updated"
-    _say(f"logged in: {verb} account {result.account.name} ({_describe(result.account)})")
+    _say(f"logged in: {verb} account {result.account.name} ({describe_account(result.account)})")
     if result.api_key_stored:
         _say("the API key from the token exchange was stored too")
 
@@ -81,6 +101,8 @@ def stdin_reader() -> Callable[[], Awaitable[str | None]] | None:
         return None
     if not (os.isatty(fd) or stat.S_ISFIFO(mode)):
         return None
+    import trio
+
     buf = bytearray()
 
     async def read_line() -> str | None:
@@ -111,7 +133,11 @@ def run_pkce(
     api_key_exchange: bool,
 ) -> None:
     """``codexgw login pkce`` (codex-protocol.md §1)."""
-    store = _open(store_dir)
+    import httpx
+
+    from codexgw.auth.login import pkce_login
+
+    store = open_store(store_dir)
 
     async def main() -> LoginResult:
         async with httpx.AsyncClient(timeout=HTTP_TIMEOUT) as http:
@@ -133,10 +159,13 @@ def run_pkce(
 
 def run_device(store_dir: Path, *, auth_url: str, name: str | None, min_interval_s: float) -> None:
     """``codexgw login device`` (codex-protocol.md §2), with a live countdown on a terminal."""
+    import httpx
+    import trio
+
     from codexgw.auth.device import DevicePrompt, device_login
     from codexgw.auth.login import finish_login
 
-    store = _open(store_dir)
+    store = open_store(store_dir)
 
     async def main() -> LoginResult:
         async with httpx.AsyncClient(timeout=HTTP_TIMEOUT) as http:
@@ -160,6 +189,7 @@ def run_device(store_dir: Path, *, auth_url: str, name: str | None, min_interval
 
 async def _countdown(expires_at: float) -> None:
     """A one-line ``expires in MM:SS`` on a terminal, updated every second (rich)."""
+    import trio
     from rich.console import Console
     from rich.live import Live
     from rich.text import Text
@@ -169,10 +199,8 @@ async def _countdown(expires_at: float) -> None:
         return
     with Live(console=console, transient=True, auto_refresh=False) as live:
         while True:
-            left = max(0, int(expires_at - time.time()))
-            live.update(
-                Text(f"Waiting for approval… code expires in {left // 60:02d}:{left % 60:02d}"), refresh=True
-            )
+            left = format_countdown(expires_at - time.time())
+            live.update(Text(f"Waiting for approval… code expires in {left}"), refresh=True)
             await trio.sleep(1)
 
 
@@ -183,9 +211,12 @@ def run_refresh(store_dir: Path, *, auth_url: str, name: str | None) -> None:
     Raises:
         LoginError: no such account, or at least one refresh failed (after trying all).
     """
+    import httpx
+
+    from codexgw.auth.login import LoginError
     from codexgw.auth.refresh import Refresher
 
-    store = _open(store_dir)
+    store = open_store(store_dir)
     if name is not None:
         account = store.get_account(name)
         if account is None:
@@ -214,7 +245,9 @@ def run_refresh(store_dir: Path, *, auth_url: str, name: str | None) -> None:
                 how = (
                     "refreshed" if refresher.refresh_calls > calls else "already refreshed by another process"
                 )
-                _say(f"{updated.name}: {how} (access token {_expiry(updated)})")
+                _say(
+                    f"{updated.name}: {how} (access token {format_validity(updated.access_expires_at, time.time())})"
+                )
         return failures
 
     failures = _run(main)
@@ -222,20 +255,16 @@ def run_refresh(store_dir: Path, *, auth_url: str, name: str | None) -> None:
         raise LoginError(f"{failures} of {len(targets)} refreshes failed")
 
 
-def _expiry(account: Account) -> str:
-    exp = account.access_expires_at
-    if exp is None:
-        return "expiry unknown"
-    left = exp - time.time()
-    return f"valid for {int(left // 60)}m" if left > 0 else "expired"
-
-
 def run_remove(store_dir: Path, *, auth_url: str, name: str, revoke: bool) -> None:
     """``codexgw accounts remove NAME``: best-effort revoke of the refresh token (§3), then delete.
 
     A linked account is not revoked (that would sign the Codex CLI sharing it out too).
     """
-    store = _open(store_dir)
+    import httpx
+
+    from codexgw.auth.login import LoginError, send
+
+    store = open_store(store_dir)
     account = store.get_account(name)
     if account is None:
         raise LoginError(f"no account named '{name}'")
@@ -276,9 +305,10 @@ def run_export(store_dir: Path, *, name: str, target: Path | None, force: bool, 
     newer rotation of this login. ``link`` ties the account to the written file.
     """
     from codexgw.auth import linked
+    from codexgw.auth.login import LoginError
     from codexgw.store.importers import ImportFailed, load_codex_auth_json
 
-    store = _open(store_dir)
+    store = open_store(store_dir)
     account = store.get_account(name)
     if account is None:
         raise LoginError(f"no account named '{name}'")
@@ -309,3 +339,64 @@ def run_export(store_dir: Path, *, name: str, target: Path | None, force: bool, 
             "first signs the other out. Use --link to share it safely.",
             err=True,
         )
+
+
+# -- commands --------------------------------------------------------------------------------------
+
+
+@click.group()
+def login() -> None:
+    """Add a ChatGPT account by signing in (browser or device code)."""
+
+
+@login.command("pkce")
+@click.option("--name", help="Account name (default: the email's local part).")
+@click.option("--no-browser", is_flag=True, help="Only print the URL; do not open a browser.")
+@click.option("--timeout", default=300, show_default=True, type=click.IntRange(1), help="Seconds to wait.")
+@click.option(
+    "--port",
+    default=1455,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="Local callback port (1455 is the one ChatGPT redirects to).",
+)
+@click.option(
+    "--api-key-exchange", is_flag=True, help="Also exchange the id_token for an API key and store it."
+)
+@auth_url_option
+@click.pass_context
+def login_pkce(
+    ctx: click.Context,
+    name: str | None,
+    no_browser: bool,
+    timeout: int,
+    port: int,
+    api_key_exchange: bool,
+    auth_url: str,
+) -> None:
+    """Sign in with a browser (OAuth + PKCE, as `codex login` does).
+
+    Over SSH: forward the port (ssh -L 1455:127.0.0.1:1455 host) or paste the final URL here.
+    """
+    call_flow(
+        run_pkce,
+        ctx.obj["store_dir"],
+        auth_url=auth_url,
+        name=name,
+        port=port,
+        timeout_s=float(timeout),
+        open_browser=not no_browser,
+        api_key_exchange=api_key_exchange,
+    )
+
+
+@login.command("device")
+@click.option("--name", help="Account name (default: the email's local part).")
+@click.option("--min-poll-interval", default=1.0, hidden=True, type=click.FloatRange(0))
+@auth_url_option
+@click.pass_context
+def login_device(ctx: click.Context, name: str | None, min_poll_interval: float, auth_url: str) -> None:
+    """Sign in with a device code (for headless machines: approve on any other device)."""
+    call_flow(
+        run_device, ctx.obj["store_dir"], auth_url=auth_url, name=name, min_interval_s=min_poll_interval
+    )

@@ -6,7 +6,7 @@ The first four write the store (``store/pool_settings.py``); a running server fo
 token through the same single-flight :class:`~codexgw.auth.refresh.Refresher` the server uses, so it
 works with or without a server. Nothing here prints a token.
 
-Register with :func:`register` on the ``accounts`` click group.
+Register with :func:`register` on the ``accounts`` click group (:mod:`codexgw.cli.main` does).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from codexgw.cli.common import CliError, open_store
 from codexgw.cli.options import auth_url_option, upstream_option
 from codexgw.pool.health import AccountStatus
 from codexgw.pool.strategies import STRATEGY_NAMES
@@ -26,25 +27,11 @@ if TYPE_CHECKING:
 
 __all__ = ["COMMANDS", "register"]
 
-def _fail(message: str) -> click.ClickException:
-    from codexgw.cli.main import CliError
-
-    return CliError(message)
-
-
-def _store(ctx: click.Context) -> Store:
-    from codexgw.store import Store, StoreError
-
-    try:
-        return Store.open(ctx.obj["store_dir"])
-    except StoreError as exc:
-        raise _fail(str(exc)) from None
-
 
 def _account(store: Store, name: str) -> Account:
     account = store.get_account(name)
     if account is None:
-        raise _fail(f"no account named '{name}'")
+        raise CliError(f"no account named '{name}'")
     return account
 
 
@@ -61,8 +48,8 @@ def accounts_set(ctx: click.Context, name: str, weight: float) -> None:
     """Set account NAME's scheduling weight."""
     from codexgw.store.pool_settings import set_weight
 
-    if not set_weight(_store(ctx), name, weight):
-        raise _fail(f"no account named '{name}'")
+    if not set_weight(open_store(ctx.obj["store_dir"]), name, weight):
+        raise CliError(f"no account named '{name}'")
     click.echo(f"{name}: weight {weight:g}")
 
 
@@ -74,7 +61,7 @@ def accounts_pin(ctx: click.Context, name: str) -> None:
     error, never another account) until `accounts unpin`."""
     from codexgw.store.pool_settings import set_pinned
 
-    store = _store(ctx)
+    store = open_store(ctx.obj["store_dir"])
     account = _account(store, name)
     set_pinned(store, account.id)
     state = "" if account.eligible else f" (warning: it is {_state(account)})"
@@ -87,7 +74,7 @@ def accounts_unpin(ctx: click.Context) -> None:
     """End a pin; the strategy chooses accounts again."""
     from codexgw.store.pool_settings import read_pool_settings, set_pinned
 
-    store = _store(ctx)
+    store = open_store(ctx.obj["store_dir"])
     if read_pool_settings(store).pinned_account_id is None:
         click.echo("not pinned")
         return
@@ -103,7 +90,7 @@ def accounts_strategy(ctx: click.Context, name: str | None) -> None:
     new strategy applies after unpinning)."""
     from codexgw.store.pool_settings import read_pool_settings, set_strategy
 
-    store = _store(ctx)
+    store = open_store(ctx.obj["store_dir"])
     if name is None:
         click.echo(read_pool_settings(store).strategy or "round-robin")
         return
@@ -131,13 +118,13 @@ def accounts_usage(
 
     from codexgw import config
 
-    store = _store(ctx)
+    store = open_store(ctx.obj["store_dir"])
     if name is not None:
         accounts = [_account(store, name)]
     else:
         accounts = [a for a in store.list_accounts() if a.enabled and a.status != AccountStatus.NEEDS_LOGIN]
         if not accounts:
-            raise _fail("no enabled accounts")
+            raise CliError("no enabled accounts")
     results = trio.run(
         _probe_all,
         store,

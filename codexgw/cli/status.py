@@ -15,24 +15,13 @@ from typing import Any
 
 import click
 
+from codexgw.cli.common import format_duration, open_store
 from codexgw.config import default_store_dir
 
 __all__ = ["quota_bar", "render_status", "status", "window_label"]
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 BAR_WIDTH = 12
-
-
-def _duration(seconds: float) -> str:
-    """``45s``, ``12m``, ``3h05m``, ``2d04h`` for a non-negative duration in seconds."""
-    s = max(0, int(seconds))
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m"
-    if s < 86400:
-        return f"{s // 3600}h{(s % 3600) // 60:02d}m"
-    return f"{s // 86400}d{(s % 86400) // 3600:02d}h"
 
 
 def window_label(minutes: int | None, fallback: str) -> str:
@@ -60,7 +49,7 @@ def quota_bar(window: dict[str, Any] | None, now: float, *, width: int = BAR_WID
     text.append(f" {used:3.0f}%")
     resets_at = window.get("resets_at")
     if resets_at is not None:
-        text.append(f" ↻{_duration(resets_at - now)}", style="dim")
+        text.append(f" ↻{format_duration(resets_at - now, fine=True)}", style="dim")
     return text
 
 
@@ -123,7 +112,7 @@ def _state(row: dict[str, Any], now: float) -> str:
         return f"[red]{row.get('status')}[/red]{reason}"
     cooldown = row.get("cooldown")
     if cooldown:
-        return f"[yellow]cooling {_duration(cooldown['until'] - now)}[/yellow] ({cooldown.get('reason')})"
+        return f"[yellow]cooling {format_duration(cooldown['until'] - now, fine=True)}[/yellow] ({cooldown.get('reason')})"
     return "[green]usable[/green]"
 
 
@@ -156,15 +145,11 @@ def fetch_status(url: str, api_key: str | None) -> dict[str, Any] | None:
 def status_from_store_dir(store_dir: Any) -> dict[str, Any]:
     """The status document built from the store alone (see :func:`codexgw.status.status_from_store`)."""
     from codexgw.status import status_from_store
-    from codexgw.store import Store, StoreError
     from codexgw.store.pool_settings import read_pool_settings
 
-    try:
-        store = Store.open(store_dir)
-        accounts = store.list_accounts()
-        stored = read_pool_settings(store)
-    except StoreError as exc:
-        raise click.ClickException(str(exc)) from None
+    store = open_store(store_dir, error=click.ClickException)
+    accounts = store.list_accounts()
+    stored = read_pool_settings(store)
     return status_from_store(
         accounts, strategy=stored.strategy, pinned_account_id=stored.pinned_account_id, now=time.time()
     )

@@ -1,0 +1,184 @@
+"""``codexgw accounts``: import, list, enable, disable, rename, remove, export and refresh logins.
+
+``import``, ``list``, ``enable``, ``disable`` and ``rename`` work on the store alone; ``remove``,
+``export`` and ``refresh`` run the flows of :mod:`codexgw.cli.login` (they talk to the OAuth server or
+write a Codex ``auth.json``). The scheduling commands of the same group live in
+:mod:`codexgw.cli.scheduling`; :mod:`codexgw.cli.main` adds them. Nothing here prints a token.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import click
+
+from codexgw.cli.common import CliError, describe_account, format_expiry, format_since, open_store
+from codexgw.cli.login import call_flow, run_export, run_refresh, run_remove
+from codexgw.cli.options import auth_url_option
+
+__all__ = ["accounts"]
+
+
+@click.group()
+def accounts() -> None:
+    """Manage the pool's ChatGPT accounts."""
+
+
+@accounts.command("import")
+@click.argument("path", type=click.Path(dir_okay=True, path_type=Path))
+@click.option("--name", help="Account name (default: the email's local part).")
+@click.option(
+    "--link",
+    is_flag=True,
+    help="Keep the account tied to this Codex auth.json: re-read it before every refresh, write "
+    "rotated tokens back, so Codex and codexgw can share one login.",
+)
+@click.pass_context
+def accounts_import(ctx: click.Context, path: Path, name: str | None, link: bool) -> None:
+    """Import logins from PATH: a Codex/ChatMock auth.json or a codex-reverse accounts.json.
+
+    Re-importing a login that is already stored updates its tokens.
+    """
+    from codexgw.store import StoreError
+    from codexgw.store.importers import ImportFailed, load_accounts_file, load_codex_auth_json
+
+    try:
+        items = load_accounts_file(path)
+        if link:
+            if len(items) != 1 or items[0][0] is not None:
+                raise click.UsageError("--link needs a Codex CLI auth.json (one login)")
+            items = [(None, load_codex_auth_json(path))]
+    except ImportFailed as e:
+        raise CliError(str(e)) from None
+    if name is not None:
+        if len(items) != 1:
+            raise click.UsageError(f"--name needs a file with one login; {path} has {len(items)}")
+        items = [(name, items[0][1])]
+    store = open_store(ctx.obj["store_dir"])
+    try:
+        results = store.upsert_accounts(items)
+    except StoreError as e:
+        raise CliError(f"{path}: {e}") from None
+    for account, created in results:
+        click.echo(f"{'imported' if created else 'updated'} {account.name} ({describe_account(account)})")
+    if link:
+        [(account, _)] = results
+        store.set_linked_path(account.id, str(path.expanduser().resolve()))
+        click.echo(f"linked {account.name} to {path}: refreshes are shared with the Codex CLI")
+
+
+@accounts.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array (token fingerprints, no tokens).")
+@click.pass_context
+def accounts_list(ctx: click.Context, as_json: bool) -> None:
+    """List stored accounts: identity, status, token expiry. Never shows tokens."""
+    store = open_store(ctx.obj["store_dir"])
+    rows = store.list_accounts()
+    if as_json:
+        click.echo(json.dumps([a.to_public_dict() for a in rows], indent=2))
+        return
+    if not rows:
+        click.echo("no accounts; add one with: codexgw accounts import ~/.codex/auth.json")
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    now = time.time()
+    table = Table(box=None, header_style="bold")
+    for col in ("name", "email", "plan", "status", "enabled", "access token", "last refresh"):
+        table.add_column(col, no_wrap=col != "status")
+    for a in rows:
+        status = a.status + (f" ({a.status_reason})" if a.status_reason else "")
+        table.add_row(
+            a.name,
+            a.email or "-",
+            a.plan_type or "-",
+            status,
+            "yes" if a.enabled else "no",
+            format_expiry(a.access_expires_at, now),
+            format_since(a.last_refresh, now),
+        )
+    console = Console(highlight=False)
+    if not console.is_terminal:
+        console = Console(highlight=False, width=max(console.width, 200))
+    console.print(table)
+
+
+def _name_command(verb: str, doc: str) -> click.Command:
+    @click.argument("name")
+    @click.pass_context
+    def command(ctx: click.Context, name: str) -> None:
+        store = open_store(ctx.obj["store_dir"])
+        ok = store.set_enabled(name, verb == "enable")
+        if not ok:
+            raise CliError(f"no account named '{name}'")
+        click.echo(f"{verb}d {name}")
+
+    command.__doc__ = doc
+    return click.command(verb)(command)
+
+
+accounts.add_command(_name_command("enable", "Let account NAME serve requests again."))
+accounts.add_command(_name_command("disable", "Keep account NAME but stop routing requests to it."))
+
+
+@accounts.command("rename")
+@click.argument("old")
+@click.argument("new")
+@click.pass_context
+def accounts_rename(ctx: click.Context, old: str, new: str) -> None:
+    """Rename account OLD to NEW."""
+    from codexgw.store import StoreError
+
+    store = open_store(ctx.obj["store_dir"])
+    try:
+        ok = store.rename_account(old, new)
+    except StoreError as e:
+        raise CliError(str(e)) from None
+    if not ok:
+        raise CliError(f"no account named '{old}'")
+    click.echo(f"renamed {old} to {new}")
+
+
+@accounts.command("refresh")
+@click.argument("name", required=False)
+@auth_url_option
+@click.pass_context
+def accounts_refresh(ctx: click.Context, name: str | None, auth_url: str) -> None:
+    """Refresh the tokens of account NAME now (all accounts when NAME is left out).
+
+    Safe while `codexgw serve` runs: refreshes are single-flight across processes.
+    """
+    call_flow(run_refresh, ctx.obj["store_dir"], auth_url=auth_url, name=name)
+
+
+@accounts.command("remove")
+@click.argument("name")
+@click.option("--no-revoke", is_flag=True, help="Do not revoke the login at the OAuth server first.")
+@auth_url_option
+@click.pass_context
+def accounts_remove(ctx: click.Context, name: str, no_revoke: bool, auth_url: str) -> None:
+    """Revoke account NAME's login (best effort) and remove it from the store.
+
+    Linked accounts (import --link) are never revoked: the Codex CLI shares that login.
+    """
+    call_flow(run_remove, ctx.obj["store_dir"], auth_url=auth_url, name=name, revoke=not no_revoke)
+
+
+@accounts.command("export")
+@click.argument("name")
+@click.option(
+    "--codex-auth",
+    "target",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Where to write the Codex CLI auth.json [default: $CODEX_HOME/auth.json or ~/.codex/auth.json].",
+)
+@click.option("--force", is_flag=True, help="Overwrite a file holding another or a newer login.")
+@click.option("--link", is_flag=True, help="Also link the account to the written file (see import --link).")
+@click.pass_context
+def accounts_export(ctx: click.Context, name: str, target: Path | None, force: bool, link: bool) -> None:
+    """Write account NAME as a Codex CLI auth.json (mode 0600, atomic), so `codex` can use it."""
+    call_flow(run_export, ctx.obj["store_dir"], name=name, target=target, force=force, link=link)
