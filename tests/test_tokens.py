@@ -1,4 +1,4 @@
-"""OAuth message building and parsing (codexgw.auth.tokens; codex-protocol.md §1-§3)."""
+"""OAuth message building and parsing (codexgw.oauth.tokens and .device; codex-protocol.md §1-§3)."""
 
 from __future__ import annotations
 
@@ -9,11 +9,19 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from codexgw.config import CLIENT_ID
+from codexgw.oauth.device import (
+    DeviceCode,
+    DeviceGrant,
+    build_device_token_request,
+    build_device_usercode_request,
+    device_redirect_uri,
+    device_verification_url,
+    parse_device_token_response,
+    parse_device_usercode_response,
+)
 from codexgw.oauth.tokens import (
     PERMANENT_REFRESH_CODES,
-    DeviceCode,
     DeviceCodeError,
-    DeviceGrant,
     DeviceLoginNotEnabled,
     OAuthError,
     RefreshError,
@@ -21,16 +29,10 @@ from codexgw.oauth.tokens import (
     TokenResponse,
     build_api_key_exchange_request,
     build_code_exchange_request,
-    build_device_token_request,
-    build_device_usercode_request,
     build_refresh_request,
     build_revoke_request,
-    device_redirect_uri,
-    device_verification_url,
     parse_api_key_exchange_response,
     parse_code_exchange_response,
-    parse_device_token_response,
-    parse_device_usercode_response,
     parse_refresh_response,
     safe_excerpt,
 )

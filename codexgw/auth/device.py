@@ -19,12 +19,9 @@ import httpx
 import trio
 
 from codexgw.auth.login import LoginError, exchange_code, send
-from codexgw.oauth.tokens import (
+from codexgw.oauth.device import (
     DeviceCode,
-    DeviceCodeError,
     DeviceGrant,
-    DeviceLoginNotEnabled,
-    TokenResponse,
     build_device_token_request,
     build_device_usercode_request,
     device_redirect_uri,
@@ -32,6 +29,7 @@ from codexgw.oauth.tokens import (
     parse_device_token_response,
     parse_device_usercode_response,
 )
+from codexgw.oauth.tokens import DeviceCodeError, DeviceLoginNotEnabled, TokenResponse
 
 __all__ = ["DEVICE_CODE_TTL_S", "DevicePrompt", "device_login"]
 

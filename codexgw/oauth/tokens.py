@@ -2,7 +2,9 @@
 
 Each exchange is a ``build_*_request`` that returns an :class:`HttpRequestSpec` (the edge sends it
 with httpx and adds its own ``originator``/``User-Agent`` where §3 says Codex does) and a
-``parse_*_response(status, body)`` that turns the answer into values or raises.
+``parse_*_response(status, body)`` that turns the answer into values or raises. Here: refresh (§3),
+code exchange and API-key exchange (§1), revoke (§3); the device-code messages (§2) are in
+:mod:`codexgw.oauth.device`, which shares this module's errors and body helpers.
 
 Errors::
 
@@ -19,7 +21,6 @@ runs are replaced, so a body that echoes a token does not leak it into logs.
 from __future__ import annotations
 
 import json
-import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,9 +30,7 @@ from codexgw.config import CLIENT_ID
 
 __all__ = [
     "PERMANENT_REFRESH_CODES",
-    "DeviceCode",
     "DeviceCodeError",
-    "DeviceGrant",
     "DeviceLoginNotEnabled",
     "HttpRequestSpec",
     "OAuthError",
@@ -40,18 +39,16 @@ __all__ = [
     "TokenResponse",
     "build_api_key_exchange_request",
     "build_code_exchange_request",
-    "build_device_token_request",
-    "build_device_usercode_request",
     "build_refresh_request",
     "build_revoke_request",
-    "device_redirect_uri",
-    "device_verification_url",
+    "error_code",
+    "error_text",
+    "load_json",
     "parse_api_key_exchange_response",
     "parse_code_exchange_response",
-    "parse_device_token_response",
-    "parse_device_usercode_response",
     "parse_refresh_response",
     "safe_excerpt",
+    "str_field",
 ]
 
 JSON_HEADERS = {"Content-Type": "application/json"}
@@ -141,6 +138,7 @@ class DeviceLoginNotEnabled(DeviceCodeError):
 
 
 # ---------------------------------------------------------------------------------------------- helpers
+# The body helpers (load_json, str_field, error_code, error_text) are shared with oauth/device.py.
 
 _TOKENISH = re.compile(r"[A-Za-z0-9_\-.~+/=]{24,}")
 _CODE = re.compile(r"^[A-Za-z][A-Za-z0-9_.:\-]{0,63}$")
@@ -161,14 +159,16 @@ def safe_excerpt(text: str, limit: int = EXCERPT_CHARS) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _load(body: bytes) -> object:
+def load_json(body: bytes) -> object:
+    """The JSON value of ``body``, or ``None`` when it is not JSON (or not UTF-8)."""
     try:
         return json.loads(body)
     except (ValueError, UnicodeDecodeError):
         return None
 
 
-def _str(obj: dict[str, Any], key: str) -> str | None:
+def str_field(obj: dict[str, Any], key: str) -> str | None:
+    """``obj[key]`` when it is a non-empty string, else ``None``."""
     value = obj.get(key)
     return value if isinstance(value, str) and value else None
 
@@ -180,7 +180,7 @@ def _clean_code(value: object) -> str | None:
     return None
 
 
-def _error_code(data: object) -> str | None:
+def error_code(data: object) -> str | None:
     """§3's order: ``error.code``, else ``error`` when a string, else top-level ``code``."""
     if not isinstance(data, dict):
         return None
@@ -192,7 +192,7 @@ def _error_code(data: object) -> str | None:
     return _clean_code(data.get("code"))
 
 
-def _error_text(data: object, body: bytes) -> str:
+def error_text(data: object, body: bytes) -> str:
     """§1's order: ``error_description``, ``error.message``, ``error`` string / ``error.code``, raw text.
     Redacted and cut (:func:`safe_excerpt`)."""
     if isinstance(data, dict):
@@ -215,9 +215,9 @@ def _tokens(data: object) -> TokenResponse | None:
     if not isinstance(data, dict):
         return None
     return TokenResponse(
-        id_token=_str(data, "id_token"),
-        access_token=_str(data, "access_token"),
-        refresh_token=_str(data, "refresh_token"),
+        id_token=str_field(data, "id_token"),
+        access_token=str_field(data, "access_token"),
+        refresh_token=str_field(data, "refresh_token"),
     )
 
 
@@ -260,17 +260,17 @@ def parse_refresh_response(status: int, body: bytes) -> TokenResponse:
             :data:`PERMANENT_REFRESH_CODES`; ``permanent=False`` for other non-2xx and for a 2xx whose
             body is not JSON or has no ``access_token`` ("malformed token response").
     """
-    data = _load(body)
+    data = load_json(body)
     if 200 <= status < 300:
         tokens = _tokens(data)
         if tokens is None or tokens.access_token is None:
             raise RefreshError("malformed token response", status=status, permanent=False)
         return tokens
-    code = _error_code(data)
+    code = error_code(data)
     known = PERMANENT_REFRESH_CODES.get(code.lower()) if code else None
     if known is not None:
         raise RefreshError(known, status=status, code=code, permanent=True)
-    detail = _error_text(data, body)
+    detail = error_text(data, body)
     if status == 401:
         raise RefreshError(
             f"the refresh token was rejected (HTTP 401: {detail}); log in again",
@@ -314,12 +314,12 @@ def parse_code_exchange_response(status: int, body: bytes) -> TokenResponse:
         TokenExchangeError: non-2xx (message from ``error_description``, ``error.message``, ``error`` /
             ``error.code``, raw text, in that order), or a 2xx missing any token.
     """
-    data = _load(body)
+    data = load_json(body)
     if not 200 <= status < 300:
         raise TokenExchangeError(
-            f"token exchange failed (HTTP {status}): {_error_text(data, body)}",
+            f"token exchange failed (HTTP {status}): {error_text(data, body)}",
             status=status,
-            code=_error_code(data),
+            code=error_code(data),
         )
     tokens = _tokens(data)
     if tokens is None or not (tokens.id_token and tokens.access_token and tokens.refresh_token):
@@ -351,8 +351,8 @@ def parse_api_key_exchange_response(status: int, body: bytes) -> str | None:
     """The API key (``access_token``) from a 2xx, else ``None``: the exchange is best effort (§1)."""
     if not 200 <= status < 300:
         return None
-    data = _load(body)
-    return _str(data, "access_token") if isinstance(data, dict) else None
+    data = load_json(body)
+    return str_field(data, "access_token") if isinstance(data, dict) else None
 
 
 def build_revoke_request(
@@ -373,133 +373,3 @@ def build_revoke_request(
     else:
         raise ValueError("nothing to revoke: give refresh_token or access_token")
     return HttpRequestSpec(method="POST", url=url, headers=dict(JSON_HEADERS), json=payload)
-
-
-# ------------------------------------------------------------------------------------ device code §2
-
-
-@dataclass(frozen=True)
-class DeviceCode:
-    """A pending device login (codex-protocol.md §2).
-
-    Attributes:
-        device_auth_id: opaque id to poll with.
-        user_code: the code the user types at :func:`device_verification_url`.
-        interval_s: seconds between polls as the server said (0 when absent; floor it at the edge).
-    """
-
-    device_auth_id: str = field(repr=False)
-    user_code: str
-    interval_s: float
-
-
-@dataclass(frozen=True)
-class DeviceGrant:
-    """The poll's success: exchange ``authorization_code`` with ``code_verifier`` and
-    :func:`device_redirect_uri` via :func:`build_code_exchange_request` (§2 step 4)."""
-
-    authorization_code: str = field(repr=False)
-    code_challenge: str = field(repr=False)
-    code_verifier: str = field(repr=False)
-
-
-def device_verification_url(auth_url: str) -> str:
-    """Where the user enters the code: ``{auth_url}/codex/device`` (§2 step 2)."""
-    return f"{auth_url.rstrip('/')}/codex/device"
-
-
-def device_redirect_uri(auth_url: str) -> str:
-    """The ``redirect_uri`` of the device flow's code exchange: ``{auth_url}/deviceauth/callback``."""
-    return f"{auth_url.rstrip('/')}/deviceauth/callback"
-
-
-def build_device_usercode_request(auth_url: str) -> HttpRequestSpec:
-    """``POST {auth_url}/api/accounts/deviceauth/usercode`` JSON ``{"client_id"}`` (§2 step 1)."""
-    return HttpRequestSpec(
-        method="POST",
-        url=f"{auth_url.rstrip('/')}/api/accounts/deviceauth/usercode",
-        headers=dict(JSON_HEADERS),
-        json={"client_id": CLIENT_ID},
-    )
-
-
-def _interval(value: object) -> float | None:
-    """Seconds from a JSON string (codex-rs) or number; missing → 0; anything else → ``None``."""
-    if value is None:
-        return 0.0
-    if isinstance(value, str):
-        try:
-            seconds = float(value.strip())
-        except ValueError:
-            return None
-    elif isinstance(value, int | float) and not isinstance(value, bool):
-        seconds = float(value)
-    else:
-        return None
-    return seconds if math.isfinite(seconds) and seconds >= 0 else None
-
-
-def parse_device_usercode_response(status: int, body: bytes) -> DeviceCode:
-    """Parse the user-code answer ``{"device_auth_id", "user_code" | "usercode", "interval": "5"}`` (§2).
-
-    ``interval`` is a JSON string in codex-rs; a number is accepted too; missing means 0.
-
-    Raises:
-        DeviceLoginNotEnabled: 404.
-        DeviceCodeError: other non-2xx, or a malformed body.
-    """
-    data = _load(body)
-    if status == 404:
-        raise DeviceLoginNotEnabled(
-            "device code login is not enabled for this server; use the browser login", status=status
-        )
-    if not 200 <= status < 300:
-        raise DeviceCodeError(
-            f"device code request failed (HTTP {status}): {_error_text(data, body)}",
-            status=status,
-            code=_error_code(data),
-        )
-    if isinstance(data, dict):
-        device_auth_id = _str(data, "device_auth_id")
-        user_code = _str(data, "user_code") or _str(data, "usercode")
-        interval = _interval(data.get("interval"))
-        if device_auth_id and user_code and interval is not None:
-            return DeviceCode(device_auth_id=device_auth_id, user_code=user_code, interval_s=interval)
-    raise DeviceCodeError("malformed device code response", status=status)
-
-
-def build_device_token_request(auth_url: str, device_code: DeviceCode) -> HttpRequestSpec:
-    """``POST {auth_url}/api/accounts/deviceauth/token`` JSON ``{"device_auth_id", "user_code"}`` (§2)."""
-    return HttpRequestSpec(
-        method="POST",
-        url=f"{auth_url.rstrip('/')}/api/accounts/deviceauth/token",
-        headers=dict(JSON_HEADERS),
-        json={"device_auth_id": device_code.device_auth_id, "user_code": device_code.user_code},
-    )
-
-
-def parse_device_token_response(status: int, body: bytes) -> DeviceGrant | None:
-    """Parse a poll answer (codex-protocol.md §2 step 3).
-
-    Returns:
-        ``None`` on 403/404 (still pending: poll again after ``interval_s``); the grant on 2xx.
-
-    Raises:
-        DeviceCodeError: any other status, or a 2xx missing a field.
-    """
-    if status in (403, 404):
-        return None
-    data = _load(body)
-    if not 200 <= status < 300:
-        raise DeviceCodeError(
-            f"device login failed (HTTP {status}): {_error_text(data, body)}",
-            status=status,
-            code=_error_code(data),
-        )
-    if isinstance(data, dict):
-        code = _str(data, "authorization_code")
-        challenge = _str(data, "code_challenge")
-        verifier = _str(data, "code_verifier")
-        if code and challenge and verifier:
-            return DeviceGrant(authorization_code=code, code_challenge=challenge, code_verifier=verifier)
-    raise DeviceCodeError("malformed device token response", status=status)
