@@ -11,7 +11,13 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
-from codexgw.cli.common import format_expiry, format_since
+from codexgw.cli.common import (
+    format_countdown,
+    format_duration,
+    format_expiry,
+    format_since,
+    format_validity,
+)
 from codexgw.cli.main import main
 from codexgw.store import Store
 from tests.test_importers import ACCESS, ID_TOKEN, REFRESH, codex_auth, write
@@ -159,6 +165,22 @@ def test_format_expiry_and_since() -> None:
     assert format_since(1000 - 30, 1000) == "30s ago"
     assert format_since(1000 - 2 * 86400, 1000) == "2d ago"
     assert format_since(None, 1000) == "never"
+
+
+def test_format_duration_coarse_and_fine() -> None:
+    """One formatter for both styles: ``accounts list`` shows the largest unit, ``status`` two."""
+    cases = [(-5, "0s", "0s"), (59.9, "59s", "59s"), (61, "1m", "1m"), (3 * 3600 + 5 * 60, "3h", "3h05m")]
+    cases.append((2 * 86400 + 4 * 3600 + 59, "2d", "2d04h"))
+    for seconds, coarse, fine in cases:
+        assert (format_duration(seconds), format_duration(seconds, fine=True)) == (coarse, fine)
+
+
+def test_format_validity_and_countdown() -> None:
+    assert format_validity(1000 + 25 * 3600, 1000) == "valid for 1500m"
+    assert format_validity(1000 + 59, 1000) == "valid for 0m"
+    assert format_validity(1000, 1000) == "expired"
+    assert format_validity(None, 1000) == "expiry unknown"
+    assert [format_countdown(s) for s in (899.7, 61, 0, -3)] == ["14:59", "01:01", "00:00", "00:00"]
 
 
 def test_fresh_token_shows_time_left(tmp_path: Path) -> None:
