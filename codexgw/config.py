@@ -1,7 +1,7 @@
 """Settings for codexgw: flags > ``CODEXGW_*`` environment > defaults.
 
-The CLI (``cli.py``) builds one :class:`Settings` and hands it to whatever it runs; nothing else reads
-the environment.
+The CLI (``codexgw serve``, :mod:`codexgw.cli.serve`) builds one :class:`Settings` and hands it to
+whatever it runs; nothing else reads the environment.
 """
 
 from __future__ import annotations

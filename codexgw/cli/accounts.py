@@ -14,7 +14,14 @@ from pathlib import Path
 
 import click
 
-from codexgw.cli.common import CliError, describe_account, format_expiry, format_since, open_store
+from codexgw.cli.common import (
+    NO_ACCOUNTS,
+    CliError,
+    describe_account,
+    format_expiry,
+    format_since,
+    open_store,
+)
 from codexgw.cli.login import call_flow, run_export, run_refresh, run_remove
 from codexgw.cli.options import auth_url_option
 
@@ -80,7 +87,7 @@ def accounts_list(ctx: click.Context, as_json: bool) -> None:
         click.echo(json.dumps([a.to_public_dict() for a in rows], indent=2))
         return
     if not rows:
-        click.echo("no accounts; add one with: codexgw accounts import ~/.codex/auth.json")
+        click.echo(NO_ACCOUNTS)
         return
     from rich.console import Console
     from rich.table import Table

@@ -7,6 +7,7 @@ and ``now`` always comes in as an argument.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,7 +18,9 @@ if TYPE_CHECKING:
     from codexgw.store import Account, Store
 
 __all__ = [
+    "NO_ACCOUNTS",
     "CliError",
+    "default_codex_home",
     "describe_account",
     "format_countdown",
     "format_duration",
@@ -26,6 +29,9 @@ __all__ = [
     "format_validity",
     "open_store",
 ]
+
+NO_ACCOUNTS = "no accounts; add one with: codexgw accounts import ~/.codex/auth.json"
+"""What ``accounts list`` and ``status`` print for an empty pool."""
 
 
 class CliError(click.ClickException):
@@ -48,6 +54,13 @@ def open_store(store_dir: Path, *, error: Callable[[str], Exception] = CliError)
         return Store.open(store_dir)
     except StoreError as e:
         raise error(str(e)) from None
+
+
+def default_codex_home() -> Path:
+    """``$CODEX_HOME`` or ``~/.codex``: where the Codex CLI keeps ``auth.json`` and ``config.toml``
+    (codex-protocol.md §5)."""
+    env = os.environ.get("CODEX_HOME")
+    return Path(env).expanduser() if env else Path.home() / ".codex"
 
 
 def describe_account(account: Account) -> str:

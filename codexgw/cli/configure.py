@@ -33,9 +33,9 @@ from urllib.parse import urlsplit
 
 import click
 
-from codexgw.cli.common import CliError
+from codexgw.cli.common import CliError, default_codex_home
 
-__all__ = ["ConfigEdit", "configure", "default_codex_home", "edit_codex_config"]
+__all__ = ["ConfigEdit", "configure", "edit_codex_config"]
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8080/v1"
 ENV_KEY = "CODEXGW_API_KEY"
@@ -60,12 +60,6 @@ class ConfigEdit:
 
     text: str
     changes: list[str]
-
-
-def default_codex_home() -> Path:
-    """``$CODEX_HOME`` or ``~/.codex`` (codex-protocol.md §5)."""
-    env = os.environ.get("CODEX_HOME")
-    return Path(env).expanduser() if env else Path.home() / ".codex"
 
 
 def _toml_string(value: str) -> str:

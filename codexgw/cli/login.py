@@ -6,8 +6,7 @@ and raises :class:`~codexgw.auth.login.LoginError` with a one-line message on fa
 ``login device`` (§2), ``accounts refresh`` (§3), ``accounts remove`` (revoke, §3) and
 ``accounts export`` (§5); the ``accounts`` commands live in :mod:`codexgw.cli.accounts`.
 
-Top-level imports stay light (click, the sans-IO cores); trio, httpx and the login flows of
-:mod:`codexgw.auth` load inside the flows, so ``codexgw --help`` stays fast.
+Top-level imports stay light (click, the cores): trio, httpx and :mod:`codexgw.auth` load in the flows.
 """
 
 from __future__ import annotations
@@ -22,7 +21,14 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from codexgw.cli.common import CliError, describe_account, format_countdown, format_validity, open_store
+from codexgw.cli.common import (
+    CliError,
+    default_codex_home,
+    describe_account,
+    format_countdown,
+    format_validity,
+    open_store,
+)
 from codexgw.cli.options import auth_url_option
 from codexgw.oauth.tokens import RefreshError, build_revoke_request
 from codexgw.pool.health import AccountStatus
@@ -32,7 +38,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "call_flow",
-    "default_codex_auth",
     "login",
     "run_device",
     "run_export",
@@ -42,8 +47,7 @@ __all__ = [
 ]
 
 HTTP_TIMEOUT = (10.0, 30.0, 30.0, 30.0)
-"""httpx's (connect, read, write, pool) timeouts for the OAuth server, seconds (a tuple, so that
-defining it needs no httpx import)."""
+"""httpx's (connect, read, write, pool) timeouts for the OAuth server, s (a tuple: no httpx import)."""
 
 
 def _say(line: str) -> None:
@@ -292,12 +296,6 @@ def run_remove(store_dir: Path, *, auth_url: str, name: str, revoke: bool) -> No
     _say(f"removed {name}")
 
 
-def default_codex_auth() -> Path:
-    """``$CODEX_HOME/auth.json``, else ``~/.codex/auth.json`` (codex-protocol.md §5)."""
-    home = os.environ.get("CODEX_HOME")
-    return (Path(home) if home else Path.home() / ".codex") / "auth.json"
-
-
 def run_export(store_dir: Path, *, name: str, target: Path | None, force: bool, link: bool) -> None:
     """``codexgw accounts export NAME``: write a Codex CLI auth.json (§5), 0600, atomically.
 
@@ -312,7 +310,7 @@ def run_export(store_dir: Path, *, name: str, target: Path | None, force: bool, 
     account = store.get_account(name)
     if account is None:
         raise LoginError(f"no account named '{name}'")
-    path = (target or default_codex_auth()).expanduser()
+    path = (target or default_codex_home() / "auth.json").expanduser()
     if path.exists() and not force:
         try:
             existing = load_codex_auth_json(path)

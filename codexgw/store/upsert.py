@@ -3,8 +3,8 @@ tokens' claims (codex-protocol.md §3-§4).
 
 Both functions are called by :class:`~codexgw.store.sqlite.Store` inside its ``BEGIN IMMEDIATE``
 transactions (:meth:`~codexgw.store.sqlite.Store.upsert_account`,
-:meth:`~codexgw.store.sqlite.Store.save_tokens`); they never commit. This is the store's one use of
-:mod:`codexgw.oauth.jwt`.
+:meth:`~codexgw.store.sqlite.Store.save_tokens`); they never commit. The claims are read with the
+sans-IO :mod:`codexgw.oauth.jwt`.
 """
 
 from __future__ import annotations
