@@ -37,6 +37,7 @@ import trio
 from codexgw.auth import linked
 from codexgw.oauth.tokens import RefreshError, build_refresh_request, parse_refresh_response
 from codexgw.pool.health import AccountStatus
+from codexgw.store.models import ON_USE_MARGIN_S
 from codexgw.store.sqlite import Account, Store
 
 log = logging.getLogger("codexgw.refresh")
@@ -137,7 +138,9 @@ class Refresher:
                 if acquired:
                     await self._release(account.id)
                 raise _removed()
-            if current.access_token != stale and not _expiring(current, self._clock()):
+            if current.access_token != stale and not current.needs_refresh(
+                now=self._clock(), margin_s=ON_USE_MARGIN_S
+            ):
                 if acquired:
                     await self._release(account.id)
                 return current
@@ -165,7 +168,9 @@ class Refresher:
         try:
             async with linked.locked(path):
                 current = await self._sync_from_file(current)
-                if current.access_token != stale and not _expiring(current, self._clock()):
+                if current.access_token != stale and not current.needs_refresh(
+                    now=self._clock(), margin_s=ON_USE_MARGIN_S
+                ):
                     return current
                 self._check_backoff(current)
                 try:
@@ -261,7 +266,9 @@ class Refresher:
     async def _mark_needs_login(self, current: Account, exc: RefreshError) -> None:
         reason = f"refresh failed: {exc.code or exc}"
         with trio.CancelScope(shield=True):
-            await trio.to_thread.run_sync(self._store.set_status, current.id, AccountStatus.NEEDS_LOGIN, reason)
+            await trio.to_thread.run_sync(
+                self._store.set_status, current.id, AccountStatus.NEEDS_LOGIN, reason
+            )
         log.warning("account %s needs a new login: %s", current.name, exc)
 
     async def _refresh_now(self, current: Account) -> Account:
@@ -328,8 +335,3 @@ class Refresher:
 
 def _removed() -> RefreshError:
     return RefreshError("the account was removed", permanent=True, code="account_removed", status=0)
-
-
-def _expiring(account: Account, now: float, margin_s: float = 60.0) -> bool:
-    exp = account.access_expires_at
-    return exp is not None and exp - now <= margin_s

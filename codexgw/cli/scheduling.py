@@ -161,6 +161,7 @@ async def _probe_all(
     from codexgw.auth.refresh import Refresher
     from codexgw.oauth.tokens import RefreshError
     from codexgw.pool.quota import parse_usage_response
+    from codexgw.store.models import ON_USE_MARGIN_S
     from codexgw.upstream.prober import fetch_usage
 
     out: list[dict[str, Any]] = []
@@ -170,7 +171,7 @@ async def _probe_all(
             row: dict[str, Any] = {"name": account.name, "plan_type": account.plan_type}
             out.append(row)
             try:
-                if account.access_expires_at is not None and account.access_expires_at - time.time() <= 60:
+                if account.needs_refresh(now=time.time(), margin_s=ON_USE_MARGIN_S):
                     account = await refresher.refresh(account)
                 status, body = await fetch_usage(http, upstream, account)
                 if status == 401:

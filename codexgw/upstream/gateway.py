@@ -25,6 +25,7 @@ from codexgw.oauth.tokens import RefreshError
 from codexgw.pool.health import AccountStatus
 from codexgw.pool.quota import QuotaSnapshot
 from codexgw.pool.scheduler import AccountView, Pool
+from codexgw.store.models import ON_USE_MARGIN_S
 from codexgw.store.pool_settings import PoolSettings, read_pool_settings
 from codexgw.store.responses import ResponseStore
 from codexgw.store.sqlite import Account, Store
@@ -32,9 +33,6 @@ from codexgw.translate.classify import parse_json_body
 from codexgw.upstream.headers import plain_headers
 
 log = logging.getLogger("codexgw.upstream.gateway")
-
-REFRESH_INTERVAL_S = 8 * 24 * 3600
-"""Refresh at least this often even when ``exp`` is unreadable (codex-protocol.md §3, 8 days)."""
 
 
 class Gateway:
@@ -173,21 +171,14 @@ class Gateway:
                 self.pool.affinity.purge(self.clock())
                 next_purge = self.clock() + 60.0
 
-    def needs_refresh(self, account: Account, *, margin_s: float | None = None) -> bool:
-        """True when the access token expires within ``margin_s`` (default the settings' margin)."""
-        now = self.clock()
-        margin = self.settings.refresh_margin_s if margin_s is None else margin_s
-        if account.access_expires_at is not None:
-            return account.access_expires_at - now <= margin
-        return account.last_refresh is None or now - account.last_refresh >= REFRESH_INTERVAL_S
-
     async def fresh(self, account: Account) -> Account:
         """Return ``account`` with an access token that is not about to expire (refreshing if needed).
 
         Raises:
             RefreshError: the refresh failed (``permanent`` means the account now needs a login).
         """
-        if not self.needs_refresh(account, margin_s=min(60.0, self.settings.refresh_margin_s)):
+        margin_s = min(ON_USE_MARGIN_S, self.settings.refresh_margin_s)
+        if not account.needs_refresh(now=self.clock(), margin_s=margin_s):
             return account
         return await self.refresh(account)
 
@@ -217,7 +208,7 @@ class Gateway:
                 a
                 for a in list(self.accounts.values())
                 if a.eligible
-                and self.needs_refresh(a)
+                and a.needs_refresh(now=self.clock(), margin_s=self.settings.refresh_margin_s)
                 and self.refresher.backoff_remaining(a.id) == 0
             ]
             for account in due:
