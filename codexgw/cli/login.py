@@ -183,7 +183,7 @@ def run_refresh(store_dir: Path, *, auth_url: str, name: str | None) -> None:
     Raises:
         LoginError: no such account, or at least one refresh failed (after trying all).
     """
-    from codexgw.auth.refresh import Refresher
+    from codexgw.auth.refresh import NeedsLogin, Refresher
 
     store = _open(store_dir)
     if name is not None:
@@ -209,6 +209,8 @@ def run_refresh(store_dir: Path, *, auth_url: str, name: str | None) -> None:
                     updated = await refresher.refresh(account, stale_access_token=account.access_token)
                 except (RefreshError, TimeoutError) as exc:
                     failures += 1
+                    if isinstance(exc, NeedsLogin):  # the refresher writes no status: we record it
+                        store.set_status(account.id, AccountStatus.NEEDS_LOGIN, exc.status_reason)
                     click.echo(f"{account.name}: refresh failed: {exc}", err=True)
                     continue
                 how = (

@@ -158,7 +158,7 @@ async def _probe_all(
 ) -> list[dict[str, Any]]:
     import httpx
 
-    from codexgw.auth.refresh import Refresher
+    from codexgw.auth.refresh import NeedsLogin, Refresher
     from codexgw.oauth.tokens import RefreshError
     from codexgw.pool.quota import parse_usage_response
     from codexgw.store.models import ON_USE_MARGIN_S
@@ -178,6 +178,8 @@ async def _probe_all(
                     account = await refresher.refresh(account, stale_access_token=account.access_token)
                     status, body = await fetch_usage(http, upstream, account)
             except (RefreshError, TimeoutError) as exc:
+                if isinstance(exc, NeedsLogin):  # the refresher writes no status: we record it
+                    store.set_status(account.id, AccountStatus.NEEDS_LOGIN, exc.status_reason)
                 row["error"] = f"could not refresh the login: {exc}"
                 continue
             except httpx.HTTPError as exc:

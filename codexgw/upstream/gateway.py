@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import trio
 
-from codexgw.auth.refresh import Refresher
+from codexgw.auth.refresh import NeedsLogin, Refresher
 from codexgw.client.sender import UpstreamSender
 from codexgw.config import CODEX_CLIENT_VERSION, Settings
 from codexgw.metrics import Metrics
@@ -118,18 +118,40 @@ class Gateway:
     def set_health(self, account: Account, status: str, reason: str) -> None:
         """Change an account's health now in memory (the pool stops picking it) and soon in the store.
 
-        Logged once per change, with ``reason`` (see ``pool/health.py`` for the states); a repeat
-        of the current status and reason does nothing. The store write runs in the serve nursery.
+        The server's one writer of account status (the refresher writes none; a permanent refresh
+        failure comes back here through :meth:`refresh`). Logged once per change, with ``reason``
+        (see ``pool/health.py`` for the states); a repeat of the current status and reason does
+        nothing. The store write runs in the serve nursery.
+        """
+        if self._apply_health(account, status, reason) and self.nursery is not None:
+            self.nursery.start_soon(self._persist_health, account.id, status, reason)
+
+    async def _record_health(self, account: Account, status: str, reason: str) -> None:
+        """:meth:`set_health`, with the store write awaited (shielded) rather than in the background.
+
+        Also when another task applied the same change and its write is still pending (the callers of
+        one failed single-flight refresh): every caller returns with the status stored.
+        """
+        self._apply_health(account, status, reason)
+        if self._pending_health.get(account.id) == (status, reason):
+            with trio.CancelScope(shield=True):
+                await self._persist_health(account.id, status, reason)
+
+    def _apply_health(self, account: Account, status: str, reason: str) -> bool:
+        """The in-memory half of :meth:`set_health`; True when it changed something to persist.
+
+        The change is also kept in ``_pending_health`` until the store has it: a reload of the
+        accounts before the write lands (or after it failed on a locked store) would otherwise put
+        the account back in rotation with the stored ``active``.
         """
         current = self.accounts.get(account.id)
         if current is None or (current.status, current.status_reason) == (status, reason):
-            return
+            return False
         log.warning("account %s is now %s: %s", current.name, status, reason)
         self.metrics.count_state_change(current.name, status)
         self._pending_health[account.id] = (status, reason)
         self.update_account(dataclasses.replace(current, status=status, status_reason=reason))
-        if self.nursery is not None:
-            self.nursery.start_soon(self._persist_health, account.id, status, reason)
+        return True
 
     async def _persist_health(self, account_id: int, status: str, reason: str) -> None:
         try:
@@ -186,16 +208,15 @@ class Gateway:
         """Refresh ``account`` (single-flight) and update the in-memory copy.
 
         Raises:
-            RefreshError: see :meth:`Refresher.refresh`; a permanent failure marks it ``needs_login``.
+            RefreshError: see :meth:`Refresher.refresh`; a :class:`NeedsLogin` is recorded first
+                (status ``needs_login`` in memory and in the store, as :meth:`set_health`).
         """
         try:
             updated = await self.refresher.refresh(account, stale_access_token=stale_access_token)
         except RefreshError as exc:
             self.metrics.count_refresh("needs_login" if exc.permanent else "failed")
-            if exc.permanent:
-                stored = await trio.to_thread.run_sync(self.store.get_account_by_id, account.id)
-                if stored is not None:
-                    self.update_account(stored)
+            if isinstance(exc, NeedsLogin):
+                await self._record_health(account, AccountStatus.NEEDS_LOGIN, exc.status_reason)
             raise
         self.metrics.count_refresh("ok")
         self.update_account(updated)
