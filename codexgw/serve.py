@@ -12,20 +12,29 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import trio
 
 from codexgw.config import Settings
+
+if TYPE_CHECKING:
+    from codexgw.upstream.gateway import Gateway
 
 log = logging.getLogger("codexgw.serve")
 
 
 @dataclass
 class Running:
-    """What :func:`serve` reports once listening: the bound URLs and the gateway state."""
+    """What :func:`serve` reports once listening: the bound URLs and the gateway state.
+
+    Attributes:
+        urls: the bound URLs (``http://127.0.0.1:PORT`` …).
+        gateway: the running :class:`~codexgw.upstream.gateway.Gateway`.
+    """
 
     urls: list[str]
-    gateway: object
+    gateway: Gateway
 
 
 def hypercorn_config(settings: Settings) -> object:
@@ -60,6 +69,10 @@ async def serve(
 ) -> None:
     """Run the gateway until ``shutdown`` is set (or the task is cancelled).
 
+    The composition root: opens the stores, builds every part of the
+    :class:`~codexgw.upstream.gateway.Gateway` inside the serve nursery, and starts its background
+    tasks (store watcher, token refresher, quota prober) and hypercorn.
+
     Args:
         settings: what to serve and where.
         shutdown: set it to stop accepting, drain open requests for ``graceful_timeout_s``, and return.
@@ -68,15 +81,22 @@ async def serve(
 
     Raises:
         OSError: the address is in use or cannot be bound (unwrapped from hypercorn's exception group).
+        StoreError: the account store or ``responses.db`` cannot be opened.
     """
     import httpx
     import hypercorn.trio
 
     from codexgw.api.app import create_app
+    from codexgw.auth.refresh import Refresher
     from codexgw.client.sender import UpstreamSender
     from codexgw.client.transport import UPSTREAM_LIMITS, ShardedTransport, new_http_client
+    from codexgw.metrics import Metrics
+    from codexgw.pool.scheduler import Pool
     from codexgw.store.pool_settings import set_strategy
+    from codexgw.store.responses import ResponseStore
     from codexgw.store.sqlite import Store
+    from codexgw.upstream.accounts import AccountState, pool_rows
+    from codexgw.upstream.catalog import Catalog
     from codexgw.upstream.gateway import Gateway
     from codexgw.upstream.prober import Prober
 
@@ -84,19 +104,57 @@ async def serve(
     store = await trio.to_thread.run_sync(Store.open, settings.store_dir)
     if settings.strategy:  # the flag wins over the stored choice, and becomes it
         await trio.to_thread.run_sync(set_strategy, store, settings.strategy)
+    responses = await trio.to_thread.run_sync(ResponseStore.open, settings.store_dir)
+    pool = Pool()
+    metrics = Metrics(pool_rows=lambda: pool_rows(pool, clock()))
     sharded = ShardedTransport(limits=UPSTREAM_LIMITS, verify=httpx.create_ssl_context())
     async with new_http_client(sharded=sharded) as http:
-        gw = Gateway(settings, store, http, clock=clock, sender=UpstreamSender(http, sharded))
-        app = create_app(gw, reasoning_mode=settings.reasoning_mode)
+        refresher = Refresher(store, http, auth_url=settings.auth_url, clock=clock)
         config = hypercorn_config(settings)
         try:
             async with trio.open_nursery() as nursery:
-                gw.nursery = nursery
-                await nursery.start(gw.watch_store)
-                nursery.start_soon(lambda: gw.refresh_loop(check_every_s=settings.refresh_check_s))
-                gw.prober = Prober(gw)
+                accounts = AccountState(
+                    store,
+                    pool,
+                    refresher,
+                    metrics,
+                    nursery,
+                    poll_s=settings.accounts_poll_s,
+                    refresh_margin_s=settings.refresh_margin_s,
+                    clock=clock,
+                )
+                prober = Prober(
+                    accounts,
+                    http,
+                    metrics,
+                    upstream_url=settings.upstream_url,
+                    interval_s=settings.probe_interval_s,
+                    clock=clock,
+                )
+                catalog = Catalog(
+                    accounts,
+                    http,
+                    upstream_url=settings.upstream_url,
+                    ttl_s=settings.models_ttl_s,
+                    clock=clock,
+                )
+                gw = Gateway(
+                    settings,
+                    http=http,
+                    sender=UpstreamSender(http, sharded),
+                    account_state=accounts,
+                    metrics=metrics,
+                    prober=prober,
+                    catalog=catalog,
+                    responses=responses,
+                    nursery=nursery,
+                    clock=clock,
+                )
+                app = create_app(gw, reasoning_mode=settings.reasoning_mode)
+                await nursery.start(accounts.watch_store)
+                nursery.start_soon(lambda: accounts.refresh_loop(check_every_s=settings.refresh_check_s))
                 if settings.probe_interval_s > 0:
-                    nursery.start_soon(gw.prober.run)
+                    nursery.start_soon(prober.run)
 
                 async def http_server(*, task_status: trio.TaskStatus[list[str]]) -> None:
                     await hypercorn.trio.serve(

@@ -4,6 +4,7 @@ export → import round trip, peers' files, refresh failures and the Refresher's
 from __future__ import annotations
 
 import json
+import logging
 import os
 import stat
 from pathlib import Path
@@ -14,7 +15,7 @@ import pytest
 import trio
 from click.testing import CliRunner, Result
 
-from codexgw.auth.refresh import BACKOFF_MAX_S, Refresher
+from codexgw.auth.refresh import BACKOFF_MAX_S, NeedsLogin, Refresher
 from codexgw.cli.main import main
 from codexgw.oauth.tokens import RefreshError
 from codexgw.store import Store
@@ -120,6 +121,67 @@ async def test_permanent_refresh_failure_marks_needs_login(env: Env) -> None:
     assert "needs_login (refresh failed: refresh_token_reused)" in listed.stdout
     skipped = await cli_in_thread(env, "accounts", "refresh", "--auth-url", env.fake_url)
     assert "alice: skipped (needs a new login" in skipped.stdout
+
+
+async def test_the_refresher_reports_a_lost_login_and_writes_no_status(env: Env) -> None:
+    """A permanent refusal comes back as NeedsLogin with the reason to record; the store keeps
+    ``active`` until the caller records it. A removed account is a permanent failure, not a lost login."""
+    env.add_account("alice")
+    store = Store.open(env.store_dir)
+    account = store.get_account("alice")
+    assert account is not None
+    env.fake.fail_next_refresh(401, {"error": {"code": "refresh_token_reused", "message": "used"}})
+    async with httpx.AsyncClient() as http:
+        refresher = Refresher(store, http, auth_url=env.fake_url, clock=env.clock)
+        with pytest.raises(NeedsLogin) as lost:
+            await refresher.refresh(account)
+        assert lost.value.permanent and lost.value.code == "refresh_token_reused"
+        assert lost.value.status_reason == "refresh failed: refresh_token_reused"
+        assert str(lost.value) == "the refresh token was already used; log in again"
+        stored = store.get_account("alice")
+        assert stored is not None and (stored.status, stored.status_reason) == ("active", None)
+        assert store.remove_account("alice")
+        with pytest.raises(RefreshError) as removed:
+            await refresher.refresh(account)
+        assert removed.value.permanent and not isinstance(removed.value, NeedsLogin)
+    assert refreshes(env) == ["scripted"]
+
+
+async def test_the_server_records_a_lost_login_once_for_every_waiting_caller(
+    env: Env, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Two callers share one refused refresh; the gateway records ``needs_login`` once: in memory
+    (the pool stops picking it), in the store before the callers see the error, one log line."""
+    caplog.set_level(logging.WARNING)
+    env.add_account("alice")
+    await env.start()
+    gw = env.gateway
+    account = next(iter(gw.accounts.values()))
+    env.fake.fail_next_refresh(401, {"error": {"code": "refresh_token_expired", "message": "expired"}})
+    gate = env.fake.refresh_gate = trio.Event()
+    errors: list[BaseException] = []
+
+    async def caller() -> None:
+        with pytest.raises(NeedsLogin) as lost:
+            await gw.refresh(account)
+        errors.append(lost.value)
+        stored = gw.store.get_account("alice")
+        assert stored.status == "needs_login"
+        assert stored.status_reason == "refresh failed: refresh_token_expired"
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(caller)
+        nursery.start_soon(caller)
+        await env.fake.wait_for(lambda: env.fake.refresh_waiting == 1)
+        gate.set()
+    assert len(errors) == 2 and errors[0] is errors[1]
+    assert refreshes(env) == ["scripted"]
+    assert gw.accounts[account.id].status == "needs_login"
+    assert not gw.pool.is_usable(account.id, now=env.clock.now)
+    changes = [r.getMessage() for r in caplog.records if r.getMessage().startswith("account alice is now")]
+    assert changes == ["account alice is now needs_login: refresh failed: refresh_token_expired"]
+    sample = {"account": "alice", "status": "needs_login"}
+    assert gw.metrics.registry.get_sample_value("codexgw_account_state_changes_total", sample) == 1
 
 
 @pytest.mark.parametrize(

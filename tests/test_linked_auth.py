@@ -19,7 +19,7 @@ import trio
 from click.testing import CliRunner
 
 from codexgw.auth import linked
-from codexgw.auth.refresh import Refresher
+from codexgw.auth.refresh import NeedsLogin, Refresher
 from codexgw.cli.main import main
 from codexgw.store import Account, Store
 from tests.conftest import Env, in_thread
@@ -126,6 +126,48 @@ async def test_codex_then_codexgw_then_codex_share_one_login(env: Env) -> None:
             assert codex_view.refresh_token == fake_account.refresh_token
     assert "reused" not in outcomes(env) and "revoked" not in outcomes(env)
     assert outcomes(env).count("ok") == 3
+
+
+async def test_a_refused_refresh_adopts_the_rotation_codex_made_meanwhile(env: Env) -> None:
+    """Codex (which takes no lock) spends the shared token while ours is in flight: the refusal
+    (``refresh_token_reused``) is no lost login, the file's rotation is adopted, no status is set."""
+    fake_account, path, account = await link(env)
+    env.fake.reuse_revokes_family = False  # so that Codex's new token stays good after our reuse
+    store = Store.open(env.store_dir)
+    gate = env.fake.refresh_gate = trio.Event()
+    results: list[Account] = []
+    async with httpx.AsyncClient() as http:
+        refresher = Refresher(store, http, auth_url=env.fake_url, clock=env.clock)
+
+        async def ours() -> None:
+            results.append(await refresher.refresh(account))
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(ours)
+            await env.fake.wait_for(lambda: env.fake.refresh_waiting == 1)
+            env.clock.advance(5)
+            codex_rotates(env, fake_account, path)
+            gate.set()
+    assert outcomes(env) == ["reused"]
+    assert results[0].refresh_token == fake_account.refresh_token
+    stored = store.get_account("alice")
+    assert stored is not None and stored.refresh_token == fake_account.refresh_token
+    assert (stored.status, stored.status_reason) == ("active", None)
+
+
+async def test_a_refused_refresh_with_nothing_to_adopt_is_a_lost_login(env: Env) -> None:
+    _, path, account = await link(env)
+    before = path.read_text()
+    env.fake.fail_next_refresh(401, {"error": {"code": "refresh_token_invalidated", "message": "gone"}})
+    store = Store.open(env.store_dir)
+    async with httpx.AsyncClient() as http:
+        refresher = Refresher(store, http, auth_url=env.fake_url, clock=env.clock)
+        with pytest.raises(NeedsLogin) as lost:
+            await refresher.refresh(account)
+    assert lost.value.status_reason == "refresh failed: refresh_token_invalidated"
+    assert path.read_text() == before
+    stored = store.get_account("alice")
+    assert stored is not None and stored.status == "active"  # the caller records it, not the refresher
 
 
 async def test_a_lost_write_back_is_repaired_not_adopted(env: Env) -> None:

@@ -14,6 +14,7 @@ import trio
 from click.testing import CliRunner, Result
 
 from codexgw.cli.main import main
+from codexgw.store import Store
 from codexgw.upstream.prober import ProbeFailed
 from tests.conftest import Env, in_thread
 from tests.fakes import FakeUpstream, UsageLimit
@@ -154,3 +155,21 @@ async def test_accounts_usage_cli_without_a_server(env: Env) -> None:
     assert alice.refresh_count == 0
     missing = await in_thread(cli, env, "accounts", "usage", "nobody", *urls)
     assert missing.exit_code == 1 and "no account named" in missing.output
+
+
+async def test_accounts_usage_records_a_lost_login(env: Env) -> None:
+    """A permanent refusal while ``accounts usage`` refreshes is recorded as ``needs_login`` by the
+    command (the refresher writes no status); the account is skipped afterwards."""
+    alice = env.add_account("alice")
+    env.fake.expire_access_token(alice)
+    env.fake.fail_next_refresh(401, {"error": {"code": "refresh_token_reused", "message": "used"}})
+    urls = ("--upstream", f"{env.fake_url}/backend-api", "--auth-url", env.fake_url)
+    result = await in_thread(cli, env, "accounts", "usage", "--json", *urls)
+    assert result.exit_code == 1
+    rows = json.loads(result.output)
+    assert rows[0]["error"] == "could not refresh the login: the refresh token was already used; log in again"
+    stored = Store.open(env.store_dir).get_account("alice")
+    assert stored is not None
+    assert (stored.status, stored.status_reason) == ("needs_login", "refresh failed: refresh_token_reused")
+    again = await in_thread(cli, env, "accounts", "usage", *urls)
+    assert again.exit_code == 1 and "no enabled accounts" in again.output

@@ -139,11 +139,7 @@ async def responses_websocket() -> Response:
 
 
 async def responses_store(gw: Gateway) -> ResponseStore:
-    """The app's :class:`ResponseStore` (``<store dir>/responses.db``), opened on first use."""
-    if gw.responses is None:
-        store = await trio.to_thread.run_sync(ResponseStore.open, gw.settings.store_dir)
-        if gw.responses is None:  # another request may have opened it meanwhile
-            gw.responses = store
+    """The app's :class:`ResponseStore` (``<store dir>/responses.db``, opened by ``serve``)."""
     return gw.responses
 
 

@@ -11,8 +11,10 @@ Theory of operation (codex-protocol.md §3: refresh tokens rotate and are single
    is no longer the one the caller found stale (another process rotated meanwhile) and it is fresh,
    that token is used and no network call is made.
 4. **Persist before use.** The new pair is written with a compare-and-swap on the old refresh
-   token before anyone uses it. A permanent failure (``refresh_token_reused``/``_expired``/
-   ``_invalidated``, ``invalid_grant`` …) marks the account ``needs_login``; it is never retried.
+   token before anyone uses it. A permanent refusal (``refresh_token_reused``/``_expired``/
+   ``_invalidated``, ``invalid_grant`` …) is raised as :class:`NeedsLogin`; it is never retried.
+   The refresher writes tokens and leases, never an account's status: the caller records the
+   outcome (the server through ``Gateway.set_health``, a CLI command with ``Store.set_status``).
 5. **Back off on transient failures.** After a 5xx, a garbled answer or an unreachable server, the
    account's refreshes fail at once, without network, for 5 s, doubling per failure up to 5 min
    (:data:`BACKOFF_MAX_S`); a success or an adopted rotation clears it.
@@ -36,7 +38,7 @@ import trio
 
 from codexgw.auth import linked
 from codexgw.oauth.tokens import RefreshError, build_refresh_request, parse_refresh_response
-from codexgw.pool.health import AccountStatus
+from codexgw.store.models import ON_USE_MARGIN_S
 from codexgw.store.sqlite import Account, Store
 
 log = logging.getLogger("codexgw.refresh")
@@ -45,6 +47,22 @@ BACKOFF_INITIAL_S = 5.0
 """First wait after a transient refresh failure, seconds; doubles on each further failure."""
 BACKOFF_MAX_S = 300.0
 """Longest wait between refresh attempts after transient failures, seconds."""
+
+
+class NeedsLogin(RefreshError):
+    """The OAuth server refused the refresh token for good: the account needs a new login.
+
+    A permanent :class:`~codexgw.oauth.tokens.RefreshError` (same ``message``, ``status``, ``code``)
+    that the caller records as status ``needs_login`` with :attr:`status_reason`. Other permanent
+    errors (the account was removed meanwhile, ``code="account_removed"``) say nothing about a login.
+
+    Attributes:
+        status_reason: ``"refresh failed: <code or message>"``, the account's ``status_reason``.
+    """
+
+    def __init__(self, refused: RefreshError) -> None:
+        super().__init__(refused.message, status=refused.status, code=refused.code, permanent=True)
+        self.status_reason = f"refresh failed: {refused.code or refused}"
 
 
 @dataclass
@@ -102,8 +120,10 @@ class Refresher:
             The account as stored after the refresh (or after another process's refresh).
 
         Raises:
-            RefreshError: the OAuth server refused (``permanent`` tells whether to stop trying; a
-                permanent failure has already marked the account ``needs_login``) or failed.
+            NeedsLogin: the OAuth server refused the refresh token for good (nothing is written
+                about it: the caller records the status).
+            RefreshError: the refresh failed otherwise (``permanent`` tells whether to stop trying;
+                permanent when the account was removed).
             TimeoutError: another process held the refresh lease for longer than ``lease_wait_s``.
         """
         flight = self._flights.get(account.id)
@@ -137,7 +157,9 @@ class Refresher:
                 if acquired:
                     await self._release(account.id)
                 raise _removed()
-            if current.access_token != stale and not _expiring(current, self._clock()):
+            if current.access_token != stale and not current.needs_refresh(
+                now=self._clock(), margin_s=ON_USE_MARGIN_S
+            ):
                 if acquired:
                     await self._release(account.id)
                 return current
@@ -150,7 +172,7 @@ class Refresher:
             if current.linked_path:
                 return await self._refresh_linked(current, stale)
             self._check_backoff(current)
-            return await self._refresh_or_mark(current)
+            return await self._refresh_now(current)
         finally:
             with trio.CancelScope(shield=True):
                 await self._release(account.id)
@@ -165,17 +187,17 @@ class Refresher:
         try:
             async with linked.locked(path):
                 current = await self._sync_from_file(current)
-                if current.access_token != stale and not _expiring(current, self._clock()):
+                if current.access_token != stale and not current.needs_refresh(
+                    now=self._clock(), margin_s=ON_USE_MARGIN_S
+                ):
                     return current
                 self._check_backoff(current)
                 try:
                     updated = await self._refresh_now(current)
-                except RefreshError as exc:
-                    if exc.permanent:  # Codex (which takes no lock) may have rotated meanwhile
-                        adopted = await self._sync_from_file(current, repair=False)
-                        if adopted.refresh_token != current.refresh_token:
-                            return adopted
-                        await self._mark_needs_login(current, exc)
+                except NeedsLogin:  # Codex (which takes no lock) may have rotated meanwhile
+                    adopted = await self._sync_from_file(current, repair=False)
+                    if adopted.refresh_token != current.refresh_token:
+                        return adopted
                     raise
                 await self._write_back(updated)
                 return updated
@@ -184,7 +206,7 @@ class Refresher:
                 "account %s: linked auth.json not usable (%s); refreshing unlinked", current.name, exc
             )
             self._check_backoff(current)
-            return await self._refresh_or_mark(current)
+            return await self._refresh_now(current)
 
     async def _sync_from_file(self, current: Account, *, repair: bool = True) -> Account:
         """Adopt the linked file's tokens when they are a newer rotation than the stored ones; with
@@ -250,24 +272,11 @@ class Refresher:
 
     # -- the network call ------------------------------------------------------------------------
 
-    async def _refresh_or_mark(self, current: Account) -> Account:
-        try:
-            return await self._refresh_now(current)
-        except RefreshError as exc:
-            if exc.permanent:
-                await self._mark_needs_login(current, exc)
-            raise
-
-    async def _mark_needs_login(self, current: Account, exc: RefreshError) -> None:
-        reason = f"refresh failed: {exc.code or exc}"
-        with trio.CancelScope(shield=True):
-            await trio.to_thread.run_sync(self._store.set_status, current.id, AccountStatus.NEEDS_LOGIN, reason)
-        log.warning("account %s needs a new login: %s", current.name, exc)
-
     async def _refresh_now(self, current: Account) -> Account:
         """Spend ``current.refresh_token`` once and persist the new pair (compare-and-swap).
 
         Raises:
+            NeedsLogin: :func:`parse_refresh_response` found a permanent refusal.
             RefreshError: as :func:`parse_refresh_response`, or ``permanent=False`` when the server is
                 unreachable. A transient failure starts or doubles the account's backoff.
         """
@@ -285,8 +294,9 @@ class Refresher:
                 status=0,
             ) from None
         except RefreshError as exc:
-            if not exc.permanent:
-                self._note_transient(current)
+            if exc.permanent:
+                raise NeedsLogin(exc) from None
+            self._note_transient(current)
             raise
         self._backoff.pop(current.id, None)
         now = self._clock()
@@ -328,8 +338,3 @@ class Refresher:
 
 def _removed() -> RefreshError:
     return RefreshError("the account was removed", permanent=True, code="account_removed", status=0)
-
-
-def _expiring(account: Account, now: float, margin_s: float = 60.0) -> bool:
-    exp = account.access_expires_at
-    return exp is not None and exp - now <= margin_s

@@ -218,7 +218,7 @@ def run_refresh(store_dir: Path, *, auth_url: str, name: str | None) -> None:
     import httpx
 
     from codexgw.auth.login import LoginError
-    from codexgw.auth.refresh import Refresher
+    from codexgw.auth.refresh import NeedsLogin, Refresher
 
     store = open_store(store_dir)
     if name is not None:
@@ -244,6 +244,8 @@ def run_refresh(store_dir: Path, *, auth_url: str, name: str | None) -> None:
                     updated = await refresher.refresh(account, stale_access_token=account.access_token)
                 except (RefreshError, TimeoutError) as exc:
                     failures += 1
+                    if isinstance(exc, NeedsLogin):  # the refresher writes no status: we record it
+                        store.set_status(account.id, AccountStatus.NEEDS_LOGIN, exc.status_reason)
                     click.echo(f"{account.name}: refresh failed: {exc}", err=True)
                     continue
                 how = (

@@ -145,9 +145,10 @@ async def _probe_all(
 ) -> list[dict[str, Any]]:
     import httpx
 
-    from codexgw.auth.refresh import Refresher
+    from codexgw.auth.refresh import NeedsLogin, Refresher
     from codexgw.oauth.tokens import RefreshError
     from codexgw.pool.quota import parse_usage_response
+    from codexgw.store.models import ON_USE_MARGIN_S
     from codexgw.upstream.prober import fetch_usage
 
     out: list[dict[str, Any]] = []
@@ -157,13 +158,15 @@ async def _probe_all(
             row: dict[str, Any] = {"name": account.name, "plan_type": account.plan_type}
             out.append(row)
             try:
-                if account.access_expires_at is not None and account.access_expires_at - time.time() <= 60:
+                if account.needs_refresh(now=time.time(), margin_s=ON_USE_MARGIN_S):
                     account = await refresher.refresh(account)
                 status, body = await fetch_usage(http, upstream, account)
                 if status == 401:
                     account = await refresher.refresh(account, stale_access_token=account.access_token)
                     status, body = await fetch_usage(http, upstream, account)
             except (RefreshError, TimeoutError) as exc:
+                if isinstance(exc, NeedsLogin):  # the refresher writes no status: we record it
+                    store.set_status(account.id, AccountStatus.NEEDS_LOGIN, exc.status_reason)
                 row["error"] = f"could not refresh the login: {exc}"
                 continue
             except httpx.HTTPError as exc:

@@ -15,6 +15,12 @@ from codexgw.pool.health import eligible
 
 _MAX_NAME_LEN = 64
 
+ON_USE_MARGIN_S = 60.0
+"""An access token about to be sent upstream must still be valid this long, seconds (the on-use
+margin; the background refresh runs earlier, ``Settings.refresh_margin_s`` ahead, 300 s by default)."""
+REFRESH_INTERVAL_S = 8 * 24 * 3600
+"""Refresh at least this often when the access token's ``exp`` is unreadable (codex-protocol.md §3, 8 days)."""
+
 
 class StoreError(ValueError):
     """A store operation was refused (name clash, unknown identity, newer schema …).
@@ -89,6 +95,19 @@ class Account:
     def eligible(self) -> bool:
         """Enabled and ``active``: usable unless cooling down (:func:`codexgw.pool.health.eligible`)."""
         return eligible(self.enabled, self.status)
+
+    def needs_refresh(self, *, now: float, margin_s: float) -> bool:
+        """The one rule for "fresh enough": False while the access token stays valid ``margin_s``
+        seconds past ``now`` (epoch seconds).
+
+        With ``exp`` known: True when ``access_expires_at - now <= margin_s``. With ``exp`` unreadable:
+        True when the last refresh is unknown or :data:`REFRESH_INTERVAL_S` or more ago (the 8-day
+        rule of codex-protocol.md §3). Margins in use: :data:`ON_USE_MARGIN_S` before a token is
+        used, ``Settings.refresh_margin_s`` for the background refresh.
+        """
+        if self.access_expires_at is not None:
+            return self.access_expires_at - now <= margin_s
+        return self.last_refresh is None or now - self.last_refresh >= REFRESH_INTERVAL_S
 
     def to_public_dict(self) -> dict[str, Any]:
         """Return every non-secret field plus short token fingerprints (``jwt.fingerprint``).

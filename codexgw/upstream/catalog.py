@@ -1,8 +1,31 @@
-"""The model catalogue: the built-in fallback and its OpenAI ``GET /v1/models`` rendering (sans-IO)."""
+"""The model catalogue: fetched from the backend, the built-in fallback, the OpenAI rendering.
+
+:class:`Catalog` fetches ``GET {upstream}/codex/models`` (codex-protocol.md §6.1) with an account's
+token and caches it; :data:`BUILTIN_MODELS` (§10) answers when no account can fetch it.
+:func:`openai_model_list` (sans-IO) renders either as OpenAI's ``GET /v1/models``.
+"""
 
 from __future__ import annotations
 
+import logging
+import time
+from collections.abc import Callable
 from typing import Any
+
+import httpx
+
+from codexgw.config import CODEX_CLIENT_VERSION
+from codexgw.oauth.tokens import RefreshError
+from codexgw.translate.classify import parse_json_body
+from codexgw.upstream.accounts import AccountState
+from codexgw.upstream.headers import plain_headers
+
+log = logging.getLogger("codexgw.upstream.catalog")
+
+FETCH_TIMEOUT_S = 5.0
+"""Timeout of one ``/codex/models`` request, seconds."""
+FETCH_ACCOUNTS = 2
+"""How many eligible accounts a fetch tries before falling back to :data:`BUILTIN_MODELS`."""
 
 _EFFORTS = ["low", "medium", "high", "xhigh"]
 
@@ -27,6 +50,70 @@ BUILTIN_MODELS: list[dict[str, Any]] = [
     _builtin("codex-auto-review", 29, "hide"),
 ]
 """Fallback catalogue, per codex-protocol.md §10 (bundled models.json at the snapshot commit)."""
+
+
+class Catalog:
+    """The upstream model catalogue, cached.
+
+    Args:
+        accounts: whose tokens fetch it (the first :data:`FETCH_ACCOUNTS` eligible accounts).
+        http: the shared upstream client.
+        upstream_url: the Codex backend base URL, no trailing slash.
+        ttl_s: how long a fetched catalogue is kept, seconds.
+        clock: returns epoch seconds; injected for tests.
+    """
+
+    def __init__(
+        self,
+        accounts: AccountState,
+        http: httpx.AsyncClient,
+        *,
+        upstream_url: str,
+        ttl_s: float,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._accounts = accounts
+        self._http = http
+        self._upstream_url = upstream_url
+        self._ttl_s = ttl_s
+        self._clock = clock
+        self._cached: tuple[float, list[dict[str, Any]]] | None = None
+        """(expires at, epoch s; the models) of the last successful fetch."""
+
+    async def models(self) -> list[dict[str, Any]]:
+        """Return the upstream ``ModelInfo`` dicts (each with a ``slug``), cached ``ttl_s``.
+
+        Falls back to :data:`BUILTIN_MODELS` (not cached) when no account can fetch them.
+        """
+        now = self._clock()
+        if self._cached is not None and self._cached[0] > now:
+            return self._cached[1]
+        models = await self._fetch()
+        if models is None:
+            return BUILTIN_MODELS
+        self._cached = (now + self._ttl_s, models)
+        return models
+
+    async def _fetch(self) -> list[dict[str, Any]] | None:
+        candidates = [a for a in self._accounts.accounts.values() if a.eligible]
+        for account in candidates[:FETCH_ACCOUNTS]:
+            try:
+                account = await self._accounts.fresh(account)
+                response = await self._http.get(
+                    f"{self._upstream_url}/codex/models",
+                    params={"client_version": CODEX_CLIENT_VERSION},
+                    headers=plain_headers(
+                        access_token=account.access_token, chatgpt_account_id=account.chatgpt_account_id
+                    ),
+                    timeout=FETCH_TIMEOUT_S,
+                )
+            except (httpx.HTTPError, RefreshError, TimeoutError) as exc:
+                log.info("could not fetch the model catalogue: %s", type(exc).__name__)
+                continue
+            body = parse_json_body(response.content) if response.status_code == 200 else None
+            if isinstance(body, dict) and isinstance(body.get("models"), list):
+                return [m for m in body["models"] if isinstance(m, dict) and isinstance(m.get("slug"), str)]
+        return None
 
 
 def openai_model_list(models: list[dict[str, Any]], *, created: int = 0) -> dict[str, Any]:

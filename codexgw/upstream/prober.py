@@ -12,7 +12,7 @@ Scheduling (:meth:`Prober.run`): every account enabled and active is probed abou
 ``settings.probe_interval_s`` (±10 % jitter), the accounts spread evenly across the interval; one in
 a quota cooldown is re-probed every ``min(interval, COOLING_RECHECK_S)``. The first round starts
 30-60 s after startup (short runs and tests see no probe traffic). Scheduling uses trio's clock;
-``observed_at`` uses the gateway's epoch clock.
+``observed_at`` uses the injected epoch clock.
 
 :func:`fetch_usage` is shared with ``codexgw accounts usage``, which calls the endpoint directly
 with the store's tokens when no server runs.
@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import logging
 import random
+import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -32,9 +34,10 @@ from codexgw.pool.quota import QuotaSnapshot, parse_usage_response
 from codexgw.translate.classify import parse_json_body
 from codexgw.upstream.headers import plain_headers
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # annotations only: ``accounts usage`` imports fetch_usage without the server's parts
+    from codexgw.metrics import Metrics
     from codexgw.store.sqlite import Account
-    from codexgw.upstream.gateway import Gateway
+    from codexgw.upstream.accounts import AccountState
 
 log = logging.getLogger("codexgw.upstream.prober")
 
@@ -68,14 +71,33 @@ class ProbeFailed(Exception):
 
 
 class Prober:
-    """Probes the gateway's accounts' quota and feeds the pool.
+    """Probes the accounts' quota and feeds the pool.
 
     Args:
-        gw: the running gateway (accounts, pool, refresher, clock, settings).
+        accounts: the accounts to probe, their tokens (``fresh``/``refresh``) and their pool.
+        http: the shared upstream client.
+        metrics: counts probes (``ok``/``failed``).
+        upstream_url: the Codex backend base URL.
+        interval_s: probe each account about this often, seconds (:meth:`run`'s schedule).
+        clock: returns epoch seconds (a snapshot's ``observed_at``, cooldowns); injected for tests.
     """
 
-    def __init__(self, gw: Gateway) -> None:
-        self.gw = gw
+    def __init__(
+        self,
+        accounts: AccountState,
+        http: httpx.AsyncClient,
+        metrics: Metrics,
+        *,
+        upstream_url: str,
+        interval_s: float,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._accounts = accounts
+        self._http = http
+        self._metrics = metrics
+        self._upstream_url = upstream_url
+        self._interval_s = interval_s
+        self._clock = clock
         self._due: dict[int, float] = {}
         """account id → trio time of its next probe."""
 
@@ -88,34 +110,33 @@ class Prober:
         Raises:
             ProbeFailed: unknown account, refresh failure, unreachable backend, non-200 or garbled answer.
         """
-        gw = self.gw
-        account = gw.accounts.get(account_id)
+        account = self._accounts.accounts.get(account_id)
         if account is None:
             raise ProbeFailed(f"no account with id {account_id}")
         try:
             snapshot = await self._probe(account)
         except ProbeFailed:
-            gw.metrics.count_probe("failed")
+            self._metrics.count_probe("failed")
             raise
-        gw.metrics.count_probe("ok")
-        gw.pool.record_quota(account.id, snapshot)
+        self._metrics.count_probe("ok")
+        self._accounts.pool.record_quota(account.id, snapshot)
         return snapshot
 
     async def _probe(self, account: Account) -> QuotaSnapshot:
-        gw = self.gw
+        accounts = self._accounts
         try:
-            account = await gw.fresh(account)
-            status, body = await fetch_usage(gw.http, gw.settings.upstream_url, account)
+            account = await accounts.fresh(account)
+            status, body = await fetch_usage(self._http, self._upstream_url, account)
             if status == 401:
-                account = await gw.refresh(account, stale_access_token=account.access_token)
-                status, body = await fetch_usage(gw.http, gw.settings.upstream_url, account)
+                account = await accounts.refresh(account, stale_access_token=account.access_token)
+                status, body = await fetch_usage(self._http, self._upstream_url, account)
         except (RefreshError, TimeoutError) as exc:
             raise ProbeFailed(f"account {account.name} could not refresh its login: {exc}") from None
         except httpx.HTTPError as exc:
             raise ProbeFailed(f"the usage endpoint could not be reached ({type(exc).__name__})") from None
         if status != 200:
             raise ProbeFailed(f"the usage endpoint answered HTTP {status} for account {account.name}")
-        snapshot = parse_usage_response(body, now=gw.clock())
+        snapshot = parse_usage_response(body, now=self._clock())
         if snapshot is None:
             raise ProbeFailed(f"the usage endpoint answered no JSON object for account {account.name}")
         return snapshot
@@ -123,7 +144,7 @@ class Prober:
     async def probe_all(self) -> dict[str, QuotaSnapshot | ProbeFailed]:
         """Probe every enabled, active account once, one after another. Returns name → result."""
         results: dict[str, QuotaSnapshot | ProbeFailed] = {}
-        for account in list(self.gw.accounts.values()):
+        for account in list(self._accounts.accounts.values()):
             if account.eligible:
                 try:
                     results[account.name] = await self.probe(account.id)
@@ -132,19 +153,19 @@ class Prober:
         return results
 
     def _interval_for(self, account_id: int) -> float:
-        interval = self.gw.settings.probe_interval_s
-        cooldown = self.gw.pool.cooldown_of(account_id, now=self.gw.clock())
+        interval = self._interval_s
+        cooldown = self._accounts.pool.cooldown_of(account_id, now=self._clock())
         if cooldown is not None and cooldown[1] in ("usage_limit", "rate_limited"):
             interval = min(interval, COOLING_RECHECK_S)
         return interval * random.uniform(0.9, 1.1)
 
     def _schedule(self, now: float) -> list[int]:
         """Update ``_due`` for the current membership; return the probe-able ids, in order."""
-        ids = [a.id for a in self.gw.accounts.values() if a.eligible]
+        ids = [a.id for a in self._accounts.accounts.values() if a.eligible]
         for stale in self._due.keys() - set(ids):
             del self._due[stale]
         fresh = [i for i in ids if i not in self._due]
-        interval = self.gw.settings.probe_interval_s
+        interval = self._interval_s
         start = min(interval, 60.0) * random.uniform(0.5, 1.0)
         for n, account_id in enumerate(fresh):
             self._due[account_id] = now + start + interval * n / max(1, len(ids))
@@ -166,6 +187,7 @@ class Prober:
             except ProbeFailed as exc:
                 log.info("quota probe failed: %s", exc)
             else:
-                name = self.gw.accounts[due].name if due in self.gw.accounts else due
+                known = self._accounts.accounts
+                name = known[due].name if due in known else due
                 log.debug("quota of %s: %.0f %% headroom", name, snapshot.headroom_percent)
             self._due[due] = trio.current_time() + self._interval_for(due)
