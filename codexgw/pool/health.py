@@ -2,8 +2,9 @@
 
 An account's stored ``status`` is ``active`` or one of the states below; anything but ``active``
 takes it out of rotation until a new login or a successful refresh (``Store.save_tokens`` sets it
-back to ``active``). The relay calls :func:`health_verdict` on a refused answer; the shell applies
-the verdict (``Gateway.set_health`` or a cooldown).
+back to ``active``). :func:`codexgw.pool.failover.decide` calls :func:`health_verdict` on a refused
+answer and turns the verdict into a decision (mark the status, or cool down); the shell in
+``upstream/failover.py`` carries it out (``Gateway.set_health``, ``Pool.cool_down``).
 
 =========================  =============================================  ===========================
 upstream answer            verdict                                        source
@@ -100,7 +101,7 @@ def health_verdict(status: int, content: bytes, body: Any, *, refreshed: bool = 
 
     Returns:
         A :class:`Verdict`, or ``None`` when the answer says nothing about the account's health
-        (the relay's ordinary handling applies). Never raises.
+        (the failover table's other rows apply). Never raises.
     """
     codes, message = _error_fields(body)
     if "usage_not_included" in codes and status in (403, 429):
