@@ -53,6 +53,7 @@ def eligible(enabled: bool, status: str) -> bool:
     """The one rule for "may serve, unless cooling down": enabled and ``active``."""
     return enabled and status == AccountStatus.ACTIVE
 
+
 CLOUDFLARE_BACKOFF_S = 60.0
 """Cooldown after a Cloudflare challenge page, seconds: a transient block, not a ban."""
 
@@ -105,17 +106,22 @@ def health_verdict(status: int, content: bytes, body: Any, *, refreshed: bool = 
     """
     codes, message = _error_fields(body)
     if "usage_not_included" in codes and status in (403, 429):
-        return Verdict(AccountStatus.PLAN_UNSUPPORTED, "the account's plan does not include Codex (usage_not_included)")
+        return Verdict(
+            AccountStatus.PLAN_UNSUPPORTED, "the account's plan does not include Codex (usage_not_included)"
+        )
     if status == 401:
         if refreshed:
             return Verdict(
-                AccountStatus.NEEDS_LOGIN, "the Codex backend refused the token even after a refresh (HTTP 401)"
+                AccountStatus.NEEDS_LOGIN,
+                "the Codex backend refused the token even after a refresh (HTTP 401)",
             )
         return None
     if status != 403:
         return None
     if "deactivated" in codes or "deactivated" in message:
-        return Verdict(AccountStatus.SUSPENDED, "the Codex backend says the account is deactivated (HTTP 403)")
+        return Verdict(
+            AccountStatus.SUSPENDED, "the Codex backend says the account is deactivated (HTTP 403)"
+        )
     text = bytes(content[:65536]).decode("utf-8", "replace").lower()
     if "cloudflare" in text and ("<html" in text or "<!doctype" in text):
         return Verdict(
