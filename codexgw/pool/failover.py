@@ -211,13 +211,8 @@ def _move_on(error: CodexgwError, **kw: Any) -> Decision:
 
 
 def decide(failure: AttemptFailure, state: AttemptState) -> Decision:
-    """Decide what one failed attempt (``failure``, one of :data:`AttemptFailure`) means for the
-    account and the request, given ``state``: the module's table, row by row. Pure.
-
-    Returns:
-        The :class:`Decision` for the shell to carry out.
-    Raises:
-        TypeError: ``failure`` is no :data:`AttemptFailure`.
+    """The :class:`Decision` for one failed attempt (``failure``, one of :data:`AttemptFailure`) given
+    ``state``: the module's table, row by row. Pure. Raises ``TypeError`` for any other ``failure``.
     """
     name = state.account
     match failure:
