@@ -412,6 +412,72 @@ def test_pin_beats_affinity_and_leaves_bindings_alone() -> None:
     assert pool.pick(now=NOW, session="s") == Pick(1)
 
 
+# ---------------------------------------------------------------------------------- preferred account
+
+
+@pytest.mark.parametrize(
+    ("members", "setup", "exclude", "expected"),
+    [
+        pytest.param((acct(1), acct(2), acct(3)), None, (), 2, id="usable: used first"),
+        pytest.param((acct(1), acct(2), acct(3)), None, (2,), 1, id="excluded: the strategy picks"),
+        pytest.param((acct(1), acct(2), acct(3)), "cool", (), 1, id="cooling down: the strategy picks"),
+        pytest.param((acct(1), acct(2, enabled=False)), None, (), 1, id="disabled: the strategy picks"),
+        pytest.param(
+            (acct(1), acct(2, status="needs_login")), None, (), 1, id="needs login: the strategy picks"
+        ),
+        pytest.param((acct(1), acct(3)), None, (), 1, id="not a member: the strategy picks"),
+        pytest.param((acct(1), acct(2), acct(3)), "pin3", (), 3, id="pinned elsewhere: the pin wins"),
+        pytest.param(
+            (acct(1), acct(2), acct(3)), "pin3-cool", (), None, id="pinned and cooling: no fallback"
+        ),
+    ],
+)
+def test_prefer_is_used_first_when_usable_not_excluded_and_not_pinned(
+    members: tuple[AccountView, ...], setup: str | None, exclude: tuple[int, ...], expected: int | None
+) -> None:
+    """``pick(prefer=2)``: account 2 serves unless pinned elsewhere, unusable, absent or excluded."""
+    pool = pool_of(*members)
+    if setup == "cool":
+        pool.cool_down(2, until=NOW + 60, reason="usage_limit", now=NOW)
+    if setup and setup.startswith("pin3"):
+        pool.pin(3)
+        if setup == "pin3-cool":
+            pool.cool_down(3, until=NOW + 60, reason="usage_limit", now=NOW)
+    result = pool.pick(now=NOW, exclude=exclude, prefer=2)
+    if expected is None:
+        assert isinstance(result, Unavailable) and result.retry_after_s == 60
+    else:
+        assert result == Pick(expected)
+
+
+def test_prefer_binds_the_session_over_its_old_binding() -> None:
+    """A follow-up on account 2 moves the conversation there: later turns without ``prefer`` stay on 2."""
+    pool = pool_of(acct(1), acct(2), acct(3))
+    assert pool.pick(now=NOW, session="s") == Pick(1)
+    assert pool.pick(now=NOW, session="s", prefer=2) == Pick(2)
+    assert pool.affinity.get("s", NOW) == 2
+    assert pool.pick(now=NOW, session="s") == Pick(2)
+    assert pool.pick(now=NOW, prefer=3) == Pick(3)  # no session: nothing bound
+    assert pool.affinity.get("s", NOW) == 2 and len(pool.affinity) == 1
+
+
+def test_prefer_that_does_not_qualify_leaves_the_session_to_affinity() -> None:
+    pool = pool_of(acct(1), acct(2), acct(3))
+    assert pool.pick(now=NOW, session="s") == Pick(1)
+    pool.cool_down(2, until=NOW + 60, reason="rate_limited", now=NOW)
+    assert pool.pick(now=NOW, session="s", prefer=2) == Pick(1)
+    assert pool.affinity.get("s", NOW) == 1
+
+
+def test_a_preferred_pick_is_not_counted_and_keeps_the_rotation() -> None:
+    """A follow-up does not move its account in the round-robin order nor count in ``picks``."""
+    pool = pool_of(acct(1), acct(2), acct(3))
+    assert picks(pool, 1) == [1]
+    assert pool.pick(now=NOW, prefer=2) == Pick(2)
+    assert [r["picks"] for r in pool.snapshot(NOW)] == [1, 0, 0]
+    assert picks(pool, 3) == [2, 3, 1]
+
+
 def test_describe_shape() -> None:
     pool = pool_of(acct(1), acct(2))
     pool.pick(now=NOW, session="s")

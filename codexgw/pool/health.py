@@ -2,8 +2,9 @@
 
 An account's stored ``status`` is ``active`` or one of the states below; anything but ``active``
 takes it out of rotation until a new login or a successful refresh (``Store.save_tokens`` sets it
-back to ``active``). The relay calls :func:`health_verdict` on a refused answer; the shell applies
-the verdict (``Gateway.set_health`` or a cooldown).
+back to ``active``). :func:`codexgw.pool.failover.decide` calls :func:`health_verdict` on a refused
+answer and turns the verdict into a decision (mark the status, or cool down); the shell in
+``upstream/failover.py`` carries it out (``Gateway.set_health``, ``Pool.cool_down``).
 
 =========================  =============================================  ===========================
 upstream answer            verdict                                        source
@@ -51,6 +52,7 @@ class AccountStatus(StrEnum):
 def eligible(enabled: bool, status: str) -> bool:
     """The one rule for "may serve, unless cooling down": enabled and ``active``."""
     return enabled and status == AccountStatus.ACTIVE
+
 
 CLOUDFLARE_BACKOFF_S = 60.0
 """Cooldown after a Cloudflare challenge page, seconds: a transient block, not a ban."""
@@ -100,21 +102,26 @@ def health_verdict(status: int, content: bytes, body: Any, *, refreshed: bool = 
 
     Returns:
         A :class:`Verdict`, or ``None`` when the answer says nothing about the account's health
-        (the relay's ordinary handling applies). Never raises.
+        (the failover table's other rows apply). Never raises.
     """
     codes, message = _error_fields(body)
     if "usage_not_included" in codes and status in (403, 429):
-        return Verdict(AccountStatus.PLAN_UNSUPPORTED, "the account's plan does not include Codex (usage_not_included)")
+        return Verdict(
+            AccountStatus.PLAN_UNSUPPORTED, "the account's plan does not include Codex (usage_not_included)"
+        )
     if status == 401:
         if refreshed:
             return Verdict(
-                AccountStatus.NEEDS_LOGIN, "the Codex backend refused the token even after a refresh (HTTP 401)"
+                AccountStatus.NEEDS_LOGIN,
+                "the Codex backend refused the token even after a refresh (HTTP 401)",
             )
         return None
     if status != 403:
         return None
     if "deactivated" in codes or "deactivated" in message:
-        return Verdict(AccountStatus.SUSPENDED, "the Codex backend says the account is deactivated (HTTP 403)")
+        return Verdict(
+            AccountStatus.SUSPENDED, "the Codex backend says the account is deactivated (HTTP 403)"
+        )
     text = bytes(content[:65536]).decode("utf-8", "replace").lower()
     if "cloudflare" in text and ("<html" in text or "<!doctype" in text):
         return Verdict(

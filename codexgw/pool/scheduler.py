@@ -14,14 +14,18 @@ The :class:`Pool` holds two kinds of data per account:
 An account is **usable** at ``now`` when it is enabled, its status is ``"active"``, and it is not
 cooling down (a cooldown covers ``now < until``; at ``now == until`` it has ended by itself).
 
-:meth:`Pool.pick` decides in three layers, the first that applies wins:
+:meth:`Pool.pick` decides in four layers, the first that applies wins:
 
 1. **Pin** (:meth:`Pool.pin`): only the pinned account may serve. When it is not usable (or was
    already tried for this request) the answer is :class:`Unavailable` with its cooldown's remaining
    time, never another account: a pin is strict. Sessions are neither read nor bound while pinned.
-2. **Affinity** (``session=``, see :mod:`codexgw.pool.affinity`): the account bound to the session,
+2. **Preferred account** (``prefer=``): the account the request asks for (a ``previous_response_id``
+   follow-up: its encrypted reasoning belongs to the account that produced it), while it is a member,
+   usable and not excluded. With ``session=`` the session is bound to it. It is not counted as a
+   pick: a follow-up does not move the account's place in the strategy's rotation.
+3. **Affinity** (``session=``, see :mod:`codexgw.pool.affinity`): the account bound to the session,
    while it is usable and not excluded; the hit restarts the binding's TTL.
-3. **Strategy** (:mod:`codexgw.pool.strategies`): a pure chooser over the usable accounts not
+4. **Strategy** (:mod:`codexgw.pool.strategies`): a pure chooser over the usable accounts not
    excluded by the caller (the accounts that already failed this request). With ``session=`` the
    session is then bound to the chosen account, so when its account cools down or fails the session
    moves and the binding follows it.
@@ -214,21 +218,31 @@ class Pool:
         return state is not None and state.usable(now)
 
     def pick(
-        self, *, now: float, exclude: Collection[int] = (), session: str | None = None
+        self,
+        *,
+        now: float,
+        exclude: Collection[int] = (),
+        session: str | None = None,
+        prefer: int | None = None,
     ) -> Pick | Unavailable:
-        """Choose an account for a request at ``now`` (epoch s): pin, else affinity, else strategy.
+        """Choose an account for a request at ``now`` (epoch s): pin, else preferred, else affinity,
+        else strategy.
 
         Args:
             now: epoch seconds.
             exclude: ids not to use (those that already failed this request).
             session: the request's session key (:func:`codexgw.pool.affinity.session_key`), or
                 ``None`` for no affinity.
+            prefer: an account id to use first when not pinned, a member, usable and not excluded
+                (a ``previous_response_id`` follow-up), or ``None``.
 
         Returns:
-            :class:`Pick`, counting the pick: while pinned, the pinned account; else the session's bound
-            account if usable and not excluded (its binding refreshed); else the strategy's choice among
-            usable, non-excluded accounts (the session, if any, now bound to it). Or
-            :class:`Unavailable` explaining why none is left (see its attributes); bindings are kept.
+            :class:`Pick`: while pinned, the pinned account; else ``prefer`` when it qualifies (the
+            session, if any, bound to it; not counted as a pick); else the session's bound account if
+            usable and not excluded (its binding refreshed); else the strategy's choice among usable,
+            non-excluded accounts (the session, if any, now bound to it). Picks other than ``prefer``
+            are counted. Or :class:`Unavailable` explaining why none is left (see its attributes);
+            bindings are kept.
         """
         if self._pinned is not None:
             refusal = pinned_unavailable(
@@ -237,6 +251,10 @@ class Pool:
             if refusal is not None:
                 return Unavailable(*refusal)
             return self._picked(self._pinned)
+        if prefer is not None and prefer not in exclude and self.is_usable(prefer, now=now):
+            if session is not None:
+                self.affinity.bind(session, prefer, now)
+            return Pick(account_id=prefer)
         if session is not None:
             bound = self.affinity.get(session, now)
             if bound is not None and bound not in exclude and self.is_usable(bound, now=now):

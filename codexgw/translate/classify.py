@@ -4,25 +4,39 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
+
+
+class FailureKind(StrEnum):
+    """What a non-2xx answer is about (codex-protocol.md §8.3); :mod:`codexgw.pool.failover` acts on it."""
+
+    USAGE_LIMIT = "usage_limit"
+    """429 ``usage_limit_reached`` / ``usage_not_included`` (§8.2): the account's plan limit."""
+    RATE_LIMITED = "rate_limited"
+    """Any other 429: a short rate limit."""
+    UNAUTHORIZED = "unauthorized"
+    """401: the access token was refused (refresh, retry once)."""
+    ACCOUNT = "account"
+    """402/403: this account cannot serve (another may)."""
+    SERVER = "server"
+    """5xx, 408, 409: the backend failed (another account may succeed)."""
+    CLIENT = "client"
+    """Any other 4xx: the request itself is wrong (relayed to the client, no failover)."""
 
 
 @dataclass(frozen=True)
 class Failure:
-    """How one non-2xx upstream answer should be handled (sans-IO result of :func:`classify`).
+    """One non-2xx upstream answer, classified (sans-IO result of :func:`classify`).
 
     Attributes:
-        kind: ``"usage_limit"`` (429 usage_limit_reached / usage_not_included: cool the account down),
-            ``"rate_limited"`` (other 429: cool down), ``"unauthorized"`` (401: refresh, retry once),
-            ``"account"`` (403 and similar: this account cannot serve, try another),
-            ``"server"`` (5xx: try another account), ``"client"`` (other 4xx: the request itself is
-            wrong; relay to the client, no failover).
+        kind: what the answer is about (:class:`FailureKind`).
         status: the upstream HTTP status.
         body: the parsed JSON body, or ``None``.
         message: a short human description (no secrets).
     """
 
-    kind: str
+    kind: FailureKind
     status: int
     body: Any
     message: str
@@ -62,7 +76,7 @@ def classify(status: int, content: bytes) -> Failure:
         content: the raw response body.
 
     Returns:
-        A :class:`Failure` telling the relay whether to refresh, cool down, fail over or relay.
+        A :class:`Failure`; :func:`codexgw.pool.failover.decide` turns it into what to do.
     """
     body = parse_json_body(content)
     message = error_message(body, content, status)
@@ -70,12 +84,12 @@ def classify(status: int, content: bytes) -> Failure:
     error_type = error.get("type") if isinstance(error, dict) else None
     if status == 429:
         if error_type in ("usage_limit_reached", "usage_not_included"):
-            return Failure("usage_limit", status, body, message)
-        return Failure("rate_limited", status, body, message)
+            return Failure(FailureKind.USAGE_LIMIT, status, body, message)
+        return Failure(FailureKind.RATE_LIMITED, status, body, message)
     if status == 401:
-        return Failure("unauthorized", status, body, message)
+        return Failure(FailureKind.UNAUTHORIZED, status, body, message)
     if status in (402, 403):
-        return Failure("account", status, body, message)
+        return Failure(FailureKind.ACCOUNT, status, body, message)
     if status >= 500 or status in (408, 409):
-        return Failure("server", status, body, message)
-    return Failure("client", status, body, message)
+        return Failure(FailureKind.SERVER, status, body, message)
+    return Failure(FailureKind.CLIENT, status, body, message)

@@ -1,18 +1,22 @@
 """Open an upstream Responses stream on some account of the pool, failing over before the first byte.
 
-Theory of operation (design §3, codex-protocol.md §8, §12.1):
+Theory of operation (design §3, codex-protocol.md §8, §12.1): this is the shell around the sans-IO
+:mod:`codexgw.pool.failover`, which decides; this module acts.
 
-* An attempt picks an account (``Pool.pick``), makes sure its token is fresh, and POSTs the body.
-* A non-2xx answer is classified (``upstream.classify``): 401 refreshes the token and retries the
-  same account once; 429 cools the account down until the reset the upstream gave and moves on;
-  403/5xx/connection errors move on; any other 4xx is the request's own fault and is relayed.
+* An attempt picks an account (``Pool.pick``, with the preferred account of a follow-up first), makes
+  sure its token is fresh, and POSTs the body.
+* Every way the attempt can fail before the first byte is described as data (a non-2xx answer, a
+  transport error, a ``response.failed`` before output, a stream that ended first, a refresh that
+  failed) and handed to :func:`~codexgw.pool.failover.decide`. :func:`_carry_out` alone applies the
+  :class:`~codexgw.pool.failover.Decision`: the cooldown on the pool, the status through
+  ``Gateway.set_health``, the log lines and the failover metric; then the request retries the same
+  account (after a 401), moves on, or relays the answer.
 * A 200 stream is *peeked*: events are read until the first one that carries output (or ends the
-  response). A ``response.failed`` before any output that names a usage limit, a rate limit or an
-  overload moves on too, and so does a stream that breaks before output. Only then is the stream
-  handed to the route, which sends the first byte; after that no failover happens.
-* At most ``settings.retries`` moves. When no account is left: the last usage limit as HTTP 429
-  ``usage_limit_reached`` (before any stream starts, so the Codex CLI shows the reset time), or 503
-  with ``Retry-After`` while every account cools down, or the last upstream error.
+  response). Only then is the stream handed to the route, which sends the first byte; after that no
+  failover happens.
+* At most ``settings.retries`` moves. When no account is left,
+  :func:`~codexgw.pool.failover.exhausted_answer` says what the client gets (429 usage limit, 503
+  with ``Retry-After``, or the last upstream error).
 """
 
 from __future__ import annotations
@@ -24,23 +28,29 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import httpx
 
 from codexgw.client.errors import transport_error
-from codexgw.errors import (
-    CodexgwError,
-    PoolExhaustedError,
-    UpstreamConnectionError,
-    UpstreamError,
-    UpstreamStatusError,
-    UsageLimitError,
-)
+from codexgw.errors import CodexgwError, UpstreamConnectionError
 from codexgw.oauth.tokens import RefreshError
 from codexgw.pool.affinity import session_key
-from codexgw.pool.health import AccountStatus, health_verdict
-from codexgw.pool.quota import cooldown_until, parse_rate_limit_headers, parse_usage_limit_body
+from codexgw.pool.failover import (
+    Action,
+    AttemptFailure,
+    AttemptState,
+    Decision,
+    EndedBeforeOutput,
+    FailedBeforeOutput,
+    NoJsonObject,
+    RefreshFailed,
+    Refused,
+    TransportFailed,
+    decide,
+    exhausted_answer,
+)
+from codexgw.pool.quota import parse_rate_limit_headers
 from codexgw.pool.scheduler import Unavailable
 from codexgw.store.sqlite import Account
 from codexgw.translate.classify import classify, parse_json_body
@@ -52,23 +62,6 @@ from codexgw.upstream.stream import UpstreamStream
 
 log = logging.getLogger("codexgw.upstream.failover")
 T = TypeVar("T")
-
-FAILOVER_CODES = frozenset(
-    {
-        "usage_limit_reached",
-        "usage_not_included",
-        "insufficient_quota",
-        "rate_limit_exceeded",
-        "server_is_overloaded",
-        "slow_down",
-        "server_error",
-    }
-)
-"""``response.failed`` codes that, before any output, move the request to another account (§8.3)."""
-
-COOLDOWN_CODES = frozenset(
-    {"usage_limit_reached", "usage_not_included", "insufficient_quota", "rate_limit_exceeded"}
-)
 
 
 class _MoveOn(Exception):
@@ -132,8 +125,10 @@ async def open_stream(
         sent = (
             content if body_for is None else json.dumps(body_for(account.id), separators=(",", ":")).encode()
         )
-        response, account = await _attempt(gw, account, "/codex/responses", sent, session_id, client_headers)
-        return await _peek(gw, account, response)
+        response, account, sent_at = await _attempt(
+            gw, account, "/codex/responses", sent, session_id, client_headers
+        )
+        return await _peek(gw, account, response, sent_at)
 
     return await _failover(
         gw, attempt, affinity=session_key(client_headers, body), prefer_account_id=prefer_account_id
@@ -155,7 +150,7 @@ async def post_compact(
     content = json.dumps(body, separators=(",", ":")).encode()
 
     async def attempt(account: Account) -> tuple[Any, Account]:
-        response, account = await _attempt(
+        response, account, _sent_at = await _attempt(
             gw,
             account,
             "/codex/responses/compact",
@@ -167,13 +162,13 @@ async def post_compact(
         try:
             raw = await response.aread()
         except httpx.HTTPError as exc:
-            raise _MoveOn(transport_error(exc)) from None
+            _fail(gw, account, TransportFailed(transport_error(exc)))
         finally:
             await response.aclose()
         parsed = parse_json_body(raw)
         if not isinstance(parsed, dict):
-            raise _MoveOn(UpstreamError("the Codex backend answered the compaction with no JSON object"))
-        gw.pool.record_result(account.id, ok=True, now=gw.clock())
+            _fail(gw, account, NoJsonObject())
+        _served(gw, account)
         return parsed, account
 
     return await _failover(gw, attempt, affinity=session_key(client_headers, body), prefer_account_id=None)
@@ -186,39 +181,89 @@ async def _failover(
     affinity: str | None,
     prefer_account_id: int | None,
 ) -> T:
-    """Run ``attempt`` on one account after another until one serves (at most ``retries`` moves)."""
+    """Run ``attempt`` on one account after another until one serves (at most ``retries`` moves).
+
+    The preferred account is offered to ``Pool.pick`` on the first pick only.
+    """
     tried: set[int] = set()
     last_error: CodexgwError | None = None
     moves = 0
     while True:
-        now = gw.clock()
-        if (
-            prefer_account_id is not None
-            and not tried
-            and gw.pool.pinned is None
-            and prefer_account_id in gw.accounts
-            and gw.pool.is_usable(prefer_account_id, now=now)
-        ):
-            account_id = prefer_account_id
-            if affinity is not None:
-                gw.pool.affinity.bind(affinity, account_id, now)
-        else:
-            pick = gw.pool.pick(now=now, exclude=tried, session=affinity)
-            if isinstance(pick, Unavailable):
-                raise _exhausted(gw, pick, last_error)
-            account_id = pick.account_id
-        account = gw.accounts[account_id]
+        pick = gw.pool.pick(
+            now=gw.clock(), exclude=tried, session=affinity, prefer=None if tried else prefer_account_id
+        )
+        if isinstance(pick, Unavailable):
+            now = gw.clock()
+            plan_types = {a.id: a.plan_type for a in gw.accounts.values()}
+            raise exhausted_answer(pick, gw.pool.snapshot(now), last_error, now=now, plan_types=plan_types)
+        account = gw.accounts[pick.account_id]
         tried.add(account.id)
         try:
             return await attempt(account)
         except _MoveOn as move:
             last_error = move.error
-            gw.pool.record_result(account.id, ok=False, now=gw.clock(), error=move.error.message)
-            log.info("account %s could not serve (%s); moving on", account.name, move.error.message)
-            gw.metrics.count_failover(account.name, move.error.code or move.error.type)
         moves += 1
         if moves > gw.settings.retries:
             raise last_error
+
+
+def _state(
+    gw: Gateway, account: Account, *, now: float | None = None, refreshed: bool = False
+) -> AttemptState:
+    """The facts :func:`decide` needs about this attempt (``now`` defaults to the clock)."""
+    return AttemptState(
+        account=account.name,
+        plan_type=account.plan_type,
+        now=gw.clock() if now is None else now,
+        refreshed=refreshed,
+        default_cooldown_s=gw.settings.default_cooldown_s,
+    )
+
+
+def _carry_out(gw: Gateway, account: Account, decision: Decision) -> None:
+    """Apply ``decision`` to ``account``: the one place a failed attempt changes the pool or the account.
+
+    Marks the status (``Gateway.set_health``), sets the cooldown (``Pool.cool_down``) and logs the
+    decision's warning. ``MOVE_ON`` then counts the failed request on the account, logs the move and
+    counts the failover metric (reason: the error's ``code`` or ``type``).
+
+    Raises:
+        _MoveOn: ``MOVE_ON`` (carrying the error to report if no account is left).
+        CodexgwError: ``RELAY`` with an error (the answer to relay).
+    Returns for ``RETRY`` and for ``RELAY`` of a failed stream (the route relays the stream's error).
+    """
+    if decision.mark is not None:
+        gw.set_health(account, decision.mark.status, decision.mark.reason)
+    if decision.cool_down is not None:
+        cool = decision.cool_down
+        gw.pool.cool_down(account.id, until=cool.until, reason=cool.reason, now=cool.since, quota=cool.quota)
+    if decision.warning is not None:
+        log.warning("%s", decision.warning)
+    error = decision.error
+    if decision.action is Action.MOVE_ON:
+        assert error is not None
+        gw.pool.record_result(account.id, ok=False, now=gw.clock(), error=error.message)
+        log.info("account %s could not serve (%s); moving on", account.name, error.message)
+        gw.metrics.count_failover(account.name, error.code or error.type)
+        raise _MoveOn(error)
+    if decision.action is Action.RELAY and error is not None:
+        raise error
+
+
+def _end(gw: Gateway, account: Account, decision: Decision) -> NoReturn:
+    """Carry out a decision that ends the attempt (``MOVE_ON``, or ``RELAY`` with an error)."""
+    _carry_out(gw, account, decision)
+    raise AssertionError(f"{decision.action} did not end the attempt")
+
+
+def _fail(gw: Gateway, account: Account, failure: AttemptFailure, *, now: float | None = None) -> NoReturn:
+    """Decide on a failure that ends the attempt and carry the decision out."""
+    _end(gw, account, decide(failure, _state(gw, account, now=now)))
+
+
+def _served(gw: Gateway, account: Account) -> None:
+    """Count a request ``account`` served (before the first byte: no failover after this)."""
+    gw.pool.record_result(account.id, ok=True, now=gw.clock())
 
 
 async def _attempt(
@@ -230,16 +275,19 @@ async def _attempt(
     client_headers: Mapping[str, str],
     *,
     accept: str | None = None,
-) -> tuple[httpx.Response, Account]:
-    """POST ``content`` to ``{upstream}{path}`` on ``account``; return the 200 response (unread).
+) -> tuple[httpx.Response, Account, float]:
+    """POST ``content`` to ``{upstream}{path}`` on ``account``.
+
+    Returns:
+        ``(200 response (unread), the account as refreshed, perf_counter seconds when it was sent)``.
 
     Raises:
-        _MoveOn: this account cannot serve; anything else from :func:`_handle_failure`.
+        _MoveOn: this account cannot serve; the relayed error otherwise (see :func:`_carry_out`).
     """
     try:
         account = await gw.fresh(account)
     except (RefreshError, TimeoutError) as exc:
-        raise _MoveOn(UpstreamError(f"account {account.name} could not refresh its login: {exc}")) from None
+        _fail(gw, account, RefreshFailed(str(exc)))
     refreshed = False
     while True:
         headers = responses_headers(
@@ -259,30 +307,27 @@ async def _attempt(
         try:
             response = await gw.sender.send(url, content=content, headers=headers)
         except httpx.HTTPError as exc:
-            raise _MoveOn(transport_error(exc)) from None
+            _fail(gw, account, TransportFailed(transport_error(exc)))
         gw.metrics.observe_upstream(account.name, latency_s=time.perf_counter() - sent_at)
-        response.extensions["codexgw.sent_at"] = sent_at
         now = gw.clock()
         gw.record_quota(account.id, parse_rate_limit_headers(response.headers, now=now))
         if response.status_code == 200:
-            return response, account
+            return response, account, sent_at
         try:
             error_body = await response.aread()
         except httpx.HTTPError as exc:
-            raise _MoveOn(transport_error(exc)) from None
+            _fail(gw, account, TransportFailed(transport_error(exc)), now=now)
         finally:
             await response.aclose()
-        failure = classify(response.status_code, error_body)
-        if failure.kind == "unauthorized" and not refreshed:
-            refreshed = True
-            try:
-                account = await gw.refresh(account, stale_access_token=account.access_token)
-            except (RefreshError, TimeoutError) as exc:
-                raise _MoveOn(
-                    UpstreamError(f"account {account.name} could not refresh its login: {exc}")
-                ) from None
-            continue
-        _handle_failure(gw, account, failure, response.headers, now, content=error_body, refreshed=refreshed)
+        refused = Refused(classify(response.status_code, error_body), response.headers, error_body)
+        decision = decide(refused, _state(gw, account, now=now, refreshed=refreshed))
+        if decision.action is not Action.RETRY:
+            _end(gw, account, decision)
+        refreshed = True
+        try:
+            account = await gw.refresh(account, stale_access_token=account.access_token)
+        except (RefreshError, TimeoutError) as exc:
+            _fail(gw, account, RefreshFailed(str(exc)))
 
 
 @functools.lru_cache(maxsize=16)
@@ -291,146 +336,51 @@ def _upstream_url(base: str, path: str) -> httpx.URL:
     return httpx.URL(f"{base}{path}")
 
 
-def _handle_failure(
-    gw: Gateway,
-    account: Account,
-    failure: Any,
-    headers: Mapping[str, str],
-    now: float,
-    *,
-    content: bytes = b"",
-    refreshed: bool = True,
-) -> None:
-    """Act on a classified non-2xx answer: always raises (_MoveOn or the error to relay).
+async def _peek(gw: Gateway, account: Account, response: httpx.Response, sent_at: float) -> UpstreamStream:
+    """Read ``response`` up to its first output event; fail over if it failed before that.
 
-    Answers about the account's health come first (``pool/health.py``): 401 after a refresh →
-    ``needs_login``, a deactivated 403 → ``suspended``, ``usage_not_included`` → ``plan_unsupported``
-    (each stored, logged once), a Cloudflare 403 → a short non-quota cooldown. ``content`` is the raw
-    body (HTML pages have no JSON); ``refreshed`` says the token was refreshed for this request.
+    Returns:
+        The stream, its preliminary events kept, for the route (``early_error`` set when a
+        ``response.failed`` that is no failover came first).
+
+    Raises:
+        _MoveOn: as :func:`_carry_out`.
     """
-    verdict = health_verdict(failure.status, content, failure.body, refreshed=refreshed)
-    if verdict is not None:
-        if verdict.status is not None:
-            gw.set_health(account, verdict.status, verdict.reason)
-        if verdict.backoff_s is not None:
-            gw.pool.cool_down(
-                account.id, until=now + verdict.backoff_s, reason="cloudflare", now=now, quota=False
-            )
-            log.warning("account %s: %s; backing off %.0f s", account.name, verdict.reason, verdict.backoff_s)
-        if verdict.status == AccountStatus.PLAN_UNSUPPORTED and isinstance(failure.body, dict):
-            raise _MoveOn(UpstreamStatusError(failure.message, status=failure.status, body=failure.body))
-        raise _MoveOn(UpstreamError(f"account {account.name} cannot serve: {verdict.reason}"))
-    if failure.kind in ("usage_limit", "rate_limited"):
-        until = cooldown_until(
-            status=failure.status,
-            headers=headers,
-            body=failure.body,
-            now=now,
-            default_s=gw.settings.default_cooldown_s,
-        )
-        if failure.kind == "usage_limit":
-            raise _MoveOn(
-                _usage_limit(gw, account, until=until, body=failure.body, message=failure.message, now=now)
-            )
-        gw.pool.cool_down(account.id, until=until, reason=failure.kind, now=now)
-        log.warning("account %s is rate limited; cooling down for %.0f s", account.name, until - now)
-        raise _MoveOn(UpstreamStatusError(failure.message, status=429, body=failure.body))
-    if failure.kind == "unauthorized":
-        raise _MoveOn(UpstreamError(f"account {account.name} is not authorized even after a refresh"))
-    if failure.kind == "account":
-        gw.pool.cool_down(
-            account.id, until=now + 300.0, reason=f"HTTP {failure.status}", now=now, quota=False
-        )
-        raise _MoveOn(
-            UpstreamError(f"the Codex backend refused account {account.name} (HTTP {failure.status})")
-        )
-    if failure.kind == "server":
-        raise _MoveOn(UpstreamError(f"the Codex backend answered HTTP {failure.status}: {failure.message}"))
-    raise UpstreamStatusError(failure.message, status=failure.status, body=failure.body)
-
-
-def _usage_limit(
-    gw: Gateway, account: Account, *, until: float, body: Any, message: str, now: float
-) -> UsageLimitError:
-    """Cool ``account`` down until ``until`` for a usage limit and build the 429 to report (§8.2)."""
-    gw.pool.cool_down(account.id, until=until, reason="usage_limit", now=now)
-    log.warning("account %s hit its usage limit; cooling down for %.0f s", account.name, until - now)
-    limit = parse_usage_limit_body(body, now=now)
-    plan_type = (limit.plan_type if limit else None) or account.plan_type
-    return UsageLimitError(message, resets_at=until, plan_type=plan_type, now=now)
-
-
-async def _peek(gw: Gateway, account: Account, response: httpx.Response) -> UpstreamStream:
     headers = {name: response.headers[name] for name in RELAYED_RESPONSE_HEADERS if name in response.headers}
     stream = UpstreamStream(
-        account=account, response=response, headers=headers, model=headers.get("openai-model")
+        account=account,
+        response=response,
+        headers=headers,
+        model=headers.get("openai-model"),
+        sent_at=sent_at,
     )
     try:
         first = await stream.peek()
     except UpstreamConnectionError as exc:
         await stream.aclose()
-        raise _MoveOn(exc) from None
+        _fail(gw, account, TransportFailed(exc))
     if first is None:
         await stream.aclose()
-        raise _MoveOn(UpstreamConnectionError("the Codex backend closed the stream before any output"))
+        _fail(gw, account, EndedBeforeOutput())
     kind, event = first
     if kind in ("response.failed", "error"):
         error = _failed_error(event)
-        code = error.get("code") or error.get("type")
-        if code in FAILOVER_CODES:
+        decision = decide(FailedBeforeOutput(error), _state(gw, account))
+        if decision.action is not Action.RELAY:
             await stream.aclose()
-            now = gw.clock()
-            verdict = health_verdict(429, b"", {"error": error})
-            if verdict is not None and verdict.status is not None:  # usage_not_included
-                gw.set_health(account, verdict.status, verdict.reason)
-                raise _MoveOn(UpstreamStatusError(verdict.reason, status=429, body={"error": error}))
-            if code in COOLDOWN_CODES:
-                body = {"error": error}
-                until = cooldown_until(
-                    status=429, headers={}, body=body, now=now, default_s=gw.settings.default_cooldown_s
-                )
-                message = str(error.get("message") or "The usage limit has been reached")
-                raise _MoveOn(_usage_limit(gw, account, until=until, body=body, message=message, now=now))
-            raise _MoveOn(UpstreamError(f"the Codex backend failed before any output ({code})"))
-        stream.early_error = error
-    gw.pool.record_result(account.id, ok=True, now=gw.clock())
-    sent_at = response.extensions.get("codexgw.sent_at")
-    if isinstance(sent_at, float):
-        gw.metrics.observe_upstream(account.name, ttfb_s=time.perf_counter() - sent_at)
+            _end(gw, account, decision)
+        stream.early_error = error  # RELAY: the route answers with it
+    _served(gw, account)
+    gw.metrics.observe_upstream(account.name, ttfb_s=time.perf_counter() - stream.sent_at)
     stream._on_close = gw.metrics.stream_opened()
     return stream
 
 
 def _failed_error(event: SSEEvent) -> dict[str, Any]:
+    """The error object of a ``response.failed`` (``response.error``) or ``error`` event, or ``{}``."""
     data = event_json(event)
     if data is None:
         return {}
     response = data.get("response")
     error = response.get("error") if isinstance(response, dict) else data.get("error")
     return error if isinstance(error, dict) else {}
-
-
-def _exhausted(gw: Gateway, pick: Unavailable, last_error: CodexgwError | None) -> CodexgwError:
-    """The error to answer with when no account is left to try."""
-    now = gw.clock()
-    if isinstance(last_error, UsageLimitError):
-        return last_error
-    if pick.retry_after_s is not None:
-        limits = [
-            s
-            for s in gw.pool.snapshot(now)
-            if s.get("cooling_down_until") and s.get("cooldown_reason") == "usage_limit"
-        ]
-        cooling = [s for s in gw.pool.snapshot(now) if s.get("cooling_down_until")]
-        if limits and len(limits) == len(cooling):
-            plan = next((gw.accounts[s["id"]].plan_type for s in limits if s.get("id") in gw.accounts), None)
-            return UsageLimitError(
-                f"Every account has reached its usage limit; {pick.reason}",
-                resets_at=now + pick.retry_after_s,
-                plan_type=plan,
-                now=now,
-            )
-        return PoolExhaustedError(pick.reason, retry_after_s=pick.retry_after_s)
-    if last_error is not None:
-        return last_error
-    return PoolExhaustedError(pick.reason)

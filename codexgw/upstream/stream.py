@@ -28,6 +28,7 @@ class UpstreamStream:
         account: the account serving it.
         headers: upstream response headers to relay to the client (lower-case names).
         model: the model the upstream reports (``OpenAI-Model``) or ``None``.
+        sent_at: when the request was sent, ``time.perf_counter()`` seconds (for the TTFB metric).
         early_error: see below.
     """
 
@@ -35,6 +36,7 @@ class UpstreamStream:
     response: httpx.Response
     headers: dict[str, str]
     model: str | None
+    sent_at: float
     _decoder: SSEDecoder = field(default_factory=SSEDecoder)
     _pending: Batch = field(default_factory=list)
     _chunks: AsyncIterator[bytes] | None = None
