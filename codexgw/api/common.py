@@ -10,13 +10,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import trio
 from quart import Response, current_app, has_request_context, request
 
 from codexgw.errors import AuthenticationError, CodexgwError
 
 if TYPE_CHECKING:
     from codexgw.metrics import Metrics
+    from codexgw.translate.stream_state import Outcome
     from codexgw.upstream.gateway import Gateway
     from codexgw.upstream.stream import UpstreamStream
 
@@ -85,12 +85,6 @@ def error_reply(exc: CodexgwError) -> tuple[int, dict[str, str], dict[str, Any]]
     if exc.status == 429 and "Retry-After" in headers and int(headers["Retry-After"]) > 120:
         headers["x-should-retry"] = "false"
     return exc.status, headers, exc.to_body()
-
-
-async def upstream_closed(stream: UpstreamStream) -> None:
-    """Close the upstream response even while the route is being cancelled (client went away)."""
-    with trio.CancelScope(shield=True), trio.move_on_after(5):
-        await stream.aclose()
 
 
 def _request_metrics() -> tuple[Metrics | None, str | None]:
@@ -174,6 +168,11 @@ class StreamLog:
     metrics: Metrics
     usage: dict[str, Any] | None = None
     outcome: str | None = None
+
+    def end(self, outcome: Outcome, usage: dict[str, Any] | None) -> None:
+        """The stream ended (:data:`codexgw.upstream.relay.StreamEnd`): write the line."""
+        self.outcome, self.usage = outcome.value, usage
+        self.emit()
 
     def emit(self) -> None:
         """Write the line (status 200: the headers went out before the stream began)."""

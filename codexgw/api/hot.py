@@ -26,8 +26,9 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from codexgw.api.body import parse_json_body
-from codexgw.api.common import SSE_HEADERS, access_log, api_key_error, error_reply, upstream_closed
+from codexgw.api.common import SSE_HEADERS, access_log, api_key_error, error_reply
 from codexgw.errors import ClientError, CodexgwError, MethodNotAllowedError, PayloadTooLargeError
+from codexgw.upstream.relay import upstream_closed
 
 if TYPE_CHECKING:
     from codexgw.upstream.gateway import Gateway

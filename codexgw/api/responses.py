@@ -15,39 +15,31 @@
 
 from __future__ import annotations
 
-import json
 import logging
-import time
 import uuid
-from collections.abc import AsyncIterator, Callable
-from contextlib import aclosing
+from collections.abc import Callable
 from typing import Any
 
 import trio
 from quart import Blueprint, Response, g, request
 
 from codexgw.api.body import read_json_body
-from codexgw.api.common import StreamLog, gateway, json_response, response_headers, upstream_closed
+from codexgw.api.common import StreamLog, gateway, json_response, response_headers
 from codexgw.api.hot import Call, JSONReply, StreamReply
-from codexgw.errors import CodexgwError, InvalidRequestError, UpstreamError
+from codexgw.errors import InvalidRequestError
 from codexgw.store.responses import History, ResponseStore, StoredResponse
 from codexgw.translate.aggregate import ResponseAggregator
-from codexgw.translate.events import TERMINAL_EVENTS, event_json, event_type
 from codexgw.translate.params import is_item_reference, prepare_responses_request
-from codexgw.translate.sse import SSEEvent, encode_event
+from codexgw.translate.passthrough import ResponsesPassthrough
 from codexgw.upstream.failover import open_stream, post_compact
 from codexgw.upstream.gateway import Gateway
-from codexgw.upstream.heartbeat import HEARTBEAT, with_heartbeat
-from codexgw.upstream.stream import UpstreamStream
+from codexgw.upstream.relay import Saver, collect, relay, upstream_closed
 
 bp = Blueprint("responses", __name__)
 log = logging.getLogger("codexgw.responses")
 
 COMPACT_FIELDS = ("model", "input", "instructions", "tools", "parallel_tool_calls", "reasoning", "text")
 """The body of ``/codex/responses/compact`` (codex-protocol.md §6.1)."""
-
-CAPTURED_EVENTS = frozenset({"response.output_item.done", "response.completed", "response.incomplete"})
-
 
 PATHS = ("/v1/responses", "/responses")
 
@@ -81,13 +73,23 @@ async def create_response(call: Call) -> JSONReply | StreamReply:
     save = _saver(gw, await responses_store(gw), stream.account.id, previous_id, turn_input) if keep else None
     if prepared.stream:
         stream_log = StreamLog(
-            call.method, call.path, call.started, stream.account.name, model, route=call.path, metrics=gw.metrics
+            call.method,
+            call.path,
+            call.started,
+            stream.account.name,
+            model,
+            route=call.path,
+            metrics=gw.metrics,
         )
-        return StreamReply(_relay(gw, stream, save, stream_log), headers, upstream=stream)
+        passthrough = ResponsesPassthrough(keep_items=save is not None, failure_id=f"resp_{uuid.uuid4().hex}")
+        events = relay(gw, stream, passthrough, on_end=stream_log.end, save=save)
+        return StreamReply(events, headers, upstream=stream)
+    aggregator = ResponseAggregator()
     try:
-        response = await _aggregate(stream)
+        await collect(stream, aggregator.feed)
     finally:
         await upstream_closed(stream)
+    response = aggregator.final_response()
     call.usage = response.get("usage")
     if save is not None:
         await save(str(response.get("id") or ""), list(response.get("output") or []))
@@ -184,7 +186,9 @@ async def _expand_previous(gw: Gateway, body: Any) -> tuple[str | None, History 
     elif not isinstance(new_input, list):
         raise InvalidRequestError("'input' must be a string or an array", param="input")
     rest = {k: v for k, v in body.items() if k != "previous_response_id"}
-    return previous_id, *await _resolve_references(gw, {**rest, "input": [*history.items, *new_input]}, history)
+    return previous_id, *await _resolve_references(
+        gw, {**rest, "input": [*history.items, *new_input]}, history
+    )
 
 
 async def _resolve_references(gw: Gateway, body: Any, history: History | None) -> tuple[History | None, Any]:
@@ -252,9 +256,6 @@ def _body_for(body: dict[str, Any], history: History) -> Callable[[int], dict[st
     return body_for
 
 
-Saver = Callable[[str, list[dict[str, Any]]], Any]
-
-
 def _saver(
     gw: Gateway,
     store: ResponseStore,
@@ -275,115 +276,3 @@ def _saver(
             log.warning("could not store response %s: %s", response_id, exc)
 
     return save
-
-
-class _Capture:
-    """Collects what a stream says about its response: id, output items, usage (sans-IO).
-
-    With ``keep_items=False`` (nothing will be stored) only the final ``response`` is parsed, for
-    the usage in the access log; the output items are not.
-    """
-
-    def __init__(self, *, keep_items: bool = True) -> None:
-        self._captured = CAPTURED_EVENTS if keep_items else CAPTURED_EVENTS - {"response.output_item.done"}
-        self.items: list[dict[str, Any]] = []
-        self.response: dict[str, Any] | None = None
-        """The ``response`` of ``response.completed``/``response.incomplete`` once seen."""
-
-    def feed(self, kind: str | None, sse_event: SSEEvent) -> None:
-        if kind not in self._captured:
-            return
-        event = event_json(sse_event)
-        if event is None:
-            return
-        if kind == "response.output_item.done" and isinstance(event.get("item"), dict):
-            self.items.append(event["item"])
-        elif isinstance(event.get("response"), dict):
-            self.response = event["response"]
-
-    @property
-    def output(self) -> list[dict[str, Any]]:
-        """The output items: those streamed, else the final response's ``output``."""
-        if self.items or self.response is None:
-            return self.items
-        output = self.response.get("output")
-        return [i for i in output if isinstance(i, dict)] if isinstance(output, list) else []
-
-
-# -- streaming --------------------------------------------------------------------------------------
-
-
-async def _relay(
-    gw: Gateway, stream: UpstreamStream, save: Saver | None, stream_log: StreamLog
-) -> AsyncIterator[bytes]:
-    """Pass the upstream's events through as they come, one write per batch of events.
-
-    Before the batch holding ``response.completed``/``incomplete`` goes out, the response is stored
-    (when ``save``), so a follow-up naming it can never arrive first. An upstream failure after the
-    first byte ends the stream with ``response.failed`` (design §3).
-    """
-    terminal = False
-    capture = _Capture(keep_items=save is not None)
-    stream_log.outcome = "client_closed"
-    try:
-        heartbeat = with_heartbeat(stream.batches(), nursery=gw.nursery, interval_s=gw.settings.heartbeat_s)
-        async with aclosing(heartbeat) as batches:  # closed now when the client leaves, not at GC
-            async for batch in batches:
-                if batch is None:
-                    yield HEARTBEAT
-                    continue
-                ending = False
-                for event, _raw in batch:
-                    kind = event_type(event)
-                    capture.feed(kind, event)
-                    if kind in TERMINAL_EVENTS and not terminal:
-                        terminal = ending = True
-                        stream_log.outcome = "completed" if kind == "response.completed" else "failed"
-                if ending and save is not None and capture.response is not None:
-                    await save(str(capture.response.get("id") or ""), capture.output)
-                out = b"".join(raw for _event, raw in batch)
-                del batch, event, _raw  # hold nothing while the upstream is silent
-                yield out
-                del out
-        if not terminal:
-            stream_log.outcome = "failed"
-            yield _failed_event("the Codex backend closed the stream before response.completed")
-    except CodexgwError as exc:
-        stream_log.outcome = "failed"
-        yield _failed_event(exc.message)
-    finally:
-        if capture.response is not None:
-            stream_log.usage = capture.response.get("usage")
-        stream_log.emit()
-        await upstream_closed(stream)
-
-
-def _failed_event(message: str) -> bytes:
-    """A ``response.failed`` event for an upstream failure after output began (design §3)."""
-    response = {
-        "id": f"resp_{uuid.uuid4().hex}",
-        "object": "response",
-        "created_at": int(time.time()),
-        "status": "failed",
-        "error": {"code": "server_error", "message": message},
-        "output": [],
-        "usage": None,
-    }
-    return encode_event(json.dumps({"type": "response.failed", "response": response}), "response.failed")
-
-
-async def _aggregate(stream: UpstreamStream) -> dict[str, Any]:
-    """Read the whole stream and return the final Response object (``stream: false``).
-
-    Raises:
-        CodexgwError: the upstream failed or closed the stream early (see ``ResponseAggregator``).
-    """
-    aggregator = ResponseAggregator()
-    async for batch in stream.batches():
-        for event, _raw in batch:
-            data = event_json(event)
-            if data is not None:
-                aggregator.feed(data)
-    if not aggregator.done:
-        raise UpstreamError("the Codex backend closed the stream before response.completed")
-    return dict(aggregator.response)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from codexgw.errors import CodexgwError, UpstreamConnectionError
+from codexgw.errors import CodexgwError, UpstreamConnectionError, UpstreamError
 from codexgw.translate.chat_chunks import SYSTEM_FINGERPRINT, ChatChunkTranslator, ReasoningMode, chat_usage
 from codexgw.translate.failures import TRUNCATED, OpenAIError, failure_exception, response_error
 
@@ -83,6 +83,17 @@ class ResponseAggregator:
         if self._response is None:
             raise UpstreamConnectionError(TRUNCATED["message"])
         return self._response
+
+    def final_response(self) -> dict[str, Any]:
+        """A copy of :attr:`response`, once the upstream's stream has ended.
+
+        Raises:
+            UpstreamError: the stream ended before a terminal event (502 ``upstream_error``).
+            CodexgwError: the upstream failed (as :attr:`response`).
+        """
+        if not self.done:
+            raise UpstreamError(TRUNCATED["message"])
+        return dict(self.response)
 
 
 class ChatAccumulator:

@@ -175,7 +175,7 @@ class ChatChunkTranslator:
         Raises:
             RuntimeError: the translator is already done (completed or failed).
         """
-        if self.done:
+        if self.state.finished and self.state is not _STOPPING:  # self.done, inlined
             raise RuntimeError(
                 f"{type(self).__name__} is done ({self.state.value}); cannot feed {event.get('type')!r}"
             )

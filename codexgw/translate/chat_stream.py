@@ -126,7 +126,14 @@ class ChatStreamTranslator(ChatChunkTranslator):
         end = data.find('"', start)
         if end < 0 or data.find("\\", start, end) >= 0:
             return None
-        return self._content_bytes(data[start:end]) if end > start else b""
+        if end == start:
+            return b""
+        delta = data[start:end]  # then as _content_bytes(delta), inlined: one call less per delta
+        self._msg_chars += len(delta)
+        template = self._template
+        if template is None or template[0] != self.model:
+            template = self._template = self._content_template()
+        return template[1] + encode_basestring_ascii(delta).encode() + template[2]
 
     def _plain_text(self) -> bool:
         return self.state is _STREAMING and self._stop is None and not self._think_open
@@ -156,12 +163,11 @@ class ChatStreamTranslator(ChatChunkTranslator):
         """
         out: list[bytes] = []
         handled = self.handled_events
-        fast = self.feed_text_delta_data
         for event, _raw in batch:
             kind = event.event
             if kind is not None and kind not in handled:
                 continue
-            if kind == TEXT_DELTA and (chunk := fast(event.data)) is not None:
+            if kind == TEXT_DELTA and (chunk := self.feed_text_delta_data(event.data)) is not None:
                 out.append(chunk)  # plain text streaming: no stop sequence, so never finished here
                 continue
             data = event_json(event)
@@ -170,6 +176,10 @@ class ChatStreamTranslator(ChatChunkTranslator):
             if self.state.finished:
                 break
         return b"".join(out)
+
+    def take_kept(self) -> None:
+        """Nothing to store: a chat completion is never kept for a later request."""
+        return None
 
     def end(self, now: float) -> bytes:
         """The last bytes of the stream, once the answer finished or the upstream ended.

@@ -57,6 +57,8 @@ class StreamEvent(enum.Enum):
     CLIENT_CLOSE = "client_close"
     """The client went away (or the relay is being torn down)."""
 
+    __hash__ = object.__hash__  # members are singletons: identity hashing, in C (Enum's is Python)
+
 
 class StreamState(enum.Enum):
     """The states of one stream; :meth:`after` is the only way from one to the next.
@@ -77,6 +79,8 @@ class StreamState(enum.Enum):
 
     finished: bool
     outcome: Outcome | None
+
+    __hash__ = object.__hash__  # members are singletons: identity hashing, in C (Enum's is Python)
 
     def after(self, event: StreamEvent) -> StreamState:
         """The state after ``event`` (:data:`TRANSITIONS`).
