@@ -13,7 +13,7 @@ from quart import Response, g, request
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
-from codexgw.api import admin, chat, models, responses
+from codexgw.api import admin, chat, compact, models, responses
 from codexgw.api.common import access_log, api_key_error, error_reply, json_response
 from codexgw.api.hot import HotRoutes, Route
 from codexgw.errors import (
@@ -59,7 +59,7 @@ def create_quart_app(gw: Gateway) -> QuartTrio:
         PROVIDE_AUTOMATIC_OPTIONS=False,
     )
     app.extensions["codexgw"] = gw
-    for module in (responses, models, admin):
+    for module in (responses, compact, models, admin):
         app.register_blueprint(module.bp)
 
     @app.before_request

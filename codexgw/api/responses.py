@@ -1,14 +1,15 @@
 """``/v1/responses``: the Responses API, passed through to the Codex backend after fix-ups.
 
 * ``POST /v1/responses``: any client's body (Codex CLI, ``openai`` SDK, plain-string ``input``) is
-  fixed up (codex-protocol.md §6.3, :mod:`codexgw.translate.params`) and relayed as SSE, or aggregated
-  into one JSON Response when the client asked for ``stream: false``.
-* ``previous_response_id``: the backend stores nothing (``store: false``), so codexgw keeps every
-  response the client did not mark ``store: false`` (:mod:`codexgw.store.responses`) and expands the
-  id into the full input. The follow-up prefers the account that produced the previous response (its
-  encrypted reasoning is readable only there); on any other account the reasoning items of other
-  accounts are left out, so a fallback still works.
-* ``POST /v1/responses/compact``: relayed to ``{upstream}/codex/responses/compact`` (§6.1).
+  fixed up (codex-protocol.md §6.3, :mod:`codexgw.translate.params`) and relayed as SSE
+  (:class:`~codexgw.translate.passthrough.ResponsesPassthrough` through
+  :func:`~codexgw.upstream.relay.relay`), or aggregated into one JSON Response when the client
+  asked for ``stream: false``.
+* ``previous_response_id`` and ``item_reference``: the backend stores nothing (``store: false``), so
+  codexgw keeps every response the client did not mark ``store: false``
+  (:mod:`codexgw.store.responses`) and expands the request (:mod:`codexgw.translate.history`): this
+  module looks the ids up. The follow-up prefers the account that produced the previous response.
+* ``POST /v1/responses/compact``: :mod:`codexgw.api.compact`.
 * A WebSocket upgrade on ``/v1/responses`` is answered HTTP 426, which makes Codex fall back to HTTP
   at once (§9).
 """
@@ -17,29 +18,31 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable
 from typing import Any
 
 import trio
-from quart import Blueprint, Response, g, request
+from quart import Blueprint, Response
 
-from codexgw.api.body import read_json_body
-from codexgw.api.common import StreamLog, gateway, json_response, response_headers
+from codexgw.api.common import StreamLog, json_response, response_headers
 from codexgw.api.hot import Call, JSONReply, StreamReply
-from codexgw.errors import InvalidRequestError
 from codexgw.store.responses import History, ResponseStore, StoredResponse
 from codexgw.translate.aggregate import ResponseAggregator
-from codexgw.translate.params import is_item_reference, prepare_responses_request
+from codexgw.translate.history import (
+    body_for,
+    item_references,
+    previous_not_found,
+    previous_response_id,
+    resolve_references,
+    with_history,
+)
+from codexgw.translate.params import prepare_responses_request
 from codexgw.translate.passthrough import ResponsesPassthrough
-from codexgw.upstream.failover import open_stream, post_compact
+from codexgw.upstream.failover import open_stream
 from codexgw.upstream.gateway import Gateway
 from codexgw.upstream.relay import Saver, collect, relay, upstream_closed
 
 bp = Blueprint("responses", __name__)
 log = logging.getLogger("codexgw.responses")
-
-COMPACT_FIELDS = ("model", "input", "instructions", "tools", "parallel_tool_calls", "reasoning", "text")
-"""The body of ``/codex/responses/compact`` (codex-protocol.md §6.1)."""
 
 PATHS = ("/v1/responses", "/responses")
 
@@ -55,7 +58,7 @@ async def create_response(call: Call) -> JSONReply | StreamReply:
     """
     gw = call.gw
     body = call.json_body()
-    previous_id, history, body = await _expand_previous(gw, body)
+    previous_id, history, body = await expand_history(gw, body)
     prepared = prepare_responses_request(body, default_instructions=call.default_instructions)
     n_history = len(history.items) if history else 0
     keep = isinstance(body, dict) and body.get("store") is not False
@@ -64,7 +67,7 @@ async def create_response(call: Call) -> JSONReply | StreamReply:
         prepared.body,
         call.headers,
         prefer_account_id=history.account_id if history else None,
-        body_for=_body_for(prepared.body, history) if history else None,
+        body_for=body_for(prepared.body, history.owners) if history else None,
     )
     headers = response_headers(stream, prepared.dropped)
     model = stream.model or str(prepared.body.get("model"))
@@ -98,32 +101,6 @@ async def create_response(call: Call) -> JSONReply | StreamReply:
     return JSONReply(response, headers=headers)
 
 
-@bp.post("/v1/responses/compact")
-@bp.post("/responses/compact")
-async def compact_response() -> Response:
-    """Compact a conversation: ``{"output": [items…]}`` from ``/codex/responses/compact`` (§6.1).
-
-    The body takes the same fix-ups as ``/v1/responses`` (ids stripped, ``system`` → ``developer``,
-    string ``input``, ``previous_response_id`` expanded); only the fields of :data:`COMPACT_FIELDS`
-    are sent. Failover and errors are those of the stream path.
-    """
-    gw = gateway()
-    body = await read_json_body(gw.settings.max_body_bytes)
-    _previous_id, _history, body = await _expand_previous(gw, body)
-    prepared = prepare_responses_request(body, default_instructions="")
-    compact = {k: prepared.body[k] for k in COMPACT_FIELDS if prepared.body.get(k) is not None}
-    if not compact.get("instructions"):
-        compact.pop("instructions", None)  # codex-rs omits it when empty (§6.1)
-    result, account = await post_compact(gw, compact, request.headers)
-    g.account, g.model = account.name, compact["model"]
-    # The backend answers {"output": [...]}; the public API's CompactedResponse has a few more fields.
-    result.setdefault("id", f"resp_{uuid.uuid4().hex}")
-    result.setdefault("object", "response.compaction")
-    result.setdefault("created_at", int(gw.clock()))
-    headers = {"x-codexgw-dropped-params": ", ".join(prepared.dropped)} if prepared.dropped else None
-    return json_response(result, headers=headers)
-
-
 @bp.websocket("/v1/responses")
 @bp.websocket("/responses")
 async def responses_websocket() -> Response:
@@ -137,7 +114,7 @@ async def responses_websocket() -> Response:
     return json_response({"error": error}, status=426, headers={"upgrade": "HTTP/1.1"})
 
 
-# -- previous_response_id -------------------------------------------------------------------------
+# -- the store of kept responses ------------------------------------------------------------------
 
 
 async def responses_store(gw: Gateway) -> ResponseStore:
@@ -149,111 +126,37 @@ async def responses_store(gw: Gateway) -> ResponseStore:
     return gw.responses
 
 
-async def _expand_previous(gw: Gateway, body: Any) -> tuple[str | None, History | None, Any]:
-    """Replace ``previous_response_id`` by the stored conversation prepended to ``input``, then
-    resolve the ``item_reference`` items of the client's input (:func:`_resolve_references`).
+async def expand_history(gw: Gateway, body: Any) -> tuple[str | None, History | None, Any]:
+    """Expand ``previous_response_id`` and ``item_reference`` items (:mod:`codexgw.translate.history`)
+    with what the store holds.
 
     Returns:
         ``(previous id or None, its history or None, the body to fix up)``. The history is also
         returned (possibly with no items) when references were resolved: its ``owners`` then cover
-        the client's input too, so :func:`_body_for` sees resolved reasoning items.
+        the client's input too, so :func:`~codexgw.translate.history.body_for` sees resolved
+        reasoning items.
 
     Raises:
         InvalidRequestError: the id is not a string, or no stored response has it (param
             ``previous_response_id``, code ``previous_response_not_found``); ``input`` has a wrong type;
-            an item reference is unknown (param ``input[i]``).
+            an item reference is bad or unknown (param ``input[i]``).
     """
-    if not isinstance(body, dict) or body.get("previous_response_id") is None:
-        return None, *await _resolve_references(gw, body, None)
-    previous_id = body["previous_response_id"]
-    if not isinstance(previous_id, str) or not previous_id:
-        raise InvalidRequestError("'previous_response_id' must be a string", param="previous_response_id")
-    store = await responses_store(gw)
-    history = await trio.to_thread.run_sync(lambda: store.expand(previous_id, now=gw.clock()))
-    if history is None:
-        raise InvalidRequestError(
-            f"Previous response with id '{previous_id}' not found.",
-            param="previous_response_id",
-            code="previous_response_not_found",
-        )
-    new_input = body.get("input")
-    if isinstance(new_input, str):
-        new_input = [
-            {"type": "message", "role": "user", "content": [{"type": "input_text", "text": new_input}]}
-        ]
-    elif new_input is None:
-        new_input = []
-    elif not isinstance(new_input, list):
-        raise InvalidRequestError("'input' must be a string or an array", param="input")
-    rest = {k: v for k, v in body.items() if k != "previous_response_id"}
-    return previous_id, *await _resolve_references(
-        gw, {**rest, "input": [*history.items, *new_input]}, history
-    )
-
-
-async def _resolve_references(gw: Gateway, body: Any, history: History | None) -> tuple[History | None, Any]:
-    """Replace each ``item_reference`` of the client's input by the stored output item it names.
-
-    The backend stores nothing, so it cannot resolve references; codexgw looks the ids up among the
-    output items of the responses it kept (:meth:`ResponseStore.find_items`). Without a previous
-    response, the follow-up prefers the account that produced the last resolved item.
-
-    Raises:
-        InvalidRequestError: a reference with a bad ``id``, or one that no kept response holds (param
-            ``input[i]``, the index in the client's input).
-    """
-    items = body.get("input") if isinstance(body, dict) else None
-    offset = len(history.items) if history else 0
-    if not isinstance(items, list) or not any(is_item_reference(item) for item in items[offset:]):
-        return history, body
-    refs = {i: item.get("id") for i, item in enumerate(items) if i >= offset and is_item_reference(item)}
-    for i, ref in refs.items():
-        if not isinstance(ref, str) or not ref:
-            raise InvalidRequestError(
-                "an item reference needs a string 'id'", param=f"input[{i - offset}].id"
-            )
+    previous_id = previous_response_id(body)
+    history: History | None = None
+    if previous_id is not None:
+        store = await responses_store(gw)
+        history = await trio.to_thread.run_sync(lambda: store.expand(previous_id, now=gw.clock()))
+        if history is None:
+            raise previous_not_found(previous_id)
+        body = with_history(body, history.items)
+    refs = item_references(body, history)
+    if not refs:
+        return previous_id, history, body
     store = await responses_store(gw)
     found = await trio.to_thread.run_sync(lambda: store.find_items(refs.values(), now=gw.clock()))
-    resolved, owners = list(items), list(history.owners if history else [])
-    for i in range(offset, len(items)):
-        owner = None
-        if i in refs:
-            if refs[i] not in found:
-                raise InvalidRequestError(
-                    f"Item with id '{refs[i]}' not found: codexgw keeps the output items of responses "
-                    "not created with store: false, until they expire.",
-                    param=f"input[{i - offset}]",
-                )
-            item, owner = found[refs[i]]
-            resolved[i] = dict(item)
-        owners.append(owner)
-    account_id = history.account_id if history else next((o for o in reversed(owners) if o is not None), None)
-    expanded = History(items=history.items if history else [], owners=owners, account_id=account_id)
-    return expanded, {**body, "input": resolved}
-
-
-def _body_for(body: dict[str, Any], history: History) -> Callable[[int], dict[str, Any]] | None:
-    """The body for a given account: without reasoning items produced by *other* accounts.
-
-    Encrypted reasoning can only be read by the account that produced it; items of the expanded
-    history come first in ``body["input"]``, one for one with ``history.owners``.
-    """
-    items = body["input"]
-    owned = [
-        (i, owner)
-        for i, owner in enumerate(history.owners)
-        if owner is not None and i < len(items) and items[i].get("type") == "reasoning"
-    ]
-    if not owned:
-        return None
-
-    def body_for(account_id: int) -> dict[str, Any]:
-        drop = {i for i, owner in owned if owner != account_id}
-        if not drop:
-            return body
-        return {**body, "input": [item for i, item in enumerate(items) if i not in drop]}
-
-    return body_for
+    body, owners, account_id = resolve_references(body, history, refs, found)
+    items = history.items if history else []
+    return previous_id, History(items=items, owners=owners, account_id=account_id), body
 
 
 def _saver(
