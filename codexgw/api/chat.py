@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 import uuid
 
-from codexgw.api.common import StreamLog, response_headers
+from codexgw.api.common import response_headers
 from codexgw.api.hot import Call, JSONReply, StreamReply
 from codexgw.errors import InvalidRequestError
 from codexgw.translate.aggregate import ChatCompletionBuilder
@@ -52,18 +52,10 @@ async def create_chat_completion(call: Call) -> JSONReply | StreamReply:
         stop=prepared.stop,
         legacy_functions=prepared.legacy_functions,
     )
-    call.account, call.model = stream.account.name, model
+    call.exchange.account, call.exchange.model = stream.account.name, model
     if prepared.stream:
-        log = StreamLog(
-            call.method,
-            call.path,
-            call.started,
-            stream.account.name,
-            model,
-            route=call.path,
-            metrics=gw.metrics,
-        )
-        return StreamReply(relay(gw, stream, translator, on_end=log.end), headers, upstream=stream)
+        events = relay(gw, stream, translator, on_end=call.exchange.end_stream)
+        return StreamReply(events, headers, upstream=stream)
     builder = ChatCompletionBuilder(
         completion_id=completion_id,
         created=created,
@@ -77,5 +69,5 @@ async def create_chat_completion(call: Call) -> JSONReply | StreamReply:
     finally:
         await upstream_closed(stream)
     completion = builder.completion()
-    call.usage = responses_usage(completion.get("usage"))
+    call.exchange.usage = responses_usage(completion.get("usage"))
     return JSONReply(completion, headers=headers)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import uuid
 
-from quart import Blueprint, Response, g, request
+from quart import Blueprint, Response, request
 
 from codexgw.api.body import read_json_body
-from codexgw.api.common import gateway, json_response
+from codexgw.api.common import current_exchange, gateway, json_response
 from codexgw.api.responses import expand_history
 from codexgw.translate.params import prepare_responses_request
 from codexgw.upstream.failover import post_compact
@@ -35,7 +35,8 @@ async def compact_response() -> Response:
     if not compact.get("instructions"):
         compact.pop("instructions", None)  # codex-rs omits it when empty (§6.1)
     result, account = await post_compact(gw, compact, request.headers)
-    g.account, g.model = account.name, compact["model"]
+    exchange = current_exchange()
+    exchange.account, exchange.model = account.name, compact["model"]
     # The backend answers {"output": [...]}; the public API's CompactedResponse has a few more fields.
     result.setdefault("id", f"resp_{uuid.uuid4().hex}")
     result.setdefault("object", "response.compaction")

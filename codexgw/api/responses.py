@@ -23,7 +23,7 @@ from typing import Any
 import trio
 from quart import Blueprint, Response
 
-from codexgw.api.common import StreamLog, json_response, response_headers
+from codexgw.api.common import json_response, response_headers
 from codexgw.api.hot import Call, JSONReply, StreamReply
 from codexgw.store.responses import History, ResponseStore, StoredResponse
 from codexgw.translate.aggregate import ResponseAggregator
@@ -71,21 +71,12 @@ async def create_response(call: Call) -> JSONReply | StreamReply:
     )
     headers = response_headers(stream, prepared.dropped)
     model = stream.model or str(prepared.body.get("model"))
-    call.account, call.model = stream.account.name, model
+    call.exchange.account, call.exchange.model = stream.account.name, model
     turn_input = prepared.body["input"][n_history:]
     save = _saver(gw, await responses_store(gw), stream.account.id, previous_id, turn_input) if keep else None
     if prepared.stream:
-        stream_log = StreamLog(
-            call.method,
-            call.path,
-            call.started,
-            stream.account.name,
-            model,
-            route=call.path,
-            metrics=gw.metrics,
-        )
         passthrough = ResponsesPassthrough(keep_items=save is not None, failure_id=f"resp_{uuid.uuid4().hex}")
-        events = relay(gw, stream, passthrough, on_end=stream_log.end, save=save)
+        events = relay(gw, stream, passthrough, on_end=call.exchange.end_stream, save=save)
         return StreamReply(events, headers, upstream=stream)
     aggregator = ResponseAggregator()
     try:
@@ -93,7 +84,7 @@ async def create_response(call: Call) -> JSONReply | StreamReply:
     finally:
         await upstream_closed(stream)
     response = aggregator.final_response()
-    call.usage = response.get("usage")
+    call.exchange.usage = response.get("usage")
     if save is not None:
         await save(str(response.get("id") or ""), list(response.get("output") or []))
     response["previous_response_id"] = previous_id
