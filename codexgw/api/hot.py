@@ -5,7 +5,7 @@
 to Quart. Quart builds a request and an app context, matches the URL, runs hooks and wraps the
 response for every request: about 200 µs of CPU per request over a bare ASGI app on this stack
 (``bench/ceiling.py``, issue 7), a tenth of a relayed request's cost. The behaviour is the one the
-Quart app gives every route (``codexgw/app.py``): the gateway API key, the body size limit and
+Quart app gives every route (:mod:`codexgw.api.app`): the gateway API key, the body size limit and
 ``Content-Encoding``, errors in OpenAI's shape with their status and headers, one access-log line
 and the request metrics, and a client that goes away cancels the request and closes the upstream.
 
