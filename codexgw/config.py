@@ -57,6 +57,7 @@ class Settings:
             when set, ``serve`` saves it in the store (so ``accounts strategy`` can change it later);
             ``None`` keeps the stored choice (default round-robin).
         probe_interval_s: probe each account's ``/wham/usage`` about this often (0 = never).
+        dashboard: serve the web dashboard at ``/`` and ``/dashboard`` (``serve --no-dashboard``: off).
     """
 
     store_dir: Path = field(default_factory=default_store_dir)
@@ -80,6 +81,7 @@ class Settings:
     reasoning_mode: str = "content"
     strategy: str | None = None
     probe_interval_s: float = 300.0
+    dashboard: bool = True
 
     def __post_init__(self) -> None:
         self.store_dir = Path(self.store_dir).expanduser()

@@ -150,7 +150,7 @@ async def serve(
                     nursery=nursery,
                     clock=clock,
                 )
-                app = create_app(gw, reasoning_mode=settings.reasoning_mode)
+                app = create_app(gw, reasoning_mode=settings.reasoning_mode, blueprints=_dashboard(settings))
                 await nursery.start(accounts.watch_store)
                 nursery.start_soon(lambda: accounts.refresh_loop(check_every_s=settings.refresh_check_s))
                 if settings.probe_interval_s > 0:
@@ -167,6 +167,15 @@ async def serve(
                 task_status.started(Running(urls=urls, gateway=gw))
         except* OSError as group:
             raise group.exceptions[0] from None
+
+
+def _dashboard(settings: Settings) -> list[object]:
+    """The dashboard's blueprint, unless ``serve --no-dashboard``."""
+    if not settings.dashboard:
+        return []
+    from codexgw.dashboard.pages import bp
+
+    return [bp]
 
 
 __all__ = ["Running", "hypercorn_config", "serve"]

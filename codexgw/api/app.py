@@ -6,7 +6,9 @@ with the right status, by the rules of :mod:`codexgw.api.boundary` (shared with 
 
 from __future__ import annotations
 
-from quart import Response, request
+from collections.abc import Sequence
+
+from quart import Blueprint, Response, request
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
@@ -20,15 +22,18 @@ DEFAULT_INSTRUCTIONS = "You are a helpful assistant."
 """``instructions`` sent when the client gives none (codex-protocol.md §6.3: keep it present)."""
 
 
-def create_app(gw: Gateway, *, reasoning_mode: str = "content") -> HotRoutes:
+def create_app(
+    gw: Gateway, *, reasoning_mode: str = "content", blueprints: Sequence[Blueprint] = ()
+) -> HotRoutes:
     """Build the ASGI app serving ``gw``: the hot routes on plain ASGI in front of the Quart app.
 
     Args:
         gw: the gateway state every route reads.
         reasoning_mode: default display of reasoning summaries in Chat Completions
             (``content``, ``think`` or ``hidden``).
+        blueprints: more routes for the Quart app, from the layers above (the dashboard).
     """
-    app = create_quart_app(gw)
+    app = create_quart_app(gw, blueprints)
     routes: dict[str, Route] = {
         **dict.fromkeys(chat.PATHS, chat.create_chat_completion),
         **dict.fromkeys(responses.PATHS, responses.create_response),
@@ -38,8 +43,9 @@ def create_app(gw: Gateway, *, reasoning_mode: str = "content") -> HotRoutes:
     )
 
 
-def create_quart_app(gw: Gateway) -> QuartTrio:
-    """The Quart app: every route but the hot ones (:mod:`codexgw.api.hot`), and the same rules."""
+def create_quart_app(gw: Gateway, blueprints: Sequence[Blueprint] = ()) -> QuartTrio:
+    """The Quart app: every route but the hot ones (:mod:`codexgw.api.hot`), and the same rules,
+    plus ``blueprints``."""
     app = QuartTrio("codexgw")
     app.config.update(
         RESPONSE_TIMEOUT=None,  # design §5: the 60 s default silently cuts long SSE streams
@@ -50,6 +56,8 @@ def create_quart_app(gw: Gateway) -> QuartTrio:
     app.extensions["codexgw"] = gw
     for module in (responses, compact, models, admin):
         app.register_blueprint(module.bp)
+    for blueprint in blueprints:
+        app.register_blueprint(blueprint)
 
     @app.before_request
     async def start_exchange() -> None:

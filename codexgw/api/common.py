@@ -62,8 +62,12 @@ SSE_HEADERS = {
 }
 """The headers of every streamed answer."""
 
-OPEN_PATHS = frozenset({"/health"})
+OPEN_PATHS = frozenset({"/health", "/"})
 """Paths served without the gateway API key."""
+
+OPEN_PREFIXES = ("/dashboard/", "/dashboard")
+"""Path prefixes served without it: the dashboard's pages hold no data and need a user login for
+the API behind them (the key guards ``/v1``, not the login page)."""
 
 
 def api_key_error(api_key: str | None, path: str, headers: Mapping[str, str]) -> AuthenticationError | None:
@@ -72,7 +76,7 @@ def api_key_error(api_key: str | None, path: str, headers: Mapping[str, str]) ->
     The key travels as ``Authorization: Bearer <key>`` or ``x-api-key``; it is compared in constant
     time. ``headers``: lower-case names.
     """
-    if api_key is None or path in OPEN_PATHS:
+    if api_key is None or path in OPEN_PATHS or path.startswith(OPEN_PREFIXES):
         return None
     given = headers.get("authorization", "")
     token = given[7:].strip() if given[:7].lower() == "bearer " else headers.get("x-api-key", "")

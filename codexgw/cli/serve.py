@@ -68,6 +68,13 @@ log = logging.getLogger("codexgw.serve")
     type=click.FloatRange(min=0),
     help="Seconds between /wham/usage quota probes of each account (0 = never).",
 )
+@click.option(
+    "--no-dashboard",
+    "no_dashboard",
+    is_flag=True,
+    default=False,
+    help="Do not serve the web dashboard at / and /dashboard.",
+)
 @click.pass_context
 def serve(
     ctx: click.Context,
@@ -83,6 +90,7 @@ def serve(
     reasoning_mode: str,
     strategy: str | None,
     probe_interval: float,
+    no_dashboard: bool,
 ) -> None:
     """Run the OpenAI-compatible gateway."""
     from codexgw import config
@@ -103,6 +111,7 @@ def serve(
         reasoning_mode=reasoning_mode,
         strategy=strategy,
         probe_interval_s=probe_interval,
+        dashboard=not no_dashboard,
     )
     if not settings.is_loopback and not settings.api_key:
         raise click.UsageError(
