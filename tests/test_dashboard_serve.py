@@ -70,3 +70,39 @@ async def test_no_dashboard_serves_no_pages(env: Env) -> None:
         assert (await client.get("/dashboard")).status_code == 404
         assert (await client.get("/dashboard/static/app.css")).status_code == 404
         assert (await client.get("/health")).status_code == 200
+
+
+def task_names() -> list[str]:
+    """The names of every task now running under trio's root task, sorted."""
+    import trio
+
+    names: list[str] = []
+    todo = [trio.lowlevel.current_root_task()]
+    while todo:
+        task = todo.pop()
+        names.append(task.name)
+        todo += [child for nursery in task.child_nurseries for child in nursery.child_tasks]
+    return sorted(names)
+
+
+async def test_the_dashboard_runs_no_task_of_its_own(env: Env) -> None:
+    """No page open, nothing running for the dashboard: the same tasks as ``--no-dashboard``, before
+    and after pages and static files were served (an idle server spends no CPU on it)."""
+    import trio
+
+    before = task_names()
+    await env.start(dashboard=False)
+    without = task_names()
+    env.shutdown.set()
+    with trio.fail_after(10):
+        while task_names() != before:  # the first server has stopped
+            await trio.sleep(0.02)
+    await env.start()
+    with_dashboard = task_names()
+    async with httpx.AsyncClient(base_url=env.url) as client:
+        for path in ("/dashboard", "/dashboard/keys", "/dashboard/static/js/pool.js"):
+            assert (await client.get(path)).status_code == 200
+    await trio.sleep(0.1)
+    after = task_names()
+    assert with_dashboard == without
+    assert after == without
