@@ -174,11 +174,18 @@ function showPool(p) {
     const isPinned = row.account.name === p.pinned;
     if (!!row.account.pinned !== isPinned) render({ ...row.account, pinned: isPinned });
   }
+  if (typeof p.accounts === "number" && p.accounts !== rows.size) resyncSoon(); // added/removed elsewhere
   const h = p.headroom || {};
   document.getElementById("usable").textContent = `${p.usable ?? "–"} of ${h.accounts ?? rows.size}`;
   document.getElementById("headroom").textContent = pct(h.percent);
   document.getElementById("headroom-primary").textContent = pct(h.primary_percent);
   document.getElementById("headroom-secondary").textContent = pct(h.secondary_percent);
+}
+
+let resyncTimer = null;
+function resyncSoon() { // the account list changed outside this page (the CLI, another tab)
+  if (resyncTimer) return;
+  resyncTimer = setTimeout(async () => { resyncTimer = null; try { sync((await api("GET", "/api/accounts")).data); } catch {} }, 300);
 }
 
 let poolTimer = null;
