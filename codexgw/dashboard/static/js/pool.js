@@ -215,6 +215,8 @@ start(async () => {
   showPool(p);
   everySecond(() => { for (const row of rows.values()) tick(row); });
   document.body.dataset.ready = "yes";
+  // After the first paint with every row: what the bench times (bench/dashboard.py).
+  requestAnimationFrame(() => setTimeout(() => performance.mark("codexgw:pool-rendered"), 0));
 });
 
 function sync(accounts) {
