@@ -52,12 +52,14 @@ export function useSession(answer) {
   if (out) out.hidden = false;
 }
 
-/** Start a page: read the session (to the login page without one), wire logout, then init(). */
-export async function start(init) {
+/** Start a page: read the session (to the login page without one), wire logout, then init().
+ *  `early` (optional) is a promise the page started before, in parallel with the session read. */
+export async function start(init, early) {
   const out = document.getElementById("logout");
   if (out) out.addEventListener("click", async () => {
     try { await api("DELETE", "/api/session"); } finally { location.assign("/dashboard/login"); }
   });
+  if (early) early.catch(() => {}); // its 401 is the session's too
   try {
     useSession(await api("GET", "/api/session"));
   } catch (err) {
@@ -89,10 +91,12 @@ function connect() {
   source = new EventSource("/api/events");
   const live = document.getElementById("live");
   for (const type of Object.keys(handlers)) source.addEventListener(type, dispatch);
+  let opened = false;
   source.addEventListener("open", () => {
     if (live) { live.textContent = "live"; live.classList.add("on"); }
     document.body.dataset.live = "yes";
-    for (const fn of handlers.open || []) fn();
+    if (opened) for (const fn of handlers.reopen || []) fn(); // back after a drop: pages catch up
+    opened = true;
   });
   source.addEventListener("error", () => {
     if (live) { live.textContent = "reconnecting"; live.classList.remove("on"); }

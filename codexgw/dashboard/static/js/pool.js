@@ -29,15 +29,15 @@ function window_(cell, w) {
   cell.dataset.resetsAt = w.resets_at || "";
 }
 
-function render(account) {
+function render(account, detached = false) {
   let row = rows.get(account.name);
   if (!row) {
     const tr = template.content.firstElementChild.cloneNode(true);
     row = { tr, account, cooldownUntil: null };
     rows.set(account.name, row);
     wire(row);
-    insertSorted(tr, account.name);
-  }
+    if (!detached) insertSorted(tr, account.name);
+  } else if (detached) return row.tr;
   row.account = account;
   const { tr } = row;
   tr.dataset.name = account.name;
@@ -74,6 +74,7 @@ function render(account) {
   tr.querySelector('[data-action="relogin"]').href = `/dashboard/add?name=${enc(account.name)}`;
   tr.querySelector('[data-action="reset"]').hidden = !account.cooldown;
   tick(row);
+  return tr;
 }
 
 function insertSorted(tr, name) {
@@ -194,6 +195,9 @@ function reloadPoolSoon() { // headroom is a pool-wide sum: re-read it at most o
   poolTimer = setTimeout(async () => { poolTimer = null; try { showPool(await api("GET", "/api/pool")); } catch {} }, 1000);
 }
 
+// Read the rows at once, in parallel with the session (a 401 there is the session's 401 too).
+const first = Promise.all([api("GET", "/api/accounts"), api("GET", "/api/pool")]);
+
 start(async () => {
   const admin = me && me.role === "admin";
   strategy.disabled = !admin;
@@ -205,23 +209,28 @@ start(async () => {
   pinned.addEventListener("change", () => setPin(pinned.value || null));
   on("account", (a) => { if (a.removed || a.deleted) remove(a.name); else { render(a); refreshPinOptions(); reloadPoolSoon(); } });
   on("pool", (p) => showPool({ ...pool, ...p }));
-  on("open", async () => { // (re)connected: catch up on whatever happened while offline
+  on("reopen", async () => { // reconnected: catch up on whatever happened while offline
     const [accounts, p] = await Promise.all([api("GET", "/api/accounts"), api("GET", "/api/pool")]);
     sync(accounts.data);
     showPool(p);
   });
-  const [accounts, p] = await Promise.all([api("GET", "/api/accounts"), api("GET", "/api/pool")]);
+  const [accounts, p] = await first;
   sync(accounts.data);
   showPool(p);
   everySecond(() => { for (const row of rows.values()) tick(row); });
   document.body.dataset.ready = "yes";
   // After the first paint with every row: what the bench times (bench/dashboard.py).
   requestAnimationFrame(() => setTimeout(() => performance.mark("codexgw:pool-rendered"), 0));
-});
+}, first);
 
 function sync(accounts) {
   const seen = new Set(accounts.map((a) => a.name));
   for (const name of [...rows.keys()]) if (!seen.has(name)) remove(name);
+  if (!rows.size) { // the first fill: build every row off-document, then insert them at once
+    const fragment = document.createDocumentFragment();
+    for (const a of [...accounts].sort((x, y) => (x.name < y.name ? -1 : 1))) fragment.append(render(a, true));
+    body.append(fragment);
+  }
   for (const a of accounts) render(a);
   refreshPinOptions();
   document.getElementById("empty").hidden = rows.size > 0;
