@@ -76,6 +76,18 @@ function fill(form, key) {
   }
   const expires = form.elements.namedItem("expires");
   if (expires) expires.value = key.expires_at ? new Date(key.expires_at * 1000).toISOString().slice(0, 10) : "";
+  for (const control of form.elements) if (control.name) control.dataset.initial = control.type === "checkbox" ? String(control.checked) : control.value;
+}
+
+/** The fields the user changed in the edit form (an untouched expiry date must not move the
+ *  expiry to that day's midnight). */
+function changed(form) {
+  const body = formBody(form, true);
+  for (const control of form.elements) {
+    const now = control.type === "checkbox" ? String(control.checked) : control.value;
+    if (control.name && now === control.dataset.initial) delete body[control.name];
+  }
+  return body;
 }
 
 let editing = null;
@@ -137,7 +149,7 @@ start(async () => {
   const editDialog = cancellable(document.getElementById("edit-dialog"));
   document.getElementById("edit-form").addEventListener("submit", async (e) => {
     e.preventDefault();
-    try { render(await api("PATCH", `/api/keys/${enc(editing)}`, formBody(e.target, true))); editDialog.close(); toast(`${editing} saved`); }
+    try { render(await api("PATCH", `/api/keys/${enc(editing)}`, changed(e.target))); editDialog.close(); toast(`${editing} saved`); }
     catch (err) { toast(err.param ? `${err.param}: ${err.message}` : err.message, true); }
   });
   const rotateDialog = cancellable(document.getElementById("rotate-dialog"));
