@@ -86,5 +86,6 @@ def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def screenshot(page: Any, shots: Path, name: str, *, full_page: bool = True) -> Path:
     """Save ``NAME.png`` (animations off, no caret); call on the Playwright thread."""
     path = shots / f"{name}.png"
+    page.evaluate("() => { const t = document.getElementById('toast'); if (t) t.hidden = true; }")
     page.screenshot(path=str(path), full_page=full_page, animations="disabled", caret="hide")
     return path

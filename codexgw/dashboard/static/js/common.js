@@ -90,6 +90,7 @@ function dispatch(event) {
 function connect() {
   source = new EventSource("/api/events");
   const live = document.getElementById("live");
+  if (live) live.hidden = false;
   for (const type of Object.keys(handlers)) source.addEventListener(type, dispatch);
   let opened = false;
   source.addEventListener("open", () => {

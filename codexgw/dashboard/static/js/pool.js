@@ -48,8 +48,8 @@ function render(account, detached = false) {
   setText(tr.querySelector(".plan"), account.plan_type || "–");
   setText(tr.querySelector(".owner"), account.owner || "–");
   const status = tr.querySelector(".status");
-  setText(status, account.status);
-  status.className = "status badge " + (account.usable ? "ok" : account.status === "disabled" ? "disabled" : account.cooldown ? "cooling" : "bad");
+  setText(status, account.enabled ? account.status : "disabled");
+  status.className = "status badge " + (!account.enabled ? "disabled" : account.usable ? "ok" : account.cooldown ? "cooling" : "bad");
   setText(tr.querySelector(".reason"), account.status_reason || "");
   row.cooldownUntil = account.cooldown ? nowS() + account.cooldown.in_s : null;
   const enabled = tr.querySelector(".enabled");
@@ -177,8 +177,11 @@ function showPool(p) {
   }
   if (typeof p.accounts === "number" && p.accounts !== rows.size) resyncSoon(); // added/removed elsewhere
   const h = p.headroom || {};
-  document.getElementById("usable").textContent = `${p.usable ?? "–"} of ${h.accounts ?? rows.size}`;
-  document.getElementById("headroom").textContent = pct(h.percent);
+  const total = typeof p.accounts === "number" ? p.accounts : rows.size;
+  document.getElementById("usable").textContent = `${p.usable ?? "–"} of ${total}`;
+  const worth = typeof h.accounts === "number" ? ` (${h.accounts.toFixed(2)} accounts' worth)` : "";
+  document.getElementById("headroom").textContent = pct(h.percent) + worth;
+  document.getElementById("headroom").title = "What the usable accounts have left, summed";
   document.getElementById("headroom-primary").textContent = pct(h.primary_percent);
   document.getElementById("headroom-secondary").textContent = pct(h.secondary_percent);
 }
