@@ -179,9 +179,9 @@ function showPool(p) {
   const h = p.headroom || {};
   const total = typeof p.accounts === "number" ? p.accounts : rows.size;
   document.getElementById("usable").textContent = `${p.usable ?? "–"} of ${total}`;
-  const worth = typeof h.accounts === "number" ? ` (${h.accounts.toFixed(2)} accounts' worth)` : "";
-  document.getElementById("headroom").textContent = pct(h.percent) + worth;
-  document.getElementById("headroom").title = "What the usable accounts have left, summed";
+  document.getElementById("headroom").textContent = pct(h.percent);
+  document.getElementById("headroom-worth").textContent =
+    typeof h.accounts === "number" ? `${h.accounts.toFixed(2)} accounts' worth left` : "";
   document.getElementById("headroom-primary").textContent = pct(h.primary_percent);
   document.getElementById("headroom-secondary").textContent = pct(h.secondary_percent);
 }
