@@ -22,8 +22,9 @@ from tests.fakes import CustomToolCall, Failed, Text, ToolCall, UsageLimit
 
 pytestmark = pytest.mark.trio
 
-CODEX_VERSION = "0.169.0"
-"""The Codex CLI release these tests pin (codex-protocol.md §12.1 was recorded with it)."""
+CODEX_VERSION = "0.171.0"
+"""The Codex CLI release these tests pin (codex-protocol.md §12.1 was recorded with 0.169.0; what
+Codex sends over the Responses WebSocket, which these tests rely on, was recorded with 0.171.0)."""
 CACHE = Path(__file__).resolve().parent.parent / ".cache" / "codex"
 API_KEY = "test-gateway-key"
 
