@@ -51,3 +51,53 @@ async def test_fake_rejects_unknown_reasoning_keys(env: Env) -> None:
         r = await client.post(f"{env.fake_url}/backend-api/codex/responses", json=body, headers=headers)
     assert r.status_code == 400
     assert r.json()["error"]["param"] == "reasoning.context"
+
+
+async def test_sdk_models_retrieve(env: Env) -> None:
+    """``client.models.retrieve`` works for a slug and an effort variant; an unknown id is a 404
+    ``model_not_found`` the SDK raises as ``NotFoundError``."""
+    import openai
+
+    env.add_account("alice")
+    await env.start()
+    client = env.openai()
+    model = await in_thread(client.models.retrieve, "gpt-5.5")
+    assert (model.id, model.object, model.owned_by) == ("gpt-5.5", "model", "openai")
+    assert (await in_thread(client.models.retrieve, "gpt-5.4-mini-high")).id == "gpt-5.4-mini-high"
+    with pytest.raises(openai.NotFoundError) as info:
+        await in_thread(client.models.retrieve, "gpt-4o")
+    assert info.value.code == "model_not_found"
+    assert info.value.body["param"] == "model" and info.value.body["type"] == "invalid_request_error"
+
+
+async def test_modes_endpoint(env: Env) -> None:
+    """``GET /v1/modes`` (codex-gateway-pool's): the modes, their efforts and the models taking them."""
+    env.add_account("alice")
+    await env.start()
+    async with httpx.AsyncClient() as client:
+        r = await client.get(f"{env.url}/v1/modes")
+    assert r.status_code == 200
+    doc = r.json()
+    assert doc["default_reasoning_mode"] == "normal"
+    assert [m["id"] for m in doc["data"]] == ["fast", "normal", "high", "very_high"]
+    assert "gpt-5.5" in doc["data"][3]["models"] and "codex-auto-review" not in doc["data"][3]["models"]
+
+
+async def test_chat_reasoning_mode_and_max_output_tokens(env: Env) -> None:
+    """codex-gateway-pool's chat fields: ``reasoning_mode`` becomes ``reasoning.effort``,
+    ``max_output_tokens`` is dropped and named."""
+    env.add_account("alice")
+    env.fake.script(None, Text("OK"))
+    await env.start()
+    body = {
+        "model": "gpt-5.5",
+        "messages": [{"role": "user", "content": "Reply with OK only."}],
+        "max_output_tokens": 32,
+        "reasoning_mode": "very_high",
+    }
+    async with httpx.AsyncClient() as client:
+        r = await client.post(f"{env.url}/v1/chat/completions", json=body)
+    assert r.status_code == 200, r.text
+    assert r.json()["choices"][0]["message"]["content"] == "OK"
+    assert r.headers["x-codexgw-dropped-params"] == "max_output_tokens"
+    assert env.fake.responses_requests()[-1].json["reasoning"]["effort"] == "xhigh"

@@ -13,8 +13,10 @@ Mapping, field by field:
   With only legacy ``functions``, :attr:`Prepared.legacy_functions` is set (the answer uses
   ``function_call``) and ``parallel_tool_calls`` defaults to false (that answer holds one call).
 * ``response_format`` → ``text.format``; ``verbosity`` → ``text.verbosity``.
-* ``reasoning_effort`` (or a model suffix, which wins) → ``reasoning.effort``; ``reasoning.summary`` is
-  always ``"auto"`` so summaries can be shown; ``include: ["reasoning.encrypted_content"]``.
+* ``reasoning_effort`` (or a model suffix, which wins; or codex-gateway-pool's ``reasoning_mode``
+  name, :mod:`codexgw.translate.effort_modes`, which ``reasoning_effort`` beats) →
+  ``reasoning.effort``; ``reasoning.summary`` is always ``"auto"`` so summaries can be shown;
+  ``include: ["reasoning.encrypted_content"]``.
 * ``stop`` → :attr:`Prepared.stop`, ``stream_options.include_usage`` → :attr:`Prepared.include_usage`.
 * ``service_tier: "priority"`` and ``prompt_cache_key`` are forwarded; sampling and bookkeeping
   parameters the backend rejects (and unknown ones) are dropped and listed in :attr:`Prepared.dropped`;
@@ -28,6 +30,7 @@ from typing import Any
 from codexgw.errors import InvalidRequestError
 from codexgw.translate._validate import optional_bool, optional_type, require_model, require_object
 from codexgw.translate.chat_messages import messages_to_input
+from codexgw.translate.effort_modes import effort_for_mode
 from codexgw.translate.params import EFFORTS, ENCRYPTED_REASONING, Prepared, split_model_effort
 
 __all__ = ["DROPPED_CHAT_PARAMS", "chat_to_responses"]
@@ -40,6 +43,7 @@ DROPPED_CHAT_PARAMS = frozenset(
         "presence_penalty",
         "max_tokens",
         "max_completion_tokens",
+        "max_output_tokens",
         "seed",
         "logit_bias",
         "metadata",
@@ -58,6 +62,7 @@ _HANDLED = frozenset(
         "model", "messages", "stream", "stream_options", "tools", "tool_choice", "parallel_tool_calls",
         "functions", "function_call", "response_format", "reasoning_effort", "verbosity", "stop",
         "prompt_cache_key", "service_tier", "modalities", "audio", "n", "logprobs", "top_logprobs",
+        "reasoning_mode",
     }
 )  # fmt: skip
 
@@ -99,6 +104,8 @@ def chat_to_responses(body: object, *, default_instructions: str) -> Prepared:
         raise InvalidRequestError(
             f"'reasoning_effort' must be one of {', '.join(EFFORTS)}", param="reasoning_effort"
         )
+    if effort is None and body.get("reasoning_mode") is not None:
+        effort = effort_for_mode(body["reasoning_mode"])
     effort = suffix_effort or effort
     out["reasoning"] = {"effort": effort, "summary": "auto"} if effort else {"summary": "auto"}
     out["store"] = False

@@ -2,14 +2,15 @@
 
 :class:`Catalog` fetches ``GET {upstream}/codex/models`` (codex-protocol.md §6.1) with an account's
 token and caches it; :data:`BUILTIN_MODELS` (§10) answers when no account can fetch it.
-:func:`openai_model_list` (sans-IO) renders either as OpenAI's ``GET /v1/models``.
+:func:`openai_model_list` and :func:`openai_model` (sans-IO) render either as OpenAI's ``GET /v1/models``
+and ``GET /v1/models/{id}``.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import httpx
@@ -145,3 +146,33 @@ def openai_model_list(models: list[dict[str, Any]], *, created: int = 0) -> dict
 
 def _entry(model_id: str, created: int) -> dict[str, Any]:
     return {"id": model_id, "object": "model", "created": created, "owned_by": "openai"}
+
+
+def openai_model(
+    models: list[dict[str, Any]],
+    model_id: str,
+    *,
+    created: int = 0,
+    aliases: Mapping[str, str] | None = None,
+) -> dict[str, Any] | None:
+    """The OpenAI model object ``GET /v1/models/{model_id}`` answers, or ``None`` for an unknown id.
+
+    Known ids: every slug of ``models`` (listed or hidden: the routes accept both) and its
+    reasoning-effort variants (``gpt-5.5-high``, one per ``supported_reasoning_levels`` entry), as
+    :func:`openai_model_list` lists them. ``aliases`` maps further ids to one of those (the hook for
+    model aliases: the entry keeps the id asked for, as OpenAI answers an alias).
+
+    Returns:
+        ``{"id", "object": "model", "created", "owned_by": "openai"}`` or ``None``.
+    """
+    target = (aliases or {}).get(model_id, model_id)
+    for m in models:
+        slug = m["slug"]
+        efforts = [
+            level.get("effort")
+            for level in m.get("supported_reasoning_levels") or []
+            if isinstance(level, dict)
+        ]
+        if target == slug or any(target == f"{slug}-{e}" for e in efforts if isinstance(e, str)):
+            return _entry(model_id, created)
+    return None
