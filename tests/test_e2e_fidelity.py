@@ -101,3 +101,22 @@ async def test_chat_reasoning_mode_and_max_output_tokens(env: Env) -> None:
     assert r.json()["choices"][0]["message"]["content"] == "OK"
     assert r.headers["x-codexgw-dropped-params"] == "max_output_tokens"
     assert env.fake.responses_requests()[-1].json["reasoning"]["effort"] == "xhigh"
+
+
+async def test_answers_name_the_upstream_openai_model(env: Env) -> None:
+    """``OpenAI-Model`` (the model that served, §7) names the chat chunks, the chat completion and the
+    aggregated Responses answer, even when the events' ``response.model`` says the one asked for."""
+    env.add_account("alice")
+    served = "gpt-5.5-2026-11-30"
+    env.fake.script(None, *[Text("ok", header_model=served) for _ in range(3)])
+    await env.start()
+    client = env.openai()
+    ask = [{"role": "user", "content": "hi"}]
+    done = await in_thread(client.chat.completions.create, model="gpt-5.5", messages=ask)
+    assert done.model == served
+    chunks = await in_thread(
+        lambda: list(client.chat.completions.create(model="gpt-5.5", messages=ask, stream=True))
+    )
+    assert {c.model for c in chunks} == {served}
+    response = await in_thread(client.responses.create, model="gpt-5.5", input="hi")
+    assert response.model == served and response.output_text == "ok"

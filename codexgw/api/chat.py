@@ -51,6 +51,7 @@ async def create_chat_completion(call: Call) -> JSONReply | StreamReply:
         reasoning_mode=mode,
         stop=prepared.stop,
         legacy_functions=prepared.legacy_functions,
+        pin_model=stream.model is not None,
     )
     call.exchange.account, call.exchange.model = stream.account.name, model
     if prepared.stream:
@@ -63,6 +64,7 @@ async def create_chat_completion(call: Call) -> JSONReply | StreamReply:
         reasoning_mode=mode,
         stop=prepared.stop,
         legacy_functions=prepared.legacy_functions,
+        pin_model=stream.model is not None,
     )
     try:
         await collect(stream, builder.feed, until=lambda: builder.done)

@@ -84,6 +84,8 @@ async def create_response(call: Call) -> JSONReply | StreamReply:
     finally:
         await upstream_closed(stream)
     response = aggregator.final_response()
+    if stream.model:  # the model that served it (codex-protocol.md §7), as the chat answers name it
+        response["model"] = stream.model
     call.exchange.usage = response.get("usage")
     if save is not None:
         await save(str(response.get("id") or ""), list(response.get("output") or []))

@@ -197,6 +197,7 @@ class ChatCompletionBuilder:
         reasoning_mode: ReasoningMode = "content",
         stop: Sequence[str] = (),
         legacy_functions: bool = False,
+        pin_model: bool = False,
     ) -> None:
         self.completion_id = completion_id
         self.created = created
@@ -208,6 +209,7 @@ class ChatCompletionBuilder:
             reasoning_mode=reasoning_mode,
             stop=stop,
             legacy_functions=legacy_functions,
+            pin_model=pin_model,
         )
         self._acc = ChatAccumulator()
 

@@ -105,7 +105,8 @@ class ChatChunkTranslator:
             once the answer is decided (terminal event, stop match, :meth:`finish`).
         error: the OpenAI error object ``{"message", "type", "code", "param"}`` when the upstream failed
             (the caller ends the stream with ``data: {"error": …}`` and no ``[DONE]``), else ``None``.
-        model: the model named in chunks, updated from the upstream's ``response.model``.
+        model: the model named in chunks: the upstream's ``OpenAI-Model`` header when the caller
+            had one (``pin_model``), else the one asked for, updated from ``response.model``.
         usage: the chat ``usage`` once the upstream reported it.
         finish_reason: the finish reason sent, once sent.
     """
@@ -120,9 +121,11 @@ class ChatChunkTranslator:
         reasoning_mode: ReasoningMode = "content",
         stop: Sequence[str] = (),
         legacy_functions: bool = False,
+        pin_model: bool = False,
     ) -> None:
         self.completion_id = completion_id
         self.legacy_functions = legacy_functions
+        self.pin_model = pin_model
         self.created = created
         self.model = model
         self.include_usage = include_usage
@@ -363,7 +366,12 @@ class ChatChunkTranslator:
 
     def _on_response_update(self, event: dict[str, Any]) -> list[dict[str, Any]]:
         response = event.get("response")
-        if isinstance(response, dict) and isinstance(response.get("model"), str) and response["model"]:
+        if (
+            not self.pin_model
+            and isinstance(response, dict)
+            and isinstance(response.get("model"), str)
+            and response["model"]
+        ):
             self.model = response["model"]
         return []
 

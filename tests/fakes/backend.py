@@ -360,7 +360,7 @@ class Backend:
         headers = [
             ("content-type", "text/event-stream; charset=utf-8"),
             ("cache-control", "no-cache"),
-            ("openai-model", model),
+            ("openai-model", getattr(behaviour, "header_model", None) or model),
             ("x-models-etag", models.etag()),
             ("x-codex-turn-state", turn_state),
             *rate_limit_headers(account, self.fake.clock()),
