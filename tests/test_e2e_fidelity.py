@@ -120,3 +120,33 @@ async def test_answers_name_the_upstream_openai_model(env: Env) -> None:
     assert {c.model for c in chunks} == {served}
     response = await in_thread(client.responses.create, model="gpt-5.5", input="hi")
     assert response.model == served and response.output_text == "ok"
+
+
+async def test_refusal_round_trips_through_the_sdk(env: Env) -> None:
+    """A refusal comes back in ``refusal`` (``message.refusal``, ``delta.refusal``), not in ``content``;
+    sent back as the assistant's turn it goes upstream as a ``refusal`` part."""
+    from tests.fakes import Refusal
+
+    env.add_account("alice")
+    no = "I'm sorry, but I can't help with that."
+    env.fake.script(None, Refusal(no), Refusal(no), Text("Fine."))
+    await env.start()
+    client = env.openai()
+    ask = [{"role": "user", "content": "do something bad"}]
+    done = await in_thread(client.chat.completions.create, model="gpt-5.5", messages=ask)
+    message = done.choices[0].message
+    assert (message.content, message.refusal) == (None, no)
+    chunks = await in_thread(
+        lambda: list(client.chat.completions.create(model="gpt-5.5", messages=ask, stream=True))
+    )
+    assert "".join(c.choices[0].delta.refusal or "" for c in chunks if c.choices) == no
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == ""
+    follow = [*ask, message.model_dump(exclude_none=True), {"role": "user", "content": "ok, something else"}]
+    answer = await in_thread(client.chat.completions.create, model="gpt-5.5", messages=follow)
+    assert answer.choices[0].message.content == "Fine."
+    sent = env.fake.responses_requests()[-1].json["input"]
+    assert sent[1] == {
+        "type": "message",
+        "role": "assistant",
+        "content": [{"type": "refusal", "refusal": no}],
+    }

@@ -98,7 +98,7 @@ def test_golden_conversation_with_every_role() -> None:
         {
             "type": "message",
             "role": "assistant",
-            "content": [{"type": "output_text", "text": "4"}, {"type": "output_text", "text": "no"}],
+            "content": [{"type": "output_text", "text": "4"}, {"type": "refusal", "refusal": "no"}],
         },
         {"type": "function_call", "call_id": "call_7", "name": "old", "arguments": "{}"},
         {"type": "function_call_output", "call_id": "call_7", "output": "legacy result"},

@@ -196,9 +196,30 @@ def test_done_item_sends_only_what_the_deltas_missed() -> None:
     assert content(run(two_messages)) == "AB"
 
 
-def test_refusal_deltas_are_content() -> None:
-    events = [{"type": "response.refusal.delta", "item_id": "m", "delta": "I can't"}, ev.completed()]
-    assert content(run(events)) == "I can't"
+def test_refusal_deltas_are_delta_refusal_not_content() -> None:
+    """A refusal streams as ``delta.refusal`` (OpenAI's field), after the role chunk; ``content``
+    stays empty, and the message's ``done`` item repeats nothing that was streamed."""
+    refusal_item = {"type": "message", "id": "m", "content": [{"type": "refusal", "refusal": "I can't"}]}
+    events = [
+        {"type": "response.refusal.delta", "item_id": "m", "delta": "I "},
+        {"type": "response.refusal.delta", "item_id": "m", "delta": "can't"},
+        {"type": "response.output_item.done", "output_index": 0, "item": refusal_item},
+        ev.completed(),
+    ]
+    chunks = run(events)
+    assert content(chunks) == ""
+    refusals = [c["choices"][0]["delta"].get("refusal") for c in chunks if c["choices"]]
+    assert [r for r in refusals if r] == ["I ", "can't"]
+    assert chunks[0]["choices"][0]["delta"] == {"role": "assistant", "content": ""}
+
+
+def test_refusal_only_in_the_done_item_is_sent_once() -> None:
+    refusal_item = {"type": "message", "id": "m", "content": [{"type": "refusal", "refusal": "No."}]}
+    chunks = run(
+        [{"type": "response.output_item.done", "output_index": 0, "item": refusal_item}, ev.completed()]
+    )
+    assert [c["choices"][0]["delta"].get("refusal") for c in chunks if c["choices"]][1] == "No."
+    assert content(chunks) == ""
 
 
 # -- tool calls ----------------------------------------------------------------------------------------

@@ -102,6 +102,7 @@ class ChatAccumulator:
 
     def __init__(self) -> None:
         self.content: list[str] = []
+        self.refusal: list[str] = []
         self.reasoning: list[str] = []
         self.tool_calls: dict[int, dict[str, Any]] = {}
         self.function_call: dict[str, str] | None = None
@@ -117,6 +118,8 @@ class ChatAccumulator:
             delta = choice.get("delta") or {}
             if delta.get("content"):
                 self.content.append(delta["content"])
+            if delta.get("refusal"):
+                self.refusal.append(delta["refusal"])
             if delta.get("reasoning_content"):
                 self.reasoning.append(delta["reasoning_content"])
             for call in delta.get("tool_calls") or ():
@@ -142,15 +145,17 @@ class ChatAccumulator:
         "choices": [{"index": 0, "message": {"role", "content", ["reasoning_content"], ["tool_calls"],
         "refusal": None, "annotations": []}, "logprobs": None, "finish_reason"}], "usage"}``.
 
-        ``content`` is ``None`` when the answer is only tool calls (as OpenAI answers); a legacy
-        ``function_call`` ``{"name", "arguments"}`` replaces ``tool_calls`` when one was streamed.
+        ``content`` is ``None`` when the answer is only tool calls or a refusal (as OpenAI answers);
+        ``refusal`` is the refusal text, else ``None``; a legacy ``function_call`` ``{"name",
+        "arguments"}`` replaces ``tool_calls`` when one was streamed.
         """
         tool_calls = [self.tool_calls[k] for k in sorted(self.tool_calls)]
         content = "".join(self.content)
+        refusal = "".join(self.refusal) or None
         message: dict[str, Any] = {
             "role": "assistant",
-            "content": content if content or not (tool_calls or self.function_call) else None,
-            "refusal": None,
+            "content": content if content or not (tool_calls or self.function_call or refusal) else None,
+            "refusal": refusal,
             "annotations": [],
         }
         if self.reasoning:

@@ -20,8 +20,10 @@ chunk is sent, later output is ignored, ``stop_hit`` tells the caller it may clo
   upstream that fails before any output produces no chunk (the caller can still answer with an HTTP
   error or fail over). When that first output is a tool call, the role rides on the call's chunk with
   ``"content": None``, as OpenAI streams it.
-* ``response.output_text.delta`` → ``delta.content``. ``response.output_item.done`` for a message or a
-  function call sends any text/arguments that no delta carried (streams with only ``done`` items).
+* ``response.output_text.delta`` → ``delta.content``; ``response.refusal.delta`` → ``delta.refusal``
+  (the model declined: OpenAI's ``refusal`` field, never mixed into ``content``).
+  ``response.output_item.done`` for a message or a function call sends any text, refusal or
+  arguments that no delta carried (streams with only ``done`` items).
 * function calls → ``delta.tool_calls`` ``[{index, id, type, function: {name, arguments: ""}}]`` at
   ``output_item.added``, then ``[{index, function: {arguments: delta}}]`` per arguments delta
   (:class:`~codexgw.translate.chat_tools.ToolCalls`).
@@ -138,12 +140,13 @@ class ChatChunkTranslator:
         self._stop = StopMatcher(stops) if stops else None
         self._think_open = False
         self._msg_chars = 0  # text characters streamed for the current message item
+        self._refusal_chars = 0  # refusal characters streamed for the current message item
         self._reasoning_chars = 0  # reasoning characters streamed for the current reasoning item
         self._reasoning_key: tuple[Any, Any] | None = None
         self._calls = ToolCalls(legacy_functions)
         self._handlers: dict[str, Callable[[dict[str, Any]], list[dict[str, Any]]]] = {
             "response.output_text.delta": self._on_text_delta,
-            "response.refusal.delta": self._on_text_delta,
+            "response.refusal.delta": self._on_refusal_delta,
             "response.function_call_arguments.delta": self._on_arguments_delta,
             "response.reasoning_summary_text.delta": self._on_reasoning_delta,
             "response.reasoning_text.delta": self._on_reasoning_delta,
@@ -249,6 +252,18 @@ class ChatChunkTranslator:
             return [self._chunk({"content": delta})]
         return self._text(delta)
 
+    def _on_refusal_delta(self, event: dict[str, Any]) -> list[dict[str, Any]]:
+        delta = event.get("delta")
+        if not delta or not isinstance(delta, str):
+            return []
+        self._refusal_chars += len(delta)
+        return self._refusal(delta)
+
+    def _refusal(self, text: str) -> list[dict[str, Any]]:
+        if self.stop_hit:
+            return []
+        return [*self._open(), *self._flush_held(), *self._close_think(), self._chunk({"refusal": text})]
+
     def _text(self, text: str) -> list[dict[str, Any]]:
         if self.stop_hit:
             return []
@@ -325,7 +340,7 @@ class ChatChunkTranslator:
         if kind == "function_call":
             return self._start_tool(item, event.get("output_index"))
         if kind == "message":
-            self._msg_chars = 0
+            self._msg_chars = self._refusal_chars = 0
         elif kind == "reasoning":
             self._reasoning_chars = 0
         return []
@@ -345,12 +360,12 @@ class ChatChunkTranslator:
             return []
         if kind == "message":
             seen, self._msg_chars = self._msg_chars, 0
-            text = "".join(
-                part.get("text") or part.get("refusal") or ""
-                for part in item.get("content") or ()
-                if isinstance(part, dict) and part.get("type") in ("output_text", "refusal")
-            )
-            return self._text(text[seen:]) if len(text) > seen else []
+            refused, self._refusal_chars = self._refusal_chars, 0
+            parts = [part for part in item.get("content") or () if isinstance(part, dict)]
+            text = "".join(p.get("text") or "" for p in parts if p.get("type") == "output_text")
+            refusal = "".join(p.get("refusal") or "" for p in parts if p.get("type") == "refusal")
+            out = self._text(text[seen:]) if len(text) > seen else []
+            return out + self._refusal(refusal[refused:]) if len(refusal) > refused else out
         if kind == "reasoning":
             seen, self._reasoning_chars = self._reasoning_chars, 0
             if seen:

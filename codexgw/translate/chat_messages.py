@@ -4,7 +4,8 @@ Shapes produced::
 
     {"type": "message", "role": "developer"|"user",
      "content": [{"type": "input_text", "text": …}, {"type": "input_image", "image_url": …, "detail": …}]}
-    {"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": …}]}
+    {"type": "message", "role": "assistant",
+     "content": [{"type": "output_text", "text": …}, {"type": "refusal", "refusal": …}]}
     {"type": "function_call", "call_id": …, "name": …, "arguments": "<json string>"}
     {"type": "function_call_output", "call_id": …, "output": "<text>"}
 
@@ -90,8 +91,10 @@ def _text_parts(
     for j, part in enumerate(content):
         pp = f"{p}.content[{j}]"
         kind = _part_type(part, pp)
-        if kind == "text" or (allow_refusal and kind == "refusal"):
+        if kind == "text":
             parts.append({"type": part_type, "text": _part_text(part, kind, pp)})
+        elif allow_refusal and kind == "refusal":
+            parts.append({"type": "refusal", "refusal": _part_text(part, kind, pp)})
         else:
             raise _unsupported_part(kind, pp, p)
     return parts
@@ -156,9 +159,10 @@ def _assistant(
 ) -> None:
     content = msg.get("content")
     parts = [] if content is None else _text_parts(content, p, "output_text", allow_refusal=True)
-    parts = [part for part in parts if part["text"]]
-    if not parts and isinstance(msg.get("refusal"), str) and msg["refusal"]:
-        parts = [{"type": "output_text", "text": msg["refusal"]}]
+    parts = [part for part in parts if part.get("text") or part.get("refusal")]
+    refusal = msg.get("refusal")
+    if isinstance(refusal, str) and refusal and not any(p["type"] == "refusal" for p in parts):
+        parts.append({"type": "refusal", "refusal": refusal})  # the message's refusal field
     if parts:
         items.append(_message("assistant", parts))
     tool_calls = msg.get("tool_calls")

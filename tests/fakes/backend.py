@@ -23,6 +23,7 @@ from .behaviours import (
     Forbidden,
     Hold,
     Incomplete,
+    Refusal,
     ServerError,
     Text,
     ToolCall,
@@ -386,6 +387,9 @@ class Backend:
             chunks = list(behaviour.chunks) if behaviour.chunks is not None else None
             events += builder.message(behaviour.text, chunks)
             events.append(builder.completed(behaviour.usage))
+        elif isinstance(behaviour, Refusal):
+            events += builder.refusal(behaviour.text)
+            events.append(builder.completed())
         elif isinstance(behaviour, ToolCall):
             if behaviour.text_before:
                 events += builder.message(behaviour.text_before)

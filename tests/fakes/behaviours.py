@@ -45,6 +45,14 @@ class Text:
 
 
 @dataclass(frozen=True)
+class Refusal:
+    """The model declines: an assistant message whose one content part is a ``refusal``, streamed as
+    ``response.refusal.delta`` events then ``response.refusal.done`` (the Responses API's shape)."""
+
+    text: str = "I'm sorry, but I can't help with that."
+
+
+@dataclass(frozen=True)
 class ToolCall:
     """A ``function_call`` output item, arguments streamed as ``response.function_call_arguments.delta``.
 
@@ -180,6 +188,7 @@ class Hold:
 
 Behaviour = (
     Text
+    | Refusal
     | ToolCall
     | CustomToolCall
     | UsageLimit
