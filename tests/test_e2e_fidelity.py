@@ -150,3 +150,79 @@ async def test_refusal_round_trips_through_the_sdk(env: Env) -> None:
         "role": "assistant",
         "content": [{"type": "refusal", "refusal": no}],
     }
+
+
+GRAMMAR_TOOL = {
+    "type": "custom",
+    "custom": {
+        "name": "apply_patch",
+        "description": "Apply a patch",
+        "format": {
+            "type": "grammar",
+            "grammar": {"syntax": "lark", "definition": 'start: "*** Begin Patch" /.+/'},
+        },
+    },
+}
+PATCH = "*** Begin Patch\n*** Add File: a.txt\n+hi\n*** End Patch"
+
+
+async def test_custom_tool_round_trips_through_the_sdk(env: Env) -> None:
+    """A chat ``custom`` tool goes upstream as a Responses custom tool; the model's
+    ``custom_tool_call`` comes back as ``tool_calls[{type: "custom"}]``, streamed and not; the
+    client's result goes back as a ``custom_tool_call_output`` the backend pairs with the call."""
+    from tests.fakes import CustomToolCall
+
+    env.add_account("alice")
+    env.fake.script(
+        None,
+        CustomToolCall("apply_patch", PATCH, call_id="call_p1"),
+        CustomToolCall("apply_patch", PATCH, call_id="call_p2"),
+        Text("Patched."),
+    )
+    await env.start()
+    client = env.openai()
+    ask = [{"role": "user", "content": "add a.txt"}]
+    done = await in_thread(
+        client.chat.completions.create, model="gpt-5.5", messages=ask, tools=[GRAMMAR_TOOL]
+    )
+    (call,) = done.choices[0].message.tool_calls
+    assert (call.type, call.id, call.custom.name, call.custom.input) == (
+        "custom",
+        "call_p1",
+        "apply_patch",
+        PATCH,
+    )
+    assert done.choices[0].finish_reason == "tool_calls" and done.choices[0].message.content is None
+    tools = env.fake.responses_requests()[-1].json["tools"]
+    assert tools == [
+        {
+            "type": "custom",
+            "name": "apply_patch",
+            "description": "Apply a patch",
+            "format": {"type": "grammar", "syntax": "lark", "definition": 'start: "*** Begin Patch" /.+/'},
+        }
+    ]
+
+    chunks = await in_thread(
+        lambda: list(
+            client.chat.completions.create(model="gpt-5.5", messages=ask, tools=[GRAMMAR_TOOL], stream=True)
+        )
+    )
+    pieces = [tc for c in chunks if c.choices for tc in c.choices[0].delta.tool_calls or ()]
+    assert pieces[0].type == "custom" and pieces[0].id == "call_p2"
+    assert "".join((p.model_extra or {}).get("custom", {}).get("input", "") for p in pieces) == PATCH
+
+    follow = [
+        *ask,
+        done.choices[0].message.model_dump(exclude_none=True),
+        {"role": "tool", "tool_call_id": "call_p1", "content": "Success. Added a.txt"},
+    ]
+    answer = await in_thread(
+        client.chat.completions.create, model="gpt-5.5", messages=follow, tools=[GRAMMAR_TOOL]
+    )
+    assert answer.choices[0].message.content == "Patched."
+    sent = env.fake.responses_requests()[-1].json["input"]
+    assert sent[1:] == [
+        {"type": "custom_tool_call", "call_id": "call_p1", "name": "apply_patch", "input": PATCH},
+        {"type": "custom_tool_call_output", "call_id": "call_p1", "output": "Success. Added a.txt"},
+    ]

@@ -225,6 +225,48 @@ def test_refusal_only_in_the_done_item_is_sent_once() -> None:
 # -- tool calls ----------------------------------------------------------------------------------------
 
 
+def test_custom_tool_call_streams_as_a_custom_tool_call() -> None:
+    """A ``custom_tool_call`` streams as ``tool_calls[{type: "custom", custom: {name, input}}]`` then
+    ``custom.input`` pieces; the done item adds what no delta carried; ``finish_reason: tool_calls``."""
+    item = {"type": "custom_tool_call", "id": "ctc_1", "call_id": "call_1", "name": "patch", "input": ""}
+    events = [
+        {"type": "response.output_item.added", "output_index": 0, "item": item},
+        {
+            "type": "response.custom_tool_call_input.delta",
+            "item_id": "ctc_1",
+            "output_index": 0,
+            "delta": "*** ",
+        },
+        {
+            "type": "response.custom_tool_call_input.delta",
+            "item_id": "ctc_1",
+            "output_index": 0,
+            "delta": "Begin",
+        },
+        {
+            "type": "response.output_item.done",
+            "output_index": 0,
+            "item": {**item, "input": "*** Begin Patch"},
+        },
+        ev.completed(),
+    ]
+    chunks = run(events)
+    tool_deltas = [c["choices"][0]["delta"] for c in chunks if c["choices"] and c["choices"][0]["delta"]]
+    assert tool_deltas == [
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {"index": 0, "id": "call_1", "type": "custom", "custom": {"name": "patch", "input": ""}}
+            ],
+        },
+        {"tool_calls": [{"index": 0, "custom": {"input": "*** "}}]},
+        {"tool_calls": [{"index": 0, "custom": {"input": "Begin"}}]},
+        {"tool_calls": [{"index": 0, "custom": {"input": " Patch"}}]},
+    ]
+    assert chunks[-1]["choices"][0]["finish_reason"] == "tool_calls"
+
+
 def test_tool_call_chunks_and_finish_reason() -> None:
     chunks = run(GOLDEN_CASES["tool_calls_parallel"][0])
     assert deltas(chunks) == [

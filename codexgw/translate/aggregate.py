@@ -123,14 +123,7 @@ class ChatAccumulator:
             if delta.get("reasoning_content"):
                 self.reasoning.append(delta["reasoning_content"])
             for call in delta.get("tool_calls") or ():
-                acc = self.tool_calls.setdefault(
-                    call["index"], {"id": "", "type": "function", "function": {"name": "", "arguments": ""}}
-                )
-                acc["id"] += call.get("id") or ""
-                acc["type"] = call.get("type") or acc["type"]
-                function = call.get("function") or {}
-                acc["function"]["name"] += function.get("name") or ""
-                acc["function"]["arguments"] += function.get("arguments") or ""
+                self._add_call(call)
             legacy = delta.get("function_call")
             if legacy:
                 if self.function_call is None:
@@ -139,6 +132,27 @@ class ChatAccumulator:
                 self.function_call["arguments"] += legacy.get("arguments") or ""
             if choice.get("finish_reason"):
                 self.finish_reason = choice["finish_reason"]
+
+    def _add_call(self, call: dict[str, Any]) -> None:
+        """Merge one ``tool_calls`` delta entry: a function call's ``function`` pieces, or a custom
+        tool's ``custom`` ones (``{"id", "type": "custom", "custom": {"name", "input"}}``)."""
+        custom = call.get("type") == "custom" or "custom" in call
+        acc = self.tool_calls.get(call["index"])
+        if acc is None:
+            if custom:
+                acc = {"id": "", "type": "custom", "custom": {"name": "", "input": ""}}
+            else:
+                acc = {"id": "", "type": "function", "function": {"name": "", "arguments": ""}}
+            self.tool_calls[call["index"]] = acc
+        acc["id"] += call.get("id") or ""
+        if custom:
+            piece = call.get("custom") or {}
+            acc["custom"]["name"] += piece.get("name") or ""
+            acc["custom"]["input"] += piece.get("input") or ""
+            return
+        function = call.get("function") or {}
+        acc["function"]["name"] += function.get("name") or ""
+        acc["function"]["arguments"] += function.get("arguments") or ""
 
     def completion(self, *, completion_id: str, created: int, model: str) -> dict[str, Any]:
         """``{"id", "object": "chat.completion", "created", "model", "system_fingerprint",

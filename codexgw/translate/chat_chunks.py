@@ -25,8 +25,9 @@ chunk is sent, later output is ignored, ``stop_hit`` tells the caller it may clo
   ``response.output_item.done`` for a message or a function call sends any text, refusal or
   arguments that no delta carried (streams with only ``done`` items).
 * function calls → ``delta.tool_calls`` ``[{index, id, type, function: {name, arguments: ""}}]`` at
-  ``output_item.added``, then ``[{index, function: {arguments: delta}}]`` per arguments delta
-  (:class:`~codexgw.translate.chat_tools.ToolCalls`).
+  ``output_item.added``, then ``[{index, function: {arguments: delta}}]`` per arguments delta;
+  custom tools' calls (``custom_tool_call``) the same with ``type: "custom"``, ``custom: {name,
+  input}`` (:class:`~codexgw.translate.chat_tools.ToolCalls`).
 * reasoning summary deltas → ``delta.reasoning_content`` (mode ``content``), or
   ``<think>\\n…\\n</think>\\n\\n`` inside ``content`` (mode ``think``), or nothing
   (``hidden``); summary parts are joined by a blank line.
@@ -49,7 +50,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Literal, get_args
 
 from codexgw.translate.chat_stop import StopMatcher
-from codexgw.translate.chat_tools import ToolCall, ToolCalls
+from codexgw.translate.chat_tools import CALL_FIELDS, ToolCall, ToolCalls
 from codexgw.translate.failures import TRUNCATED, OpenAIError, response_error
 from codexgw.translate.stream_state import StreamEvent, StreamState
 
@@ -148,6 +149,7 @@ class ChatChunkTranslator:
             "response.output_text.delta": self._on_text_delta,
             "response.refusal.delta": self._on_refusal_delta,
             "response.function_call_arguments.delta": self._on_arguments_delta,
+            "response.custom_tool_call_input.delta": self._on_arguments_delta,
             "response.reasoning_summary_text.delta": self._on_reasoning_delta,
             "response.reasoning_text.delta": self._on_reasoning_delta,
             "response.output_item.added": self._on_item_added,
@@ -310,7 +312,7 @@ class ChatChunkTranslator:
     # -- items and tool calls ----------------------------------------------------------------------
 
     def _start_tool(self, item: dict[str, Any], output_index: Any) -> list[dict[str, Any]]:
-        if self.stop_hit or not self._calls.accepts():
+        if self.stop_hit or not self._calls.accepts_item(item):
             return []
         # A call as the very first output carries the role itself, with ``content: null`` (as OpenAI
         # streams it), so the accumulated message has ``content: None`` like the non-streamed one.
@@ -337,7 +339,7 @@ class ChatChunkTranslator:
         if not isinstance(item, dict):
             return []
         kind = item.get("type")
-        if kind == "function_call":
+        if kind in CALL_FIELDS:
             return self._start_tool(item, event.get("output_index"))
         if kind == "message":
             self._msg_chars = self._refusal_chars = 0
@@ -350,11 +352,11 @@ class ChatChunkTranslator:
         if not isinstance(item, dict) or self.stop_hit:
             return []
         kind = item.get("type")
-        if kind == "function_call":
+        if kind in CALL_FIELDS:
             tool = self._calls.find(item.get("id"), event.get("output_index"), item.get("call_id"))
             if tool is None:
                 return self._start_tool(item, event.get("output_index"))
-            arguments = item.get("arguments")
+            arguments = item.get(CALL_FIELDS[kind])
             if isinstance(arguments, str) and len(arguments) > tool.sent:
                 return self._arguments(tool, arguments[tool.sent :])
             return []
