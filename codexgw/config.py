@@ -51,6 +51,9 @@ class Settings:
         graceful_timeout_s: how long shutdown waits for open requests.
         accounts_poll_s: how often the server checks the store for CLI changes.
         heartbeat_s: write an SSE comment after this much upstream silence on an open stream.
+        keepalive_after_s: a streamed answer with no output after this long gets its 200 headers
+            and SSE comments (every ``heartbeat_s``) while failover goes on (0 = never: the client
+            waits in silence for the first output).
         log_format: ``text`` or ``json`` log lines.
         reasoning_mode: default reasoning display in Chat Completions (``content``/``think``/``hidden``).
         strategy: pool strategy (``round-robin``, ``least-used``, ``random``, ``weighted``, ``quota``);
@@ -76,6 +79,7 @@ class Settings:
     graceful_timeout_s: float = 3.0
     accounts_poll_s: float = 1.0
     heartbeat_s: float = 15.0
+    keepalive_after_s: float = 10.0
     log_format: str = "text"
     reasoning_mode: str = "content"
     strategy: str | None = None

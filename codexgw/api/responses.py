@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Awaitable
 from typing import Any
 
 import trio
@@ -39,7 +40,9 @@ from codexgw.translate.params import prepare_responses_request
 from codexgw.translate.passthrough import ResponsesPassthrough
 from codexgw.upstream.failover import open_stream
 from codexgw.upstream.gateway import Gateway
+from codexgw.upstream.keepalive import Opening, keep_alive_then_relay, open_or_wait
 from codexgw.upstream.relay import Saver, collect, relay, upstream_closed
+from codexgw.upstream.stream import UpstreamStream
 
 bp = Blueprint("responses", __name__)
 log = logging.getLogger("codexgw.responses")
@@ -62,20 +65,38 @@ async def create_response(call: Call) -> JSONReply | StreamReply:
     prepared = prepare_responses_request(body, default_instructions=call.default_instructions)
     n_history = len(history.items) if history else 0
     keep = isinstance(body, dict) and body.get("store") is not False
-    stream = await open_stream(
-        gw,
-        prepared.body,
-        call.headers,
-        prefer_account_id=history.account_id if history else None,
-        body_for=body_for(prepared.body, history.owners) if history else None,
-    )
-    headers = response_headers(stream, prepared.dropped)
-    model = stream.model or str(prepared.body.get("model"))
-    call.exchange.account, call.exchange.model = stream.account.name, model
     turn_input = prepared.body["input"][n_history:]
-    save = _saver(gw, await responses_store(gw), stream.account.id, previous_id, turn_input) if keep else None
+    store = await responses_store(gw) if keep else None
+
+    def opener() -> Awaitable[UpstreamStream]:
+        return open_stream(
+            gw,
+            prepared.body,
+            call.headers,
+            prefer_account_id=history.account_id if history else None,
+            body_for=body_for(prepared.body, history.owners) if history else None,
+        )
+
+    def on_stream(stream: UpstreamStream) -> Saver | None:
+        """Name the serving account and model; the saver that keeps this turn (``store`` not false)."""
+        call.exchange.account = stream.account.name
+        call.exchange.model = stream.model or str(prepared.body.get("model"))
+        if store is None:
+            return None
+        return _saver(gw, store, stream.account.id, previous_id, turn_input)
+
+    opened = await open_or_wait(gw, opener, wait_s=gw.settings.keepalive_after_s if prepared.stream else 0)
+    passthrough = ResponsesPassthrough(keep_items=keep, failure_id=f"resp_{uuid.uuid4().hex}")
+    if isinstance(opened, Opening):  # no output yet after the keep-alive wait: commit (keepalive.py)
+        call.exchange.model = str(prepared.body.get("model"))
+        events = keep_alive_then_relay(
+            gw, opened, passthrough, on_stream=on_stream, on_end=call.exchange.end_stream
+        )
+        return StreamReply(events, response_headers(None, prepared.dropped), opening=opened)
+    stream = opened
+    headers = response_headers(stream, prepared.dropped)
+    save = on_stream(stream)
     if prepared.stream:
-        passthrough = ResponsesPassthrough(keep_items=save is not None, failure_id=f"resp_{uuid.uuid4().hex}")
         events = relay(gw, stream, passthrough, on_end=call.exchange.end_stream, save=save)
         return StreamReply(events, headers, upstream=stream)
     aggregator = ResponseAggregator()

@@ -68,6 +68,14 @@ log = logging.getLogger("codexgw.serve")
     type=click.FloatRange(min=0),
     help="Seconds between /wham/usage quota probes of each account (0 = never).",
 )
+@click.option(
+    "--keepalive-after",
+    default=10.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="Seconds without output before a stream gets its headers and SSE comments while failover "
+    "goes on (0 = never: the client waits in silence).",
+)
 @click.pass_context
 def serve(
     ctx: click.Context,
@@ -83,6 +91,7 @@ def serve(
     reasoning_mode: str,
     strategy: str | None,
     probe_interval: float,
+    keepalive_after: float,
 ) -> None:
     """Run the OpenAI-compatible gateway."""
     from codexgw import config
@@ -103,6 +112,7 @@ def serve(
         reasoning_mode=reasoning_mode,
         strategy=strategy,
         probe_interval_s=probe_interval,
+        keepalive_after_s=keepalive_after,
     )
     if not settings.is_loopback and not settings.api_key:
         raise click.UsageError(

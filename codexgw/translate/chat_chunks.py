@@ -227,7 +227,7 @@ class ChatChunkTranslator:
 
     def _open(self) -> list[dict[str, Any]]:
         """The role chunk, the first time output is sent; then ``[]``."""
-        if self.state is not _BEFORE_OUTPUT:
+        if not self.state.awaiting_output:
             return []
         self.state = self.state.after(_OUTPUT)
         return [self._chunk({"role": "assistant", "content": ""})]
@@ -317,7 +317,7 @@ class ChatChunkTranslator:
         # A call as the very first output carries the role itself, with ``content: null`` (as OpenAI
         # streams it), so the accumulated message has ``content: None`` like the non-streamed one.
         opening: dict[str, Any] = {}
-        if self.state is _BEFORE_OUTPUT:
+        if self.state.awaiting_output:
             opening = {"role": "assistant", "content": None}
             self.state = self.state.after(_OUTPUT)
         out = [*self._flush_held(), *self._close_think()]

@@ -71,7 +71,12 @@ class StreamHandler(Protocol):
         ...
 
     def fail(self, error: CodexgwError, now: float) -> bytes:
-        """The last bytes after the upstream broke with ``error`` (``now``: epoch s)."""
+        """The last bytes after the upstream broke with ``error`` (``now``: epoch s); also every
+        account failing after :meth:`commit` (the in-band error)."""
+        ...
+
+    def commit(self) -> None:
+        """The headers went out before any output (keep-alive, :mod:`codexgw.upstream.keepalive`)."""
         ...
 
     def client_closed(self) -> None:
