@@ -10,8 +10,7 @@
   (:mod:`codexgw.store.responses`) and expands the request (:mod:`codexgw.translate.history`): this
   module looks the ids up. The follow-up prefers the account that produced the previous response.
 * ``POST /v1/responses/compact``: :mod:`codexgw.api.compact`.
-* A WebSocket upgrade on ``/v1/responses`` is answered HTTP 426, which makes Codex fall back to HTTP
-  at once (§9).
+* The WebSocket transport on the same path (§9): :mod:`codexgw.api.responses_ws`.
 """
 
 from __future__ import annotations
@@ -22,9 +21,8 @@ from collections.abc import Awaitable
 from typing import Any
 
 import trio
-from quart import Blueprint, Response
 
-from codexgw.api.common import json_response, response_headers
+from codexgw.api.common import response_headers
 from codexgw.api.hot import Call, JSONReply, StreamReply
 from codexgw.store.responses import History, ResponseStore, StoredResponse
 from codexgw.translate.aggregate import ResponseAggregator
@@ -44,7 +42,6 @@ from codexgw.upstream.keepalive import Opening, keep_alive_then_relay, open_or_w
 from codexgw.upstream.relay import Saver, collect, relay, upstream_closed
 from codexgw.upstream.stream import UpstreamStream
 
-bp = Blueprint("responses", __name__)
 log = logging.getLogger("codexgw.responses")
 
 PATHS = ("/v1/responses", "/responses")
@@ -83,7 +80,7 @@ async def create_response(call: Call) -> JSONReply | StreamReply:
         call.exchange.model = stream.model or str(prepared.body.get("model"))
         if store is None:
             return None
-        return _saver(gw, store, stream.account.id, previous_id, turn_input)
+        return response_saver(gw, store, stream.account.id, previous_id, turn_input)
 
     opened = await open_or_wait(gw, opener, wait_s=gw.settings.keepalive_after_s if prepared.stream else 0)
     passthrough = ResponsesPassthrough(keep_items=keep, failure_id=f"resp_{uuid.uuid4().hex}")
@@ -113,19 +110,6 @@ async def create_response(call: Call) -> JSONReply | StreamReply:
     response["previous_response_id"] = previous_id
     response["store"] = keep
     return JSONReply(response, headers=headers)
-
-
-@bp.websocket("/v1/responses")
-@bp.websocket("/responses")
-async def responses_websocket() -> Response:
-    """Refuse the WebSocket transport with HTTP 426 so Codex falls back to HTTP SSE (§9)."""
-    error = {
-        "message": "codexgw serves the Responses API over HTTP (SSE) only; use POST /v1/responses",
-        "type": "invalid_request_error",
-        "param": None,
-        "code": "websocket_not_supported",
-    }
-    return json_response({"error": error}, status=426, headers={"upgrade": "HTTP/1.1"})
 
 
 # -- the store of kept responses ------------------------------------------------------------------
@@ -169,7 +153,7 @@ async def expand_history(gw: Gateway, body: Any) -> tuple[str | None, History | 
     return previous_id, History(items=items, owners=owners, account_id=account_id), body
 
 
-def _saver(
+def response_saver(
     gw: Gateway,
     store: ResponseStore,
     account_id: int,

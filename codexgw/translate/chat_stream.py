@@ -30,7 +30,7 @@ from codexgw.translate.chat_chunks import (
     chat_usage,
 )
 from codexgw.translate.events import Batch, event_json
-from codexgw.translate.sse import encode_data_done
+from codexgw.translate.sse import encode_comment, encode_data_done
 from codexgw.translate.stream_state import StreamEvent, StreamState
 
 __all__ = [
@@ -76,6 +76,8 @@ class ChatStreamTranslator(ChatChunkTranslator):
     """
 
     drains = False
+    heartbeat = encode_comment("keep-alive")
+    """What the relay writes after a silence: an SSE comment (design §3)."""
     _template: tuple[str, bytes, bytes] | None = None  # (model, prefix, suffix), made on first use
 
     # -- SSE bytes ---------------------------------------------------------------------------------

@@ -27,7 +27,7 @@ from typing import Any
 from codexgw.errors import CodexgwError
 from codexgw.translate.events import TERMINAL_EVENTS, Batch, event_json, event_type
 from codexgw.translate.failures import TRUNCATED
-from codexgw.translate.sse import SSEEvent, encode_event
+from codexgw.translate.sse import SSEEvent, encode_comment, encode_event
 from codexgw.translate.stream_state import StreamEvent, StreamState
 
 __all__ = ["CAPTURED_EVENTS", "ResponsesPassthrough", "failed_data", "failed_event", "in_band_error"]
@@ -94,6 +94,8 @@ class ResponsesPassthrough:
     """
 
     drains = True
+    heartbeat = encode_comment("keep-alive")
+    """What the relay writes after a silence: an SSE comment (design §3)."""
 
     def __init__(self, *, keep_items: bool, failure_id: str) -> None:
         self.state = _BEFORE_OUTPUT
@@ -110,6 +112,11 @@ class ResponsesPassthrough:
         When the batch holds the terminal event and the response is kept, :meth:`take_kept` then
         gives it: store it before writing these bytes.
         """
+        self.observe(batch)
+        return b"".join([raw for _event, raw in batch])
+
+    def observe(self, batch: Batch) -> None:
+        """Follow one batch of upstream events: the state, the captured response, what to keep."""
         if self.state.awaiting_output:
             self.state = self.state.after(StreamEvent.OUTPUT)
         captured = self._captured
@@ -125,7 +132,6 @@ class ResponsesPassthrough:
                 )
         if ending and self._keep and self.response is not None:
             self._kept = (str(self.response.get("id") or ""), self.output)
-        return b"".join([raw for _event, raw in batch])
 
     def _capture(self, kind: str | None, sse_event: SSEEvent) -> None:
         event = event_json(sse_event)

@@ -35,7 +35,6 @@ import trio
 
 from codexgw.errors import CodexgwError, UpstreamConnectionError
 from codexgw.translate.stream_state import Outcome
-from codexgw.upstream.heartbeat import HEARTBEAT
 from codexgw.upstream.relay import Saver, StreamEnd, StreamHandler, relay, upstream_closed
 
 if TYPE_CHECKING:
@@ -167,9 +166,9 @@ async def keep_alive_then_relay(
     handler.commit()
     relayed = False
     try:
-        yield HEARTBEAT
+        yield handler.heartbeat
         while not await opening.wait(gw.settings.heartbeat_s):
-            yield HEARTBEAT
+            yield handler.heartbeat
         try:
             stream = opening.result()
         except CodexgwError as exc:
