@@ -9,8 +9,8 @@ codex-protocol.md §7) and returns the chunks to send, shaped exactly as OpenAI 
      "choices": [{"index": 0, "delta": {…}, "logprobs": None, "finish_reason": None | str}],
      ["usage": None]}                       # "usage" key only when include_usage (OpenAI does the same)
 
-States (:mod:`codexgw.translate.stream_state`, one table): ``BEFORE_OUTPUT`` (nothing sent yet) →
-``STREAMING`` (role chunk sent) → ``DONE``; a stop-sequence match moves to ``STOPPING`` (the final
+States (:mod:`codexgw.translate.stream_state`, one table): ``BEFORE_OUTPUT`` (nothing sent yet;
+``COMMITTED``: only keep-alive comments) → ``STREAMING`` (role chunk sent) → ``DONE``; a stop-sequence match moves to ``STOPPING`` (the final
 chunk is sent, later output is ignored, ``stop_hit`` tells the caller it may close the upstream;
 ``response.completed`` still yields the usage chunk, then ``STOPPED``). ``response.failed`` or
 ``error`` ends in ``FAILED`` with :attr:`error` set. Feeding a done translator raises ``RuntimeError``
@@ -20,14 +20,11 @@ chunk is sent, later output is ignored, ``stop_hit`` tells the caller it may clo
   upstream that fails before any output produces no chunk (the caller can still answer with an HTTP
   error or fail over). When that first output is a tool call, the role rides on the call's chunk with
   ``"content": None``, as OpenAI streams it.
-* ``response.output_text.delta`` → ``delta.content``; ``response.refusal.delta`` → ``delta.refusal``
-  (the model declined: OpenAI's ``refusal`` field, never mixed into ``content``).
-  ``response.output_item.done`` for a message or a function call sends any text, refusal or
-  arguments that no delta carried (streams with only ``done`` items).
-* function calls → ``delta.tool_calls`` ``[{index, id, type, function: {name, arguments: ""}}]`` at
-  ``output_item.added``, then ``[{index, function: {arguments: delta}}]`` per arguments delta;
-  custom tools' calls (``custom_tool_call``) the same with ``type: "custom"``, ``custom: {name,
-  input}`` (:class:`~codexgw.translate.chat_tools.ToolCalls`).
+* ``response.output_text.delta`` → ``delta.content``, ``response.refusal.delta`` → ``delta.refusal``
+  (never in ``content``); ``response.output_item.done`` sends what no delta carried.
+* function calls → ``delta.tool_calls`` ``[{index, id, type, function: {name, arguments: ""}}]``, then
+  ``[{index, function: {arguments: delta}}]`` per piece; a ``custom_tool_call`` the same with
+  ``type: "custom"``, ``custom: {name, input}`` (:class:`~codexgw.translate.chat_tools.ToolCalls`).
 * reasoning summary deltas → ``delta.reasoning_content`` (mode ``content``), or
   ``<think>\\n…\\n</think>\\n\\n`` inside ``content`` (mode ``think``), or nothing
   (``hidden``); summary parts are joined by a blank line.
@@ -53,6 +50,7 @@ from codexgw.translate.chat_stop import StopMatcher
 from codexgw.translate.chat_tools import CALL_FIELDS, ToolCall, ToolCalls
 from codexgw.translate.failures import TRUNCATED, OpenAIError, response_error
 from codexgw.translate.stream_state import StreamEvent, StreamState
+from codexgw.translate.usage import chat_usage
 
 __all__ = [
     "REASONING_MODES",
@@ -77,27 +75,6 @@ _OUTPUT, _STOP, _END, _FAIL = StreamEvent.OUTPUT, StreamEvent.STOP, StreamEvent.
 _STOPPED_OUTCOME = StreamState.STOPPED.outcome
 _INCOMPLETE_FINISH = {"max_output_tokens": "length", "content_filter": "content_filter"}
 """``finish_reason`` for ``response.incomplete`` by ``incomplete_details.reason`` (else as completed)."""
-
-
-def chat_usage(usage: dict[str, Any] | None) -> dict[str, Any] | None:
-    """Responses ``usage`` (codex-protocol.md §7) → Chat Completions ``usage``; ``None`` stays ``None``.
-
-    ``{"prompt_tokens": input_tokens, "completion_tokens": output_tokens, "total_tokens",
-    "prompt_tokens_details": {"cached_tokens"}, "completion_tokens_details": {"reasoning_tokens"}}``.
-    """
-    if not isinstance(usage, dict):
-        return None
-    prompt = usage.get("input_tokens") or 0
-    completion = usage.get("output_tokens") or 0
-    cached = (usage.get("input_tokens_details") or {}).get("cached_tokens") or 0
-    reasoning = (usage.get("output_tokens_details") or {}).get("reasoning_tokens") or 0
-    return {
-        "prompt_tokens": prompt,
-        "completion_tokens": completion,
-        "total_tokens": usage.get("total_tokens") or prompt + completion,
-        "prompt_tokens_details": {"cached_tokens": cached},
-        "completion_tokens_details": {"reasoning_tokens": reasoning},
-    }
 
 
 class ChatChunkTranslator:
