@@ -195,7 +195,9 @@ async def _failover(
         if isinstance(pick, Unavailable):
             now = gw.clock()
             plan_types = {a.id: a.plan_type for a in gw.accounts.values()}
-            raise exhausted_answer(pick, gw.pool.snapshot(now), last_error, now=now, plan_types=plan_types)
+            raise exhausted_answer(
+                pick, gw.pool.snapshot(now), last_error, now=now, plan_types=plan_types, pinned=gw.pool.pinned
+            )
         account = gw.accounts[pick.account_id]
         tried.add(account.id)
         try:
