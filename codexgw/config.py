@@ -7,6 +7,7 @@ whatever it runs; nothing else reads the environment.
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,6 +30,19 @@ def default_store_dir() -> Path:
     """Return ``$CODEXGW_HOME`` or ``~/.codexgw``."""
     env = os.environ.get("CODEXGW_HOME")
     return Path(env).expanduser() if env else Path.home() / ".codexgw"
+
+
+def command_name(argv0: str | None = None) -> str:
+    """The command as the user runs it, for hints: ``./codexgw.pyz`` (the zipapp, as typed; a bare
+    ``codexgw.pyz`` gets ``./``), ``python -m codexgw``, else ``codexgw``. ``argv0``: default
+    ``sys.argv[0]``."""
+    argv0 = sys.argv[0] if argv0 is None else argv0
+    base = os.path.basename(argv0)
+    if base.endswith(".pyz"):
+        return argv0 if os.sep in argv0 else f".{os.sep}{argv0}"
+    if base == "__main__.py":
+        return "python -m codexgw"
+    return "codexgw"
 
 
 @dataclass

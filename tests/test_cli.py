@@ -68,6 +68,7 @@ def test_list_json_has_public_fields_only(tmp_path: Path, auth_json: Path) -> No
 
 
 def test_list_empty_store(tmp_path: Path) -> None:
+    Store.open(tmp_path / "store")
     result = run(tmp_path / "store", "accounts", "list")
     assert result.exit_code == 0 and "no accounts" in result.stdout
     assert json.loads(run(tmp_path / "store", "accounts", "list", "--json").stdout) == []
@@ -211,6 +212,7 @@ def test_serve_builds_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
 
     seen: list[Any] = []
     monkeypatch.setattr(server_module, "run", seen.append)
+    Store.open(tmp_path / "store")
     result = run(
         tmp_path / "store",
         "serve", "--host", "0.0.0.0", "--port", "0", "--retries", "1",

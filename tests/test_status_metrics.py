@@ -16,6 +16,7 @@ from click.testing import CliRunner, Result
 
 from codexgw.cli.main import main
 from codexgw.cli.serve import _JsonFormatter
+from codexgw.store import Store
 from codexgw.store.pool_settings import read_pool_settings
 from tests.conftest import Env, in_thread
 from tests.fakes import FakeUpstream, Text, Usage, UsageLimit
@@ -267,7 +268,12 @@ async def test_access_log_one_line_per_request_with_fields(
 
 
 def test_status_from_store_without_a_server(tmp_path: Path) -> None:
-    """``codexgw status --offline`` on an empty store says how to add an account."""
+    """``codexgw status --offline`` on an empty store says how to add an account (a store that does
+    not exist is an error naming its path: a mistyped --store must not look like an empty pool)."""
+    missing = CliRunner().invoke(main, ["--store", str(tmp_path / "s"), "status", "--offline"])
+    assert missing.exit_code == 1 and f"error: no store at {tmp_path / 's'}" in missing.stderr
+    Store.open(tmp_path / "s")
     result = CliRunner().invoke(main, ["--store", str(tmp_path / "s"), "status", "--offline"])
     assert result.exit_code == 0
     assert "from the store" in result.output and "no accounts" in result.output
+    assert "login pkce" in result.output and "accounts import" in result.output

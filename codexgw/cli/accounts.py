@@ -15,11 +15,11 @@ from pathlib import Path
 import click
 
 from codexgw.cli.common import (
-    NO_ACCOUNTS,
     CliError,
     describe_account,
     format_expiry,
     format_since,
+    no_accounts,
     open_store,
 )
 from codexgw.cli.login import call_flow, run_export, run_refresh, run_remove
@@ -63,7 +63,7 @@ def accounts_import(ctx: click.Context, path: Path, name: str | None, link: bool
         if len(items) != 1:
             raise click.UsageError(f"--name needs a file with one login; {path} has {len(items)}")
         items = [(name, items[0][1])]
-    store = open_store(ctx.obj["store_dir"])
+    store = open_store(ctx.obj["store_dir"], create=True)
     try:
         results = store.upsert_accounts(items)
     except StoreError as e:
@@ -87,7 +87,7 @@ def accounts_list(ctx: click.Context, as_json: bool) -> None:
         click.echo(json.dumps([a.to_public_dict() for a in rows], indent=2))
         return
     if not rows:
-        click.echo(NO_ACCOUNTS)
+        click.echo(no_accounts())
         return
     from rich.console import Console
     from rich.table import Table

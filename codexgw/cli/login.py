@@ -23,6 +23,8 @@ import click
 
 from codexgw.cli.common import (
     CliError,
+    Interrupted,
+    cli_name,
     default_codex_home,
     describe_account,
     format_countdown,
@@ -66,7 +68,8 @@ def call_flow(flow: Callable[..., None], *args: Any, **kwargs: Any) -> None:
 
 
 def _run(fn: Callable[[], Awaitable[Any]]) -> Any:
-    """``trio.run(fn)``; a :class:`LoginError` or Ctrl-C is unwrapped from trio's exception groups."""
+    """``trio.run(fn)``; a :class:`LoginError` is unwrapped from trio's exception groups, and Ctrl-C
+    becomes :class:`~codexgw.cli.common.Interrupted` (exit status 130)."""
     import trio
 
     from codexgw.auth.login import LoginError
@@ -74,7 +77,7 @@ def _run(fn: Callable[[], Awaitable[Any]]) -> Any:
     try:
         return trio.run(fn)
     except KeyboardInterrupt:
-        raise LoginError("interrupted") from None
+        raise Interrupted() from None
     except BaseExceptionGroup as group:
         for kind in (LoginError, KeyboardInterrupt):
             found = group.subgroup(kind)
@@ -83,7 +86,7 @@ def _run(fn: Callable[[], Awaitable[Any]]) -> Any:
             if isinstance(found, LoginError):
                 raise found from None
             if found is not None:
-                raise LoginError("interrupted") from None
+                raise Interrupted() from None
         raise
 
 
@@ -141,7 +144,7 @@ def run_pkce(
 
     from codexgw.auth.login import pkce_login
 
-    store = open_store(store_dir)
+    store = open_store(store_dir, create=True)
 
     async def main() -> LoginResult:
         async with httpx.AsyncClient(timeout=HTTP_TIMEOUT) as http:
@@ -169,7 +172,7 @@ def run_device(store_dir: Path, *, auth_url: str, name: str | None, min_interval
     from codexgw.auth.device import DevicePrompt, device_login
     from codexgw.auth.login import finish_login
 
-    store = open_store(store_dir)
+    store = open_store(store_dir, create=True)
 
     async def main() -> LoginResult:
         async with httpx.AsyncClient(timeout=HTTP_TIMEOUT) as http:
@@ -230,7 +233,7 @@ def run_refresh(store_dir: Path, *, auth_url: str, name: str | None) -> None:
         targets = [a for a in store.list_accounts() if a.status != AccountStatus.NEEDS_LOGIN]
         skipped = [a.name for a in store.list_accounts() if a.status == AccountStatus.NEEDS_LOGIN]
         for n in skipped:
-            _say(f"{n}: skipped (needs a new login: codexgw login pkce --name {n})")
+            _say(f"{n}: skipped (needs a new login: {cli_name()} login pkce --name {n} --relogin)")
         if not targets and not skipped:
             _say("no accounts to refresh")
 

@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 
 import click
 
+from codexgw.cli.common import open_store
 from codexgw.cli.options import auth_url_option, upstream_option
 from codexgw.config import Settings
 from codexgw.pool.strategies import STRATEGY_NAMES
@@ -108,6 +109,7 @@ def serve(
         raise click.UsageError(
             f"refusing to listen on {host} without an API key; pass --api-key (or CODEXGW_API_KEY)"
         )
+    open_store(settings.store_dir)  # a store that does not exist is an error naming its path
     run(settings)
 
 
@@ -115,17 +117,25 @@ def run(settings: Settings) -> None:
     """Serve until SIGINT/SIGTERM (blocking; the ``codexgw serve`` command).
 
     Raises:
-        OSError: the address cannot be bound.
+        StartupError: the server could not start (busy port, address not here, TLS files …), one
+            line saying what to change (:mod:`codexgw.cli.startup`).
     """
     _setup_logging(settings.log_format)
     _raise_nofile_limit()
     import hypercorn.trio  # noqa: F401  (what serve() imports, loaded first so that _tune_gc freezes it)
     import trio
 
+    from codexgw.cli.startup import StartupError, startup_failure
     from codexgw.serve import serve as serve_gateway
 
     _tune_gc()
-    trio.run(_run_with_signals, settings, serve_gateway)
+    try:
+        trio.run(_run_with_signals, settings, serve_gateway)
+    except BaseException as exc:
+        message = startup_failure(exc, settings)
+        if message is None:
+            raise
+        raise StartupError(message) from None
 
 
 async def _run_with_signals(settings: Settings, serve_gateway: Callable[..., Awaitable[None]]) -> None:

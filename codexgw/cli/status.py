@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from codexgw.cli.common import NO_ACCOUNTS, format_duration, open_store
+from codexgw.cli.common import format_duration, no_accounts, open_store
 from codexgw.config import default_store_dir
 
 __all__ = ["quota_bar", "render_status", "status", "window_label"]
@@ -80,7 +80,7 @@ def render_status(doc: dict[str, Any], *, note: str | None = None) -> None:
     console.print(" · ".join(summary))
     rows = doc.get("accounts") or []
     if not rows:
-        console.print(NO_ACCOUNTS)
+        console.print(no_accounts())
         return
     first_quota = next((r["quota"] for r in rows if r.get("quota")), None) or {}
     labels = [

@@ -33,6 +33,7 @@ from typing import Any, NoReturn, TypeVar
 import httpx
 
 from codexgw.client.errors import transport_error
+from codexgw.config import command_name
 from codexgw.errors import CodexgwError, UpstreamConnectionError
 from codexgw.oauth.tokens import RefreshError
 from codexgw.pool.affinity import session_key
@@ -196,7 +197,13 @@ async def _failover(
             now = gw.clock()
             plan_types = {a.id: a.plan_type for a in gw.accounts.values()}
             raise exhausted_answer(
-                pick, gw.pool.snapshot(now), last_error, now=now, plan_types=plan_types, pinned=gw.pool.pinned
+                pick,
+                gw.pool.snapshot(now),
+                last_error,
+                now=now,
+                plan_types=plan_types,
+                pinned=gw.pool.pinned,
+                cli=command_name(),
             )
         account = gw.accounts[pick.account_id]
         tried.add(account.id)
