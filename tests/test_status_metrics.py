@@ -140,8 +140,11 @@ async def test_two_accounts_at_their_limit_send_all_traffic_to_the_third(
     assert shown.exit_code == 0, shown.output
     assert "round-robin" in shown.output and "usable 1/3" in shown.output
     assert "cooling" in shown.output and "carol" in shown.output and "5h" in shown.output
-    offline = await in_thread(cli, env, "status", "--url", "http://127.0.0.1:1")
-    assert offline.exit_code == 0 and "no server at" in offline.output and "alice" in offline.output
+    nothing = await in_thread(cli, env, "status", "--url", "127.0.0.1:1")  # an explicit --url: no fallback
+    assert nothing.exit_code == 1
+    assert nothing.stderr.startswith("error: no codexgw server answers at http://127.0.0.1:1")
+    offline = await in_thread(cli, env, "status", "--offline")
+    assert offline.exit_code == 0 and "from the store" in offline.output and "alice" in offline.output
     as_json = json.loads((await in_thread(cli, env, "status", "--url", env.url, "--json")).output)
     assert as_json["source"] == "server"
     assert_no_tokens(

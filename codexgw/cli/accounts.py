@@ -24,6 +24,8 @@ from codexgw.cli.common import (
 )
 from codexgw.cli.login import call_flow, run_export, run_refresh, run_remove
 from codexgw.cli.options import auth_url_option
+from codexgw.cli.tables import Col, fit_table, fit_widths, natural_widths, table_width
+from codexgw.cli.tables import console as table_console
 
 __all__ = ["accounts"]
 
@@ -76,10 +78,23 @@ def accounts_import(ctx: click.Context, path: Path, name: str | None, link: bool
         click.echo(f"linked {account.name} to {path}: refreshes are shared with the Codex CLI")
 
 
+LIST_COLUMNS = (
+    Col("name", shrink=True, min_width=12),
+    Col("email", shrink=True, min_width=12),
+    Col("plan", optional=True),
+    Col("status"),  # the status word is never cut; a reason after it may be
+    Col("enabled", optional=True),
+    Col("access token"),
+    Col("last refresh", optional=True),
+)
+"""``accounts list`` columns: the status and the token's expiry are never cut."""
+
+
 @accounts.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array (token fingerprints, no tokens).")
+@click.option("--wide", is_flag=True, help="Show everything: whole names, emails and status reasons.")
 @click.pass_context
-def accounts_list(ctx: click.Context, as_json: bool) -> None:
+def accounts_list(ctx: click.Context, as_json: bool, wide: bool) -> None:
     """List stored accounts: identity, status, token expiry. Never shows tokens."""
     store = open_store(ctx.obj["store_dir"])
     rows = store.list_accounts()
@@ -89,28 +104,29 @@ def accounts_list(ctx: click.Context, as_json: bool) -> None:
     if not rows:
         click.echo(no_accounts())
         return
-    from rich.console import Console
-    from rich.table import Table
+    from rich.markup import escape
 
     now = time.time()
-    table = Table(box=None, header_style="bold")
-    for col in ("name", "email", "plan", "status", "enabled", "access token", "last refresh"):
-        table.add_column(col, no_wrap=col != "status")
-    for a in rows:
-        status = a.status + (f" ({a.status_reason})" if a.status_reason else "")
-        table.add_row(
-            a.name,
-            a.email or "-",
+    cells = [
+        [
+            escape(a.name),
+            escape(a.email or "-"),
             a.plan_type or "-",
-            status,
+            escape(a.status + (f" ({a.status_reason})" if a.status_reason else "")),
             "yes" if a.enabled else "no",
             format_expiry(a.access_expires_at, now),
             format_since(a.last_refresh, now),
-        )
-    console = Console(highlight=False)
-    if not console.is_terminal:
-        console = Console(highlight=False, width=max(console.width, 200))
-    console.print(table)
+        ]
+        for a in rows
+    ]
+    columns = list(LIST_COLUMNS)
+    columns[3] = Col("status", shrink=True, min_width=max(len("status"), *(len(a.status) + 1 for a in rows)))
+    out = table_console(wide=wide)
+    if wide:
+        out.width = max(out.width, table_width(columns, cells))
+    out.print(fit_table(columns, cells, out.width, wide=wide))
+    if not wide and fit_widths(columns, cells, out.width) != natural_widths(columns, cells):
+        out.print("[dim](shortened to fit; --wide or --json shows all of it)[/dim]")
 
 
 def _name_command(verb: str, doc: str) -> click.Command:
