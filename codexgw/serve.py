@@ -60,6 +60,21 @@ def hypercorn_config(settings: Settings) -> object:
     return config
 
 
+def startup_line(settings: Settings, gw: Gateway, urls: list[str]) -> str:
+    """``codexgw 0.1.0 serving on http://127.0.0.1:8080 · upstream … · strategy round-robin · API key
+    required · 3 accounts, 2 usable``: what an operator checks first (no secrets)."""
+    from codexgw import __version__
+
+    accounts = list(gw.accounts.values())
+    usable = sum(1 for a in accounts if gw.pool.is_usable(a.id, now=gw.clock()))
+    key = "API key required" if settings.api_key else "no API key (loopback only)"
+    return (
+        f"codexgw {__version__} serving on {', '.join(urls)} · upstream {settings.upstream_url} · "
+        f"strategy {gw.pool.strategy_name} · {key} · {len(accounts)} account"
+        f"{'' if len(accounts) == 1 else 's'}, {usable} usable"
+    )
+
+
 async def serve(
     settings: Settings,
     *,
@@ -95,7 +110,7 @@ async def serve(
     from codexgw.store.pool_settings import set_strategy
     from codexgw.store.responses import ResponseStore
     from codexgw.store.sqlite import Store
-    from codexgw.upstream.accounts import AccountState, pool_rows
+    from codexgw.upstream.accounts import AccountState, nothing_to_serve, pool_rows
     from codexgw.upstream.catalog import Catalog
     from codexgw.upstream.gateway import Gateway
     from codexgw.upstream.prober import Prober
@@ -163,10 +178,12 @@ async def serve(
                     nursery.cancel_scope.cancel()
 
                 urls = await nursery.start(http_server)
-                log.info("codexgw serving on %s (%d accounts)", ", ".join(urls), len(gw.accounts))
+                log.info("%s", startup_line(settings, gw, urls))
+                if not any(a.eligible for a in gw.accounts.values()):
+                    log.warning("%s", nothing_to_serve(gw.accounts.values()))
                 task_status.started(Running(urls=urls, gateway=gw))
         except* OSError as group:
             raise group.exceptions[0] from None
 
 
-__all__ = ["Running", "hypercorn_config", "serve"]
+__all__ = ["Running", "hypercorn_config", "serve", "startup_line"]

@@ -62,7 +62,13 @@ async def create_chat_completion(call: Call) -> JSONReply | StreamReply:
     call.account, call.model = stream.account.name, model
     if prepared.stream:
         log = StreamLog(
-            call.method, call.path, call.started, stream.account.name, model, route=call.path, metrics=gw.metrics
+            call.method,
+            call.path,
+            call.started,
+            stream.account.name,
+            model,
+            route=call.path,
+            metrics=gw.metrics,
         )
         return StreamReply(_relay(gw, stream, translator, log), headers, upstream=stream)
     builder = ChatCompletionBuilder(

@@ -81,7 +81,13 @@ async def create_response(call: Call) -> JSONReply | StreamReply:
     save = _saver(gw, await responses_store(gw), stream.account.id, previous_id, turn_input) if keep else None
     if prepared.stream:
         stream_log = StreamLog(
-            call.method, call.path, call.started, stream.account.name, model, route=call.path, metrics=gw.metrics
+            call.method,
+            call.path,
+            call.started,
+            stream.account.name,
+            model,
+            route=call.path,
+            metrics=gw.metrics,
         )
         return StreamReply(_relay(gw, stream, save, stream_log), headers, upstream=stream)
     try:
@@ -180,7 +186,9 @@ async def _expand_previous(gw: Gateway, body: Any) -> tuple[str | None, History 
     elif not isinstance(new_input, list):
         raise InvalidRequestError("'input' must be a string or an array", param="input")
     rest = {k: v for k, v in body.items() if k != "previous_response_id"}
-    return previous_id, *await _resolve_references(gw, {**rest, "input": [*history.items, *new_input]}, history)
+    return previous_id, *await _resolve_references(
+        gw, {**rest, "input": [*history.items, *new_input]}, history
+    )
 
 
 async def _resolve_references(gw: Gateway, body: Any, history: History | None) -> tuple[History | None, Any]:

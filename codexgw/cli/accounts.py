@@ -11,11 +11,13 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from codexgw.cli.common import (
     CliError,
+    cli_name,
     describe_account,
     format_expiry,
     format_since,
@@ -26,6 +28,9 @@ from codexgw.cli.login import call_flow, run_export, run_refresh, run_remove
 from codexgw.cli.options import auth_url_option
 from codexgw.cli.tables import Col, fit_table, fit_widths, natural_widths, table_width
 from codexgw.cli.tables import console as table_console
+
+if TYPE_CHECKING:
+    from codexgw.store import Account, Store
 
 __all__ = ["accounts"]
 
@@ -137,14 +142,47 @@ def _name_command(verb: str, doc: str) -> click.Command:
         ok = store.set_enabled(name, verb == "enable")
         if not ok:
             raise CliError(f"no account named '{name}'")
+        if verb == "enable":  # "let it serve again" also ends a cooldown, as `accounts reset` does
+            _reset_cooldown(store, name)
         click.echo(f"{verb}d {name}")
 
     command.__doc__ = doc
     return click.command(verb)(command)
 
 
-accounts.add_command(_name_command("enable", "Let account NAME serve requests again."))
+def _reset_cooldown(store: Store, name: str) -> Account:
+    from codexgw.store.pool_settings import request_cooldown_reset
+
+    account = store.get_account(name)
+    if account is None:
+        raise CliError(f"no account named '{name}'")
+    request_cooldown_reset(store, account.id)
+    return account
+
+
+accounts.add_command(
+    _name_command("enable", "Let account NAME serve requests again (and end any cooldown now).")
+)
 accounts.add_command(_name_command("disable", "Keep account NAME but stop routing requests to it."))
+
+
+@accounts.command("reset")
+@click.argument("name")
+@click.pass_context
+def accounts_reset(ctx: click.Context, name: str) -> None:
+    """End account NAME's cooldown now (after a usage limit, a rate limit, a refused request): a
+    running server puts it back in rotation within a second. The next request tells whether the
+    limit really is over."""
+    account = _reset_cooldown(open_store(ctx.obj["store_dir"]), name)
+    click.echo(f"reset {name}: a running server ends its cooldown within a second")
+    if not account.enabled:
+        click.echo(f"note: {name} is disabled; `{cli_name()} accounts enable {name}` lets it serve", err=True)
+    elif not account.eligible:
+        click.echo(
+            f"note: {name} is {account.status} ({account.status_reason or 'no reason stored'}), which a "
+            f"reset does not change; `{cli_name()} login pkce --name {name} --relogin` signs it in again",
+            err=True,
+        )
 
 
 @accounts.command("rename")
