@@ -24,7 +24,7 @@ from codexgw.cli.common import (
     no_accounts,
     open_store,
 )
-from codexgw.cli.login import call_flow, run_export, run_refresh, run_remove
+from codexgw.cli.flows import call_flow, run_export, run_refresh, run_remove
 from codexgw.cli.options import auth_url_option
 from codexgw.cli.tables import Col, fit_table, fit_widths, natural_widths, table_width
 from codexgw.cli.tables import console as table_console
@@ -71,12 +71,16 @@ def accounts_import(ctx: click.Context, path: Path, name: str | None, link: bool
             raise click.UsageError(f"--name needs a file with one login; {path} has {len(items)}")
         items = [(name, items[0][1])]
     store = open_store(ctx.obj["store_dir"], create=True)
+    names = {a.id: a.name for a in store.list_accounts()}
     try:
         results = store.upsert_accounts(items)
     except StoreError as e:
         raise CliError(f"{path}: {e}") from None
     for account, created in results:
-        click.echo(f"{'imported' if created else 'updated'} {account.name} ({describe_account(account)})")
+        before = names.get(account.id)
+        renamed = f"; renamed from {before}" if before is not None and before != account.name else ""
+        verb = "imported" if created else "updated"
+        click.echo(f"{verb} {account.name} ({describe_account(account)}{renamed})")
     if link:
         [(account, _)] = results
         store.set_linked_path(account.id, str(path.expanduser().resolve()))

@@ -1,10 +1,11 @@
 """The ``codexgw`` click group and where every command comes from.
 
 =================  ==========================================================================
-``accounts …``     :mod:`codexgw.cli.accounts` (import, list, enable, disable, rename, remove,
+``accounts …``     :mod:`codexgw.cli.accounts` (import, list, enable, disable, reset, rename, remove,
                    export, refresh) and :mod:`codexgw.cli.scheduling` (set, pin, unpin,
                    strategy, usage)
-``login …``        :mod:`codexgw.cli.login` (pkce, device, and the flows behind them)
+``login …``        :mod:`codexgw.cli.login` (pkce, device, and the flows behind them);
+                   the flows of accounts refresh/remove/export: :mod:`codexgw.cli.flows`
 ``serve``          :mod:`codexgw.cli.serve`
 ``status``         :mod:`codexgw.cli.status`
 ``configure …``    :mod:`codexgw.cli.configure`
