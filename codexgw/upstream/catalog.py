@@ -2,7 +2,9 @@
 
 :class:`Catalog` fetches ``GET {upstream}/codex/models`` (codex-protocol.md §6.1) with an account's
 token and caches it; :data:`BUILTIN_MODELS` (§10) answers when no account can fetch it.
-:func:`openai_model_list` (sans-IO) renders either as OpenAI's ``GET /v1/models``.
+:func:`openai_model_list` (sans-IO) renders either as OpenAI's ``GET /v1/models``. While the fetched
+catalogue is fresh, a request for a model it does not list is refused before any account is used
+(:meth:`Catalog.check_model`: 400 ``model_not_found``).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 import httpx
 
 from codexgw.config import CODEX_CLIENT_VERSION
+from codexgw.errors import InvalidRequestError
 from codexgw.oauth.tokens import RefreshError
 from codexgw.translate.classify import parse_json_body
 from codexgw.upstream.accounts import AccountState
@@ -94,6 +97,26 @@ class Catalog:
         self._cached = (now + self._ttl_s, models)
         return models
 
+    def known_slugs(self) -> frozenset[str] | None:
+        """The slugs of the fetched catalogue while its cache is fresh (hidden models included), or
+        ``None`` when the catalogue is not known (never fetched, expired, or only the built-in list)."""
+        if self._cached is None or self._cached[0] <= self._clock():
+            return None
+        return frozenset(m["slug"] for m in self._cached[1])
+
+    def check_model(self, model: object) -> None:
+        """Refuse a model the known catalogue does not list (:func:`unknown_model`); nothing when the
+        catalogue is not known (the backend then answers for itself).
+
+        Raises:
+            InvalidRequestError: 400 ``model_not_found``, ``param: "model"``.
+        """
+        slugs = self.known_slugs()
+        if slugs is not None and isinstance(model, str):
+            error = unknown_model(model, slugs)
+            if error is not None:
+                raise error
+
     async def _fetch(self) -> list[dict[str, Any]] | None:
         candidates = [a for a in self._accounts.accounts.values() if a.eligible]
         for account in candidates[:FETCH_ACCOUNTS]:
@@ -114,6 +137,20 @@ class Catalog:
             if isinstance(body, dict) and isinstance(body.get("models"), list):
                 return [m for m in body["models"] if isinstance(m, dict) and isinstance(m.get("slug"), str)]
         return None
+
+
+def unknown_model(model: str, slugs: frozenset[str]) -> InvalidRequestError | None:
+    """The 400 for a ``model`` (its reasoning-effort suffix already split off, an alias resolved)
+    that is not among ``slugs``, or ``None`` when it is. Pure."""
+    if model in slugs:
+        return None
+    listed = ", ".join(sorted(slugs)[:6])
+    return InvalidRequestError(
+        f"The model '{model}' is not served by the ChatGPT accounts behind this gateway; "
+        f"GET /v1/models lists the ones that are ({listed})",
+        param="model",
+        code="model_not_found",
+    )
 
 
 def openai_model_list(models: list[dict[str, Any]], *, created: int = 0) -> dict[str, Any]:

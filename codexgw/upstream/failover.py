@@ -114,11 +114,13 @@ async def open_stream(
         A peeked :class:`UpstreamStream`; the caller must ``aclose()`` it.
 
     Raises:
+        InvalidRequestError: 400 ``model_not_found``: the known catalogue does not list the model.
         UsageLimitError: 429, every account that could serve hit its usage limit.
         PoolExhaustedError: 503, no account can serve now (``Retry-After`` set when one frees up).
         UpstreamStatusError: the upstream rejected the request itself (relayed status and body).
         UpstreamError: the upstream kept failing on every account tried.
     """
+    gw.catalog.check_model(body.get("model"))
     session_id = session_id_for(client_headers, body)
     content = json.dumps(body, separators=(",", ":")).encode()
 
@@ -147,6 +149,7 @@ async def post_compact(
     Returns:
         ``(parsed JSON body, account that served)``.
     """
+    gw.catalog.check_model(body.get("model"))
     session_id = session_id_for(client_headers, body)
     content = json.dumps(body, separators=(",", ":")).encode()
 
