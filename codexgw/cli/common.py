@@ -120,8 +120,8 @@ def open_store(
     if not create and not (Path(store_dir) / DB_FILENAME).exists():
         cli = cli_name()
         raise error(
-            f"no store at {store_dir} (a mistyped --store or CODEXGW_HOME?); "
-            f"to add the first account: {cli} login pkce, or {cli} accounts import ~/.codex/auth.json"
+            f"no store at {store_dir} yet (or a mistyped --store or CODEXGW_HOME); "
+            f"add the first account with: {cli} login pkce, or {cli} accounts import ~/.codex/auth.json"
         )
     try:
         return Store.open(store_dir)
