@@ -97,7 +97,9 @@ def test_a_store_that_does_not_exist_is_an_error_naming_it(tmp_path: Path) -> No
     ):
         result = invoke("--store", str(missing), *args)
         assert result.exit_code == 1, (args, result.output)
-        assert result.stderr.startswith(f"error: no store at {missing} yet (or a mistyped --store or CODEXGW_HOME)")
+        assert result.stderr.startswith(
+            f"error: no store at {missing} yet (or a mistyped --store or CODEXGW_HOME)"
+        )
         assert "codexgw login pkce" in result.stderr and "codexgw accounts import" in result.stderr
         assert not missing.exists(), args  # nothing was created
 
