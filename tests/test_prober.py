@@ -207,3 +207,13 @@ async def test_accounts_usage_and_status_agree_about_a_running_server(env: Env) 
     assert status["alice"]["quota"]["primary"]["used_percent"] == rows["alice"]["primary"]["used_percent"]
     assert status["bob"]["quota"]["observed_at"] == rows["bob"]["observed_at"]
     assert status["bob"]["cooldown"]["reason"] == "usage_limit" and not status["bob"]["usable"]
+    # A reset after that reading ends bob's cooldown, and later store changes do not bring it back.
+    assert (await in_thread(cli, env, "accounts", "reset", "bob")).exit_code == 0
+    with trio.fail_after(5):
+        while not gw.pool.is_usable(bob_id, now=env.clock.now):
+            await trio.sleep(0.01)
+    assert (await in_thread(cli, env, "accounts", "strategy", "least-used")).exit_code == 0
+    with trio.fail_after(5):
+        while gw.pool.strategy_name != "least-used":
+            await trio.sleep(0.01)
+    assert gw.pool.is_usable(bob_id, now=env.clock.now)

@@ -77,6 +77,8 @@ class AccountState:
         self._generation: int | None = None
         self._resets_seen: dict[int, float] | None = None
         """The stored cooldown-reset requests already followed (``None``: not loaded yet)."""
+        self._readings_seen: dict[int, Any] = {}
+        """``observed_at`` of the stored ``accounts usage`` reading already taken in, per account."""
         self._pending_health: dict[int, tuple[str, str]] = {}
         """Status changes applied in memory but not yet written to the store (id → status, reason)."""
 
@@ -102,14 +104,17 @@ class AccountState:
     def _apply_pool_settings(self, stored: PoolSettings) -> None:
         """Follow the store's strategy, pin and cooldown resets (``accounts strategy/pin/unpin/reset``
         from the CLI). Reset requests stored before this server loaded the store are not replayed."""
+        for account_id, reading in stored.quota_readings.items():  # `accounts usage`: as our own probes
+            if self._readings_seen.get(account_id) == reading.get("observed_at"):
+                continue  # taken in already (a reset since must not be undone by it)
+            self._readings_seen[account_id] = reading.get("observed_at")
+            snapshot = QuotaSnapshot.from_dict(reading)
+            if snapshot is not None:
+                self.pool.record_quota(account_id, snapshot)  # older than what we hold: ignored
         seen, self._resets_seen = self._resets_seen, dict(stored.cooldown_resets)
         for account_id, requested_at in stored.cooldown_resets.items():
             if seen is not None and seen.get(account_id) != requested_at:
                 self.pool.clear_cooldown(account_id, why="`accounts reset` cleared it", before=requested_at)
-        for account_id, reading in stored.quota_readings.items():  # `accounts usage`: as our own probes
-            snapshot = QuotaSnapshot.from_dict(reading)
-            if snapshot is not None:
-                self.pool.record_quota(account_id, snapshot)  # older than what we hold: ignored
         if stored.strategy and stored.strategy != self.pool.strategy_name:
             try:
                 self.pool.set_strategy(stored.strategy)
