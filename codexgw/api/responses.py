@@ -64,7 +64,9 @@ async def create_response(call: Call) -> JSONReply | StreamReply:
     gw = call.gw
     body = call.json_body()
     previous_id, history, body = await _expand_previous(gw, body)
-    prepared = prepare_responses_request(body, default_instructions=call.default_instructions)
+    prepared = prepare_responses_request(
+        body, default_instructions=call.default_instructions, aliases=gw.settings.model_aliases
+    )
     n_history = len(history.items) if history else 0
     keep = isinstance(body, dict) and body.get("store") is not False
     stream = await open_stream(
@@ -81,7 +83,13 @@ async def create_response(call: Call) -> JSONReply | StreamReply:
     save = _saver(gw, await responses_store(gw), stream.account.id, previous_id, turn_input) if keep else None
     if prepared.stream:
         stream_log = StreamLog(
-            call.method, call.path, call.started, stream.account.name, model, route=call.path, metrics=gw.metrics
+            call.method,
+            call.path,
+            call.started,
+            stream.account.name,
+            model,
+            route=call.path,
+            metrics=gw.metrics,
         )
         return StreamReply(_relay(gw, stream, save, stream_log), headers, upstream=stream)
     try:
@@ -108,7 +116,7 @@ async def compact_response() -> Response:
     gw = gateway()
     body = await read_json_body(gw.settings.max_body_bytes)
     _previous_id, _history, body = await _expand_previous(gw, body)
-    prepared = prepare_responses_request(body, default_instructions="")
+    prepared = prepare_responses_request(body, default_instructions="", aliases=gw.settings.model_aliases)
     compact = {k: prepared.body[k] for k in COMPACT_FIELDS if prepared.body.get(k) is not None}
     if not compact.get("instructions"):
         compact.pop("instructions", None)  # codex-rs omits it when empty (§6.1)
@@ -180,7 +188,9 @@ async def _expand_previous(gw: Gateway, body: Any) -> tuple[str | None, History 
     elif not isinstance(new_input, list):
         raise InvalidRequestError("'input' must be a string or an array", param="input")
     rest = {k: v for k, v in body.items() if k != "previous_response_id"}
-    return previous_id, *await _resolve_references(gw, {**rest, "input": [*history.items, *new_input]}, history)
+    return previous_id, *await _resolve_references(
+        gw, {**rest, "input": [*history.items, *new_input]}, history
+    )
 
 
 async def _resolve_references(gw: Gateway, body: Any, history: History | None) -> tuple[History | None, Any]:
