@@ -81,7 +81,8 @@ async def serve(
 
     Raises:
         OSError: the address is in use or cannot be bound (unwrapped from hypercorn's exception group).
-        StoreError: the account store or ``responses.db`` cannot be opened.
+        StoreError: the account store or ``responses.db`` cannot be opened, or the store is
+            encrypted and ``settings.store_passphrase`` is missing or wrong.
     """
     import httpx
     import hypercorn.trio
@@ -101,10 +102,14 @@ async def serve(
     from codexgw.upstream.prober import Prober
 
     shutdown = trio.Event() if shutdown is None else shutdown
-    store = await trio.to_thread.run_sync(Store.open, settings.store_dir)
+    store = await trio.to_thread.run_sync(
+        lambda: Store.open(settings.store_dir, passphrase=settings.store_passphrase)
+    )
     if settings.strategy:  # the flag wins over the stored choice, and becomes it
         await trio.to_thread.run_sync(set_strategy, store, settings.strategy)
-    responses = await trio.to_thread.run_sync(ResponseStore.open, settings.store_dir)
+    responses = await trio.to_thread.run_sync(
+        lambda: ResponseStore.open(settings.store_dir, opener=store.opener)
+    )
     pool = Pool()
     metrics = Metrics(pool_rows=lambda: pool_rows(pool, clock()))
     sharded = ShardedTransport(limits=UPSTREAM_LIMITS, verify=httpx.create_ssl_context())

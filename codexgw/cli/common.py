@@ -42,17 +42,20 @@ class CliError(click.ClickException):
 
 
 def open_store(store_dir: Path, *, error: Callable[[str], Exception] = CliError) -> Store:
-    """Open (create and migrate) the store in ``store_dir``.
+    """Open (create and migrate) the store in ``store_dir``, with its passphrase when it is encrypted
+    (from ``CODEXGW_STORE_KEY``, a key file or a systemd credential: :mod:`codexgw.cli.store_key`).
 
     Raises:
-        CliError: (or ``error``, given the message) the store cannot be opened; the message is the
-            :class:`~codexgw.store.StoreError`'s one line.
+        CliError: (or ``error``, given the message) the store cannot be opened, or it is encrypted
+            and the key is missing or wrong; the message is the one line of the
+            :class:`~codexgw.store.StoreError` (or of the key source's problem).
     """
+    from codexgw.cli.store_key import StoreKeyError, passphrase_from_environment
     from codexgw.store import Store, StoreError
 
     try:
-        return Store.open(store_dir)
-    except StoreError as e:
+        return Store.open(store_dir, passphrase=passphrase_from_environment())
+    except (StoreError, StoreKeyError) as e:
         raise error(str(e)) from None
 
 

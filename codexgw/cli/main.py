@@ -9,6 +9,7 @@
 ``status``         :mod:`codexgw.cli.status`
 ``configure …``    :mod:`codexgw.cli.configure`
 ``config show``    :mod:`codexgw.cli.config_cmd` (settings from :mod:`codexgw.cli.settings`)
+``store …``        :mod:`codexgw.cli.store_cmd` (encrypt, decrypt, status)
 =================  ==========================================================================
 
 :func:`main` is the entry point (``pyproject.toml``, the zipapp, ``python -m codexgw``).
@@ -28,6 +29,7 @@ from codexgw.cli.configure import configure
 from codexgw.cli.login import login
 from codexgw.cli.serve import serve
 from codexgw.cli.status import status
+from codexgw.cli.store_cmd import store
 from codexgw.config import default_store_dir
 
 __all__ = ["main"]
@@ -81,3 +83,4 @@ main.add_command(serve)
 main.add_command(status)
 main.add_command(configure)
 main.add_command(config)
+main.add_command(store)

@@ -37,17 +37,21 @@ def serve(ctx: click.Context, **flags: Any) -> None:
     Every option can also come from its environment variable or from the [serve] table of the
     config file (flags > environment > file > defaults; `codexgw config show` tells which won).
     """
-    from codexgw.cli.store_key import passphrase_from_environment
+    from codexgw.cli.common import CliError, open_store
+    from codexgw.cli.store_key import StoreKeyError, passphrase_from_environment
 
     resolved, _file = load_settings(ctx.obj, flags_of(flags))
-    settings = settings_from(
-        resolved, store_dir=ctx.obj["store_dir"], store_passphrase=passphrase_from_environment()
-    )
+    try:
+        passphrase = passphrase_from_environment()
+    except StoreKeyError as e:
+        raise CliError(str(e)) from None
+    settings = settings_from(resolved, store_dir=ctx.obj["store_dir"], store_passphrase=passphrase)
     if not settings.is_loopback and not settings.api_key:
         raise click.UsageError(
             f"refusing to listen on {settings.host} without an API key; pass --api-key "
             "(or set CODEXGW_API_KEY, or api_key in the config file's [serve] table)"
         )
+    open_store(settings.store_dir)  # an encrypted store without its key fails here, in one line
     run(settings)
 
 

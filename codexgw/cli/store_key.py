@@ -20,8 +20,6 @@ import stat
 from collections.abc import Mapping
 from pathlib import Path
 
-from codexgw.cli.common import CliError
-
 __all__ = [
     "CREDENTIAL_NAME",
     "KEY_ENV",
@@ -39,8 +37,9 @@ CREDENTIAL_NAME = "codexgw-store-key"
 _MAX_KEY_FILE_BYTES = 4096
 
 
-class StoreKeyError(CliError):
-    """The passphrase's source is unusable (one line; never the passphrase)."""
+class StoreKeyError(Exception):
+    """The passphrase's source is unusable; ``str(e)`` is one line (never the passphrase).
+    :func:`codexgw.cli.common.open_store` reports it as ``error: …``."""
 
 
 def read_key_file(path: Path, *, check_mode: bool = True) -> str:
