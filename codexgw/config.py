@@ -45,6 +45,7 @@ class NotifySettings:
             ``auto`` (ntfy when the host name starts with ``ntfy``, else JSON).
         interval_s: at most one notification per kind and account in this many seconds.
         low_percent, critical_percent: quota thresholds, in percent of a window *left*.
+        poll_s: how often the server looks at the pool for something to tell, seconds.
     """
 
     url: str
@@ -52,6 +53,7 @@ class NotifySettings:
     interval_s: float = 3600.0
     low_percent: float = 20.0
     critical_percent: float = 5.0
+    poll_s: float = 5.0
 
 
 @dataclass

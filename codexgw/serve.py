@@ -1,4 +1,5 @@
-"""The ``serve`` nursery: hypercorn (HTTP/1.1, h2c, TLS+ALPN h2), store watcher, token refresher, prober.
+"""The ``serve`` nursery: hypercorn (HTTP/1.1, h2c, TLS+ALPN h2), store watcher, token refresher, prober,
+and the notifier (when ``[notify] url`` is set).
 
 One trio run, one nursery (design §1). :func:`serve` is the structured-concurrency entry point
 (``await nursery.start(serve, settings)`` reports the bound URLs, as tests use it);
@@ -71,7 +72,7 @@ async def serve(
 
     The composition root: opens the stores, builds every part of the
     :class:`~codexgw.upstream.gateway.Gateway` inside the serve nursery, and starts its background
-    tasks (store watcher, token refresher, quota prober) and hypercorn.
+    tasks (store watcher, token refresher, quota prober, notifier) and hypercorn.
 
     Args:
         settings: what to serve and where.
@@ -99,6 +100,7 @@ async def serve(
     from codexgw.upstream.accounts import AccountState, pool_rows
     from codexgw.upstream.catalog import Catalog
     from codexgw.upstream.gateway import Gateway
+    from codexgw.upstream.notifier import Notifier
     from codexgw.upstream.prober import Prober
 
     shutdown = trio.Event() if shutdown is None else shutdown
@@ -160,6 +162,8 @@ async def serve(
                 nursery.start_soon(lambda: accounts.refresh_loop(check_every_s=settings.refresh_check_s))
                 if settings.probe_interval_s > 0:
                     nursery.start_soon(prober.run)
+                if settings.notify is not None:
+                    nursery.start_soon(Notifier(settings.notify, accounts, http, clock=clock).run)
 
                 async def http_server(*, task_status: trio.TaskStatus[list[str]]) -> None:
                     await hypercorn.trio.serve(
