@@ -10,6 +10,8 @@
 ``configure …``    :mod:`codexgw.cli.configure`
 ``config show``    :mod:`codexgw.cli.config_cmd` (settings from :mod:`codexgw.cli.settings`)
 ``store …``        :mod:`codexgw.cli.store_cmd` (encrypt, decrypt, status)
+``service …``      :mod:`codexgw.cli.service` (install, uninstall, status, logs, restart; unit
+                   text from :mod:`codexgw.cli.units`)
 =================  ==========================================================================
 
 :func:`main` is the entry point (``pyproject.toml``, the zipapp, ``python -m codexgw``).
@@ -28,6 +30,7 @@ from codexgw.cli.config_cmd import config
 from codexgw.cli.configure import configure
 from codexgw.cli.login import login
 from codexgw.cli.serve import serve
+from codexgw.cli.service import service
 from codexgw.cli.status import status
 from codexgw.cli.store_cmd import store
 from codexgw.config import default_store_dir
@@ -84,3 +87,4 @@ main.add_command(status)
 main.add_command(configure)
 main.add_command(config)
 main.add_command(store)
+main.add_command(service)
