@@ -12,6 +12,8 @@
 ``store …``        :mod:`codexgw.cli.store_cmd` (encrypt, decrypt, status)
 ``service …``      :mod:`codexgw.cli.service` (install, uninstall, status, logs, restart; unit
                    text from :mod:`codexgw.cli.units`)
+``doctor``         :mod:`codexgw.cli.doctor` (checks: :mod:`codexgw.cli.doctor_checks`, facts:
+                   :mod:`codexgw.cli.doctor_facts`)
 =================  ==========================================================================
 
 :func:`main` is the entry point (``pyproject.toml``, the zipapp, ``python -m codexgw``).
@@ -28,6 +30,7 @@ from codexgw.cli import scheduling
 from codexgw.cli.accounts import accounts
 from codexgw.cli.config_cmd import config
 from codexgw.cli.configure import configure
+from codexgw.cli.doctor import doctor
 from codexgw.cli.login import login
 from codexgw.cli.serve import serve
 from codexgw.cli.service import service
@@ -88,3 +91,4 @@ main.add_command(configure)
 main.add_command(config)
 main.add_command(store)
 main.add_command(service)
+main.add_command(doctor)
