@@ -12,6 +12,7 @@
 ``store …``        :mod:`codexgw.cli.store_cmd` (encrypt, decrypt, status)
 ``service …``      :mod:`codexgw.cli.service` (install, uninstall, status, logs, restart; unit
                    text from :mod:`codexgw.cli.units`)
+``setup``          :mod:`codexgw.cli.setup` (account, key, Codex config, service, health)
 ``doctor``         :mod:`codexgw.cli.doctor` (checks: :mod:`codexgw.cli.doctor_checks`, facts:
                    :mod:`codexgw.cli.doctor_facts`)
 =================  ==========================================================================
@@ -34,6 +35,7 @@ from codexgw.cli.doctor import doctor
 from codexgw.cli.login import login
 from codexgw.cli.serve import serve
 from codexgw.cli.service import service
+from codexgw.cli.setup import setup
 from codexgw.cli.status import status
 from codexgw.cli.store_cmd import store
 from codexgw.config import default_store_dir
@@ -92,3 +94,4 @@ main.add_command(config)
 main.add_command(store)
 main.add_command(service)
 main.add_command(doctor)
+main.add_command(setup)

@@ -172,12 +172,16 @@ def build_spec(
         )
         raise CliError(f"the store is encrypted: pass --store-key-file FILE so the service can open it{hint}")
     config_path, explicit = config_path_from(ctx_obj.get("config_path"), os.environ)
+    if explicit and not config_path.exists():
+        click.echo(
+            f"note: the config file {config_path} does not exist, so the unit does not name it", err=True
+        )
     writable = sorted({str(Path(a.linked_path).parent) for a in store.list_accounts() if a.linked_path})
     return ServiceSpec(
         python=str(interpreter),
         zipapp=str(zipapp) if zipapp else None,
         store_dir=str(store_dir),
-        config_path=str(config_path.resolve()) if explicit or config_path.exists() else None,
+        config_path=str(config_path.resolve()) if config_path.exists() else None,
         serve_args=serve_args,
         scope=scope,
         run_as=run_as or (os.environ.get("SUDO_USER") if scope == "system" else None),

@@ -359,10 +359,15 @@ def settings_from(
 
 
 def load_settings(
-    ctx_obj: Mapping[str, Any], flags: Mapping[str, Any] | None = None, env: Mapping[str, str] | None = None
+    ctx_obj: Mapping[str, Any],
+    flags: Mapping[str, Any] | None = None,
+    env: Mapping[str, str] | None = None,
+    *,
+    missing_ok: bool = False,
 ) -> tuple[Resolved, ConfigFile]:
     """Read the config file named by ``ctx_obj["config_path"]`` (``--config``) or the environment, and
-    resolve every setting (the shell around :func:`resolve`).
+    resolve every setting (the shell around :func:`resolve`). ``missing_ok``: a named file that does
+    not exist yet counts as empty (``setup`` may create it).
 
     Raises:
         ConfigFileError: the file is missing (when named), unreadable or not TOML.
@@ -370,5 +375,5 @@ def load_settings(
     """
     env = os.environ if env is None else env
     path, explicit = config_path_from(ctx_obj.get("config_path"), env)  # type: ignore[arg-type]
-    file = read_config_file(path, explicit=explicit)
+    file = read_config_file(path, explicit=explicit and not missing_ok)
     return resolve(flags or {}, env, file), file
