@@ -254,3 +254,18 @@ async def test_a_running_server_uses_the_encrypted_store(env: Env) -> None:
     blob = store_bytes(env.store_dir)
     for secret in (alice.refresh_token, alice.access_token, old_refresh, CONVERSATION):
         assert secret.encode() not in blob
+
+
+def test_without_cryptography_the_error_says_how_to_get_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    store, _ = populated(tmp_path)
+    encrypt_store(store, PASSPHRASE)
+    monkeypatch.setitem(sys.modules, "cryptography.hazmat.primitives.ciphers.aead", None)  # import fails
+    with pytest.raises(StoreError) as info:
+        Store.open(store.directory, passphrase=PASSPHRASE)
+    assert "pip install cryptography" in str(info.value) and "python3-cryptography" in str(info.value)
+    from codexgw.store.crypto import crypto_available
+
+    assert not crypto_available()
+    assert Store.open(tmp_path / "plain").list_accounts() == []  # an unencrypted store never needs it
