@@ -189,9 +189,22 @@ class UsageLimitError(UpstreamError):
 
 
 class UpstreamConnectionError(UpstreamError):
-    """502: could not reach the backend, it timed out, or it sent a malformed stream."""
+    """502: could not reach the backend, it timed out, or it sent a malformed stream.
+
+    Attributes:
+        cause: the transport failure's class name (``ConnectError``, ``ReadTimeout`` …) when the
+            error was mapped from the HTTP library (``client/errors.py``), else ``None``.
+        connect_failed: no connection was made at all (nothing listens, DNS, connect timeout).
+    """
 
     code = "upstream_unavailable"
+
+    def __init__(
+        self, message: str, *, cause: str | None = None, connect_failed: bool = False, **kw: Any
+    ) -> None:
+        super().__init__(message, **kw)
+        self.cause = cause
+        self.connect_failed = connect_failed
 
 
 class PoolExhaustedError(CodexgwError):

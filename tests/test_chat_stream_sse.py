@@ -114,3 +114,65 @@ def test_raw_text_delta_path_declines_what_it_cannot_splice() -> None:
     out = translator.feed_text_delta_data('{"type":"response.output_text.delta","item_id":"m","delta":"b c"}')
     assert out is not None and json.loads(out[6:])["choices"][0]["delta"] == {"content": "b c"}
     assert translator.feed_text_delta_data('{"type":"response.output_text.delta","delta":""}') == b""
+
+
+# -- the relay's stream handler ------------------------------------------------------------------------
+
+
+def _batch(*events: dict[str, Any]) -> list:
+    from codexgw.translate.sse import SSEDecoder, encode_event
+
+    return SSEDecoder().decode_raw(b"".join(encode_event(json.dumps(e), e["type"]) for e in events))
+
+
+def test_feed_batch_is_the_events_fed_one_by_one_and_stops_where_the_answer_ends() -> None:
+    from codexgw.translate.stream_state import StreamState
+
+    plain, handler = _pair(stop=("END",), include_usage=True)
+    events = [ev.created(), ev.message_added(0), ev.text_delta("a"), ev.text_delta("b END c"), ev.text_delta("z")]
+    expected = b"".join(plain.feed_sse(e) for e in events[:4])
+    assert handler.feed_batch(_batch(*events)) == expected, "the delta after the stop match is not read"
+    assert handler.state is StreamState.STOPPING and handler.state.finished
+    assert handler.end(0.0) == b"data: [DONE]\n\n"
+    assert handler.state is StreamState.STOPPED
+
+
+def test_feed_batch_skips_events_the_translator_does_not_handle() -> None:
+    handler = ChatStreamTranslator(completion_id="c", created=1, model="m")
+    assert handler.feed_batch(_batch({"type": "response.output_text.done", "text": "x"}, ev.created())) == b""
+    assert not handler.state.finished
+
+
+def test_end_after_completed_adds_done_and_after_a_failure_the_error() -> None:
+    handler = ChatStreamTranslator(completion_id="c", created=1, model="m", include_usage=True)
+    handler.feed_batch(_batch(ev.text_delta("hi"), ev.completed()))
+    assert handler.end(0.0) == b"data: [DONE]\n\n"
+    assert handler.reported_usage() == {"input_tokens": 10, "output_tokens": 7}
+    failing = ChatStreamTranslator(completion_id="c", created=1, model="m")
+    failing.feed_batch(_batch(ev.text_delta("hi"), ev.failed("server_error", "boom")))
+    tail = failing.end(0.0)
+    assert b"[DONE]" not in tail and json.loads(tail[6:])["error"]["message"] == "boom"
+    assert failing.state.outcome.value == "failed"
+
+
+def test_end_of_a_cut_stream_sends_held_text_then_the_truncation_error() -> None:
+    handler = ChatStreamTranslator(completion_id="c", created=1, model="m", stop=("XYZ",))
+    handler.feed_batch(_batch(ev.text_delta("abcXY")))
+    held, error = handler.end(0.0).split(b"\n\n")[:2]
+    assert json.loads(held[6:])["choices"][0]["delta"] == {"content": "XY"}
+    assert json.loads(error[6:])["error"]["type"] == "upstream_error"
+
+
+def test_fail_and_client_closed() -> None:
+    from codexgw.errors import UpstreamConnectionError
+
+    handler = ChatStreamTranslator(completion_id="c", created=1, model="m")
+    handler.feed_batch(_batch(ev.text_delta("hi")))
+    tail = handler.fail(UpstreamConnectionError("reset"), 0.0)
+    assert json.loads(tail[6:]) == UpstreamConnectionError("reset").to_body()
+    handler.client_closed()
+    assert handler.state.outcome.value == "failed", "the client leaving afterwards changes nothing"
+    leaving = ChatStreamTranslator(completion_id="c", created=1, model="m")
+    leaving.feed_batch(_batch(ev.text_delta("hi")))
+    leaving.client_closed()
+    assert leaving.state.outcome.value == "client_closed" and leaving.take_kept() is None

@@ -1,31 +1,20 @@
-"""The QuartTrio application: routes, gateway API-key check, and one error handler for everything.
+"""The QuartTrio application: routes, gateway API-key check, the exchange record, and the error handlers.
 
 Every error reaches the client in OpenAI's shape ``{"error": {"message", "type", "param", "code"}}``
-with the right status; unexpected exceptions are logged here and answered 500 without a traceback.
+with the right status, by the rules of :mod:`codexgw.api.boundary` (shared with the hot routes).
 """
 
 from __future__ import annotations
 
-import logging
-import time
-
-from quart import Response, g, request
+from quart import Response, request
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
-from codexgw.api import admin, chat, models, responses
-from codexgw.api.common import access_log, api_key_error, error_reply, json_response
+from codexgw.api import admin, chat, compact, models, responses
+from codexgw.api.boundary import error_answer, status_error
+from codexgw.api.common import api_key_error, current_exchange, json_response
 from codexgw.api.hot import HotRoutes, Route
-from codexgw.errors import (
-    ClientError,
-    CodexgwError,
-    MethodNotAllowedError,
-    NotFoundError,
-    PayloadTooLargeError,
-)
 from codexgw.upstream.gateway import Gateway
-
-log = logging.getLogger("codexgw.api.app")
 
 DEFAULT_INSTRUCTIONS = "You are a helpful assistant."
 """``instructions`` sent when the client gives none (codex-protocol.md §6.3: keep it present)."""
@@ -59,25 +48,17 @@ def create_quart_app(gw: Gateway) -> QuartTrio:
         PROVIDE_AUTOMATIC_OPTIONS=False,
     )
     app.extensions["codexgw"] = gw
-    for module in (responses, models, admin):
+    for module in (responses, compact, models, admin):
         app.register_blueprint(module.bp)
 
     @app.before_request
-    async def start_clock() -> None:
-        g.started = time.perf_counter()
+    async def start_exchange() -> None:
+        current_exchange()  # made now: the clock starts when the request arrives
 
     @app.after_request
-    async def log_request(response: Response) -> Response:
-        if not (response.content_type or "").startswith("text/event-stream"):  # streams log when they end
-            access_log(
-                request.method,
-                request.path,
-                response.status_code,
-                getattr(g, "started", time.perf_counter()),
-                account=getattr(g, "account", None),
-                model=getattr(g, "model", None),
-                usage=getattr(g, "usage", None),
-            )
+    async def finish_exchange(response: Response) -> Response:
+        if not (response.content_type or "").startswith("text/event-stream"):  # streams finish when they end
+            current_exchange().finish(response.status_code)
         return response
 
     @app.before_request
@@ -88,34 +69,25 @@ def create_quart_app(gw: Gateway) -> QuartTrio:
         if error is not None:
             raise error
 
-    @app.errorhandler(CodexgwError)
-    async def codexgw_error(exc: CodexgwError) -> Response:
-        if not isinstance(exc, ClientError):
-            log.warning("%s %s -> %d %s", request.method, request.path, exc.status, exc.message)
-        status, headers, body = error_reply(exc)
-        return json_response(body, status=status, headers=headers)
-
     @app.errorhandler(HTTPException)
     async def http_error(exc: HTTPException) -> Response:
-        status = exc.code or 500
-        error: CodexgwError
-        if status == 404:
-            error = NotFoundError(f"Unknown route: {request.method} {request.path}")
-        elif status == 405:
-            error = MethodNotAllowedError(f"Method {request.method} is not allowed on {request.path}")
-        elif status == 413:
-            error = PayloadTooLargeError(f"The request body exceeds {gw.settings.max_body_bytes} bytes")
-        else:
-            error = (
-                ClientError(exc.description or exc.name, status=status)
-                if status < 500
-                else CodexgwError("Internal server error", status=status)
-            )
-        return json_response(error.to_body(), status=error.status)
+        error = status_error(
+            exc.code or 500,
+            method=request.method,
+            path=request.path,
+            max_body_bytes=gw.settings.max_body_bytes,
+            description=exc.description or exc.name,
+        )
+        return _answer(error)
 
     @app.errorhandler(Exception)
-    async def unexpected(exc: Exception) -> Response:
-        log.exception("unhandled error on %s %s", request.method, request.path)
-        return json_response(CodexgwError("Internal server error").to_body(), status=500)
+    async def any_error(exc: Exception) -> Response:  # CodexgwError and the unexpected alike
+        return _answer(exc)
 
     return app
+
+
+def _answer(exc: Exception) -> Response:
+    """The current request's answer to ``exc`` (:func:`codexgw.api.boundary.error_answer`)."""
+    status, headers, body = error_answer(exc, request.method, request.path)
+    return json_response(body, status=status, headers=headers)

@@ -1,26 +1,21 @@
-"""Helpers shared by the routes: the gateway handle, response builders, stream cleanup."""
+"""Helpers shared by the routes: the gateway and exchange handles, response builders, the API-key check."""
 
 from __future__ import annotations
 
 import hmac
 import json
-import logging
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import trio
-from quart import Response, current_app, has_request_context, request
+from quart import Response, current_app, g, request
 
-from codexgw.errors import AuthenticationError, CodexgwError
+from codexgw.api.exchange import Exchange
+from codexgw.errors import AuthenticationError
 
 if TYPE_CHECKING:
-    from codexgw.metrics import Metrics
     from codexgw.upstream.gateway import Gateway
     from codexgw.upstream.stream import UpstreamStream
-
-access_logger = logging.getLogger("codexgw.access")
 
 DROPPED_PARAMS_HEADER = "x-codexgw-dropped-params"
 """Names the request parameters codexgw removed because the ChatGPT backend rejects them."""
@@ -29,6 +24,17 @@ DROPPED_PARAMS_HEADER = "x-codexgw-dropped-params"
 def gateway() -> Gateway:
     """The :class:`~codexgw.upstream.gateway.Gateway` of the running app."""
     return current_app.extensions["codexgw"]
+
+
+def current_exchange() -> Exchange:
+    """The :class:`~codexgw.api.exchange.Exchange` of the current Quart request (made on arrival)."""
+    exchange = getattr(g, "exchange", None)
+    if exchange is None:  # a request that failed before the app's before_request hooks ran
+        rule = request.url_rule.rule if request.url_rule is not None else "unmatched"
+        exchange = g.exchange = Exchange(
+            request.method, request.path, time.perf_counter(), metrics=gateway().metrics, route=rule
+        )
+    return exchange
 
 
 def json_response(payload: Any, *, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -73,119 +79,3 @@ def api_key_error(api_key: str | None, path: str, headers: Mapping[str, str]) ->
     if hmac.compare_digest(token.encode(), api_key.encode()):
         return None
     return AuthenticationError("Invalid or missing API key: send 'Authorization: Bearer <key>'")
-
-
-def error_reply(exc: CodexgwError) -> tuple[int, dict[str, str], dict[str, Any]]:
-    """``(status, headers, body)`` of the answer to ``exc``, in OpenAI's error shape.
-
-    A 429 whose ``Retry-After`` is over two minutes also says ``x-should-retry: false``, so the
-    openai SDKs give up at once instead of sleeping through their retries.
-    """
-    headers = dict(exc.headers)
-    if exc.status == 429 and "Retry-After" in headers and int(headers["Retry-After"]) > 120:
-        headers["x-should-retry"] = "false"
-    return exc.status, headers, exc.to_body()
-
-
-async def upstream_closed(stream: UpstreamStream) -> None:
-    """Close the upstream response even while the route is being cancelled (client went away)."""
-    with trio.CancelScope(shield=True), trio.move_on_after(5):
-        await stream.aclose()
-
-
-def _request_metrics() -> tuple[Metrics | None, str | None]:
-    """``(the app's Metrics, the matched route rule)`` inside a request; ``(None, None)`` outside."""
-    if not has_request_context():
-        return None, None
-    gw = current_app.extensions.get("codexgw")
-    rule = request.url_rule.rule if request.url_rule is not None else "unmatched"
-    return getattr(gw, "metrics", None), rule
-
-
-def access_log(
-    method: str,
-    path: str,
-    status: int,
-    started: float,
-    *,
-    account: str | None = None,
-    model: str | None = None,
-    usage: dict[str, Any] | None = None,
-    outcome: str | None = None,
-    route: str | None = None,
-    metrics: Metrics | None = None,
-) -> None:
-    """Log one line for a finished request (design §3 logging) and count it in the metrics.
-
-    A stream logs when it ends (:class:`StreamLog`).
-
-    Args:
-        started: ``time.perf_counter()`` at the request's start; the line gives the duration in ms.
-        usage: the upstream's Responses ``usage`` (``input_tokens``/``output_tokens``), if known.
-        outcome: for streams, how they ended (``completed``, ``failed``, ``client_closed`` …).
-        route, metrics: the route rule (metrics label) and the app's metrics; taken from the request
-            context when omitted (outside one, e.g. at a stream's end, pass them or nothing is counted).
-
-    With ``--log-format json`` the same fields are emitted as JSON keys (never a token).
-    """
-    duration_s = time.perf_counter() - started
-    if metrics is None:
-        metrics, context_route = _request_metrics()
-        route = route or context_route
-    if metrics is not None:
-        metrics.observe_request(
-            route=route or path,
-            status=status,
-            duration_s=duration_s,
-            model=model,
-            account=account,
-            usage=usage,
-        )
-    duration_ms = round(duration_s * 1000, 1)
-    tokens_in = (usage or {}).get("input_tokens")
-    tokens_out = (usage or {}).get("output_tokens")
-    fields = {
-        "method": method,
-        "path": path,
-        "status": status,
-        "account": account,
-        "model": model,
-        "tokens_in": tokens_in,
-        "tokens_out": tokens_out,
-        "duration_ms": duration_ms,
-        "outcome": outcome,
-    }
-    text = " ".join(
-        f"{k}={v}" for k, v in fields.items() if v is not None and k not in ("method", "path", "status")
-    )
-    access_logger.info("%s %s %d %s", method, path, status, text, extra={"fields": fields})
-
-
-@dataclass
-class StreamLog:
-    """The access-log line of a streamed answer, written when the stream ends (not at its headers)."""
-
-    method: str
-    path: str
-    started: float
-    account: str | None
-    model: str | None
-    route: str
-    metrics: Metrics
-    usage: dict[str, Any] | None = None
-    outcome: str | None = None
-
-    def emit(self) -> None:
-        """Write the line (status 200: the headers went out before the stream began)."""
-        access_log(
-            self.method,
-            self.path,
-            200,
-            self.started,
-            account=self.account,
-            model=self.model,
-            usage=self.usage,
-            outcome=self.outcome,
-            route=self.route,
-            metrics=self.metrics,
-        )

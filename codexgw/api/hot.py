@@ -5,7 +5,7 @@
 to Quart. Quart builds a request and an app context, matches the URL, runs hooks and wraps the
 response for every request: about 200 µs of CPU per request over a bare ASGI app on this stack
 (``bench/ceiling.py``, issue 7), a tenth of a relayed request's cost. The behaviour is the one the
-Quart app gives every route (``codexgw/app.py``): the gateway API key, the body size limit and
+Quart app gives every route (:mod:`codexgw.api.app`): the gateway API key, the body size limit and
 ``Content-Encoding``, errors in OpenAI's shape with their status and headers, one access-log line
 and the request metrics, and a client that goes away cancels the request and closes the upstream.
 
@@ -16,7 +16,6 @@ The route code (``chat.create_chat_completion``, ``responses.create_response``) 
 from __future__ import annotations
 
 import json
-import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import aclosing
@@ -26,14 +25,15 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from codexgw.api.body import parse_json_body
-from codexgw.api.common import SSE_HEADERS, access_log, api_key_error, error_reply, upstream_closed
-from codexgw.errors import ClientError, CodexgwError, MethodNotAllowedError, PayloadTooLargeError
+from codexgw.api.boundary import error_answer, status_error
+from codexgw.api.common import SSE_HEADERS, api_key_error
+from codexgw.api.exchange import Exchange
+from codexgw.errors import ClientError, PayloadTooLargeError
+from codexgw.upstream.relay import upstream_closed
 
 if TYPE_CHECKING:
     from codexgw.upstream.gateway import Gateway
     from codexgw.upstream.stream import UpstreamStream
-
-log = logging.getLogger("codexgw.api.app")
 
 ASGIApp = Callable[
     [dict[str, Any], Callable[[], Awaitable[dict]], Callable[[dict], Awaitable[None]]], Awaitable[None]
@@ -45,26 +45,21 @@ BODY_TIMEOUT_S = 300.0
 
 @dataclass
 class Call:
-    """One request on a hot route: what the route code reads, and what it reports for the access log.
+    """One request on a hot route: what the route code reads, and the exchange record it fills.
 
     Attributes:
         headers: the request headers, lower-case names (the first of repeated ones).
         raw_body: the body as received (before ``Content-Encoding``).
-        started: ``time.perf_counter()`` when the request arrived.
-        account, model, usage: set by the route as it learns them (the access-log line's fields).
+        exchange: the request's record; the route sets its account, model and usage as it learns
+            them, and hands :meth:`~codexgw.api.exchange.Exchange.end_stream` to a stream.
     """
 
     gw: Gateway
-    method: str
-    path: str
     headers: dict[str, str]
     raw_body: bytes
-    started: float
+    exchange: Exchange
     default_instructions: str
     reasoning_mode: str
-    account: str | None = None
-    model: str | None = None
-    usage: dict[str, Any] | None = None
 
     def json_body(self) -> Any:
         """The body, decoded and parsed (:func:`codexgw.api.body.parse_json_body`)."""
@@ -83,7 +78,7 @@ class JSONReply:
 
 @dataclass
 class StreamReply:
-    """A ``text/event-stream`` answer; ``body`` logs its own access line when it ends.
+    """A ``text/event-stream`` answer; ``body`` finishes the exchange itself when it ends.
 
     ``upstream`` is closed after the body in any case: a body never started (the client left
     between the route's return and the first write) never runs its own ``finally``.
@@ -136,14 +131,12 @@ class HotRoutes:
         if route is None:
             await self.app(scope, receive, send)
             return
-        started = time.perf_counter()
+        method, path = scope["method"], scope["path"]
+        exchange = Exchange(method, path, time.perf_counter(), metrics=self.gw.metrics, route=path)
         headers: dict[str, str] = {}
         for name, value in scope["headers"]:
             headers.setdefault(name.decode("latin-1").lower(), value.decode("latin-1"))
-        call = Call(
-            self.gw, scope["method"], scope["path"], headers, b"", started,
-            self.default_instructions, self.reasoning_mode,
-        )  # fmt: skip
+        call = Call(self.gw, headers, b"", exchange, self.default_instructions, self.reasoning_mode)
         async with trio.open_nursery() as nursery:
             try:
                 reply = await self._answer(call, route, receive, nursery)
@@ -151,12 +144,10 @@ class HotRoutes:
                 return
             try:
                 if isinstance(reply, StreamReply):
-                    await _send_stream(send, reply)  # its body writes the access-log line when it ends
+                    await _send_stream(send, reply)  # its body finishes the exchange when it ends
                     return
-                access_log(  # before the answer goes out, as Quart's after_request: a client's next call sees it
-                    call.method, call.path, reply.status, started, account=call.account, model=call.model,
-                    usage=call.usage, route=call.path, metrics=self.gw.metrics,
-                )  # fmt: skip
+                # before the answer goes out, as Quart's after_request: a client's next call sees it
+                exchange.finish(reply.status)
                 await _send_json(send, reply)
             finally:
                 nursery.cancel_scope.cancel()  # the disconnect watcher
@@ -170,25 +161,26 @@ class HotRoutes:
         the nursery: the route (e.g. waiting on the upstream) and the reply's writing stop, and the
         upstream is closed.
         """
+        exchange = call.exchange
         try:
-            error = api_key_error(self.gw.settings.api_key, call.path, call.headers)
+            error = api_key_error(self.gw.settings.api_key, exchange.path, call.headers)
             if error is not None:  # first, as on the Quart routes: no key, no hint about the routes
                 raise error
-            if call.method != "POST":
-                raise MethodNotAllowedError(f"Method {call.method} is not allowed on {call.path}")
+            if exchange.method != "POST":
+                raise status_error(
+                    405,
+                    method=exchange.method,
+                    path=exchange.path,
+                    max_body_bytes=self.gw.settings.max_body_bytes,
+                )
             call.raw_body = await _read_body(receive, call.headers, self.gw.settings.max_body_bytes)
             nursery.start_soon(_cancel_on_disconnect, receive, nursery.cancel_scope)
             return await route(call)
-        except CodexgwError as exc:
-            if not isinstance(exc, ClientError):
-                log.warning("%s %s -> %d %s", call.method, call.path, exc.status, exc.message)
-            status, headers, body = error_reply(exc)
-            return JSONReply(body, status=status, headers=headers)
         except _ClientGone:
             raise
-        except Exception:
-            log.exception("unhandled error on %s %s", call.method, call.path)
-            return JSONReply(CodexgwError("Internal server error").to_body(), status=500)
+        except Exception as exc:  # the one boundary's rules (codexgw.api.boundary), as on Quart
+            status, headers, body = error_answer(exc, exchange.method, exchange.path)
+            return JSONReply(body, status=status, headers=headers)
 
 
 async def _read_body(

@@ -27,6 +27,9 @@ import httpx
 import trio
 
 from codexgw.auth.callback import CallbackServer, PortInUseError, bind_callback
+from codexgw.client.calls import request
+from codexgw.client.errors import OAUTH_SERVER
+from codexgw.errors import UpstreamConnectionError
 from codexgw.oauth import pkce
 from codexgw.oauth.jwt import InvalidJWTError, identity_from_id_token
 from codexgw.oauth.tokens import (
@@ -74,11 +77,17 @@ class LoginResult:
 async def send(http: httpx.AsyncClient, spec: HttpRequestSpec, *, what: str) -> httpx.Response:
     """Send ``spec``; an unreachable server becomes a :class:`LoginError` naming ``what``."""
     try:
-        return await http.request(
-            spec.method, spec.url, headers=spec.headers, json=spec.json, content=_form(spec)
+        return await request(
+            http,
+            spec.method,
+            spec.url,
+            peer=OAUTH_SERVER,
+            headers=spec.headers,
+            json=spec.json,
+            content=_form(spec),
         )
-    except httpx.HTTPError as exc:
-        raise LoginError(f"{what}: the OAuth server could not be reached ({type(exc).__name__})") from None
+    except UpstreamConnectionError as exc:
+        raise LoginError(f"{what}: {exc.message}") from None
 
 
 def _form(spec: HttpRequestSpec) -> bytes | None:
@@ -139,11 +148,16 @@ async def finish_login(
     if api_key_exchange:
         spec = build_api_key_exchange_request(auth_url, tokens.id_token)
         try:
-            response = await http.request(
-                spec.method, spec.url, headers=spec.headers, content=spec.body_bytes()
+            response = await request(
+                http,
+                spec.method,
+                spec.url,
+                peer=OAUTH_SERVER,
+                headers=spec.headers,
+                content=spec.body_bytes(),
             )
             api_key = parse_api_key_exchange_response(response.status_code, response.content)
-        except httpx.HTTPError:
+        except UpstreamConnectionError:
             api_key = None
     token_set = TokenSet(
         id_token=tokens.id_token,
@@ -168,8 +182,10 @@ async def _revoke_quietly(http: httpx.AsyncClient, auth_url: str, refresh_token:
     spec = build_revoke_request(auth_url, refresh_token=refresh_token)
     try:
         with trio.move_on_after(10):
-            await http.request(spec.method, spec.url, headers=spec.headers, json=spec.json)
-    except httpx.HTTPError:
+            await request(
+                http, spec.method, spec.url, peer=OAUTH_SERVER, headers=spec.headers, json=spec.json
+            )
+    except UpstreamConnectionError:
         pass
 
 

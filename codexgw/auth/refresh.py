@@ -37,6 +37,9 @@ import httpx
 import trio
 
 from codexgw.auth import linked
+from codexgw.client.calls import request
+from codexgw.client.errors import OAUTH_SERVER
+from codexgw.errors import UpstreamConnectionError
 from codexgw.oauth.tokens import RefreshError, build_refresh_request, parse_refresh_response
 from codexgw.store.models import ON_USE_MARGIN_S
 from codexgw.store.sqlite import Account, Store
@@ -283,12 +286,14 @@ class Refresher:
         spec = build_refresh_request(self._auth_url, current.refresh_token)
         self.refresh_calls += 1
         try:
-            response = await self._http.request(spec.method, spec.url, headers=spec.headers, json=spec.json)
+            response = await request(
+                self._http, spec.method, spec.url, peer=OAUTH_SERVER, headers=spec.headers, json=spec.json
+            )
             tokens = parse_refresh_response(response.status_code, response.content)
-        except httpx.HTTPError as exc:
+        except UpstreamConnectionError as exc:
             self._note_transient(current)
             raise RefreshError(
-                f"the OAuth server could not be reached ({type(exc).__name__})",
+                exc.message,
                 permanent=False,
                 code=None,
                 status=0,

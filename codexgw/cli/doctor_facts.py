@@ -102,12 +102,12 @@ def _bindable(host: str, port: int) -> bool:
 
 def health(url: str) -> tuple[dict[str, Any] | None, str | None]:
     """``GET {url}/health``: ``(document, None)`` from a codexgw, else ``(None, why)``."""
-    import httpx
+    from codexgw.client.probe import probe_get
 
-    try:
-        response = httpx.get(f"{url.rstrip('/')}/health", timeout=HTTP_TIMEOUT_S)
-    except httpx.HTTPError as exc:
-        return None, f"no answer ({type(exc).__name__})"
+    probe = probe_get(f"{url.rstrip('/')}/health", timeout_s=HTTP_TIMEOUT_S)
+    response = probe.response
+    if response is None:
+        return None, f"no answer ({probe.error})"
     try:
         doc = response.json()
     except ValueError:
@@ -119,13 +119,13 @@ def health(url: str) -> tuple[dict[str, Any] | None, str | None]:
 
 def cooldowns(url: str, api_key: str | None) -> dict[str, dict[str, Any]] | None:
     """Account name → cooldown from the server's ``/status`` (``None`` when it does not answer)."""
-    import httpx
+    from codexgw.client.probe import probe_get
 
     headers = {"authorization": f"Bearer {api_key}"} if api_key else {}
+    response = probe_get(f"{url.rstrip('/')}/status", timeout_s=HTTP_TIMEOUT_S, headers=headers).response
     try:
-        response = httpx.get(f"{url.rstrip('/')}/status", headers=headers, timeout=HTTP_TIMEOUT_S)
-        doc = response.json() if response.status_code == 200 else None
-    except (httpx.HTTPError, ValueError):
+        doc = response.json() if response is not None and response.status_code == 200 else None
+    except ValueError:
         return None
     if not isinstance(doc, dict):
         return None
@@ -189,8 +189,7 @@ def _proxy_for(url: str) -> str | None:
 def reach(name: str, url: str) -> tuple[ReachFacts, float | None]:
     """GET ``url`` (no credentials): where it stops, the HTTP status, a Cloudflare challenge, and the
     ``Date`` header (epoch s) for the clock check."""
-    import httpx
-
+    from codexgw.client.probe import probe_get
     from codexgw.pool.health import health_verdict
 
     proxy = _proxy_for(url)
@@ -200,15 +199,11 @@ def reach(name: str, url: str) -> tuple[ReachFacts, float | None]:
             socket.getaddrinfo(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80))
         except socket.gaierror as e:
             return ReachFacts(name, url, "dns", f"DNS cannot resolve {parts.hostname} ({e.strerror})"), None
-    try:
-        response = httpx.get(url, timeout=10.0, follow_redirects=False)
-    except httpx.TimeoutException as exc:
-        return ReachFacts(name, url, "timeout", f"timed out ({type(exc).__name__})", proxy=proxy), None
-    except httpx.HTTPError as exc:
-        text = str(exc)
-        stage = "tls" if any(w in text.upper() for w in ("SSL", "CERTIFICATE", "TLS")) else "connect"
-        what = "TLS handshake failed" if stage == "tls" else "cannot connect"
-        return ReachFacts(name, url, stage, f"{what} ({type(exc).__name__})", proxy=proxy), None
+    probe = probe_get(url, timeout_s=10.0)
+    response = probe.response
+    if response is None:
+        what = {"timeout": "timed out", "tls": "TLS handshake failed"}.get(probe.stage, "cannot connect")
+        return ReachFacts(name, url, probe.stage, f"{what} ({probe.error})", proxy=proxy), None
     verdict = health_verdict(response.status_code, response.content, None)
     cloudflare = response.headers.get("cf-mitigated") == "challenge" or (
         verdict is not None and "Cloudflare" in verdict.reason

@@ -146,6 +146,7 @@ async def _probe_all(
     import httpx
 
     from codexgw.auth.refresh import NeedsLogin, Refresher
+    from codexgw.errors import UpstreamConnectionError
     from codexgw.oauth.tokens import RefreshError
     from codexgw.pool.quota import parse_usage_response
     from codexgw.store.models import ON_USE_MARGIN_S
@@ -169,8 +170,8 @@ async def _probe_all(
                     store.set_status(account.id, AccountStatus.NEEDS_LOGIN, exc.status_reason)
                 row["error"] = f"could not refresh the login: {exc}"
                 continue
-            except httpx.HTTPError as exc:
-                row["error"] = f"the usage endpoint could not be reached ({type(exc).__name__})"
+            except UpstreamConnectionError as exc:
+                row["error"] = exc.message
                 continue
             snapshot = parse_usage_response(body, now=time.time()) if status == 200 else None
             if snapshot is None:

@@ -122,15 +122,16 @@ def fetch_status(url: str, api_key: str | None) -> dict[str, Any] | None:
     Raises:
         click.ClickException: the server refused (wrong API key …) or answered no status document.
     """
-    import httpx
+    from codexgw.client.calls import get_sync
+    from codexgw.errors import UpstreamConnectionError
 
     headers = {"authorization": f"Bearer {api_key}"} if api_key else {}
     try:
-        response = httpx.get(f"{url.rstrip('/')}/status", headers=headers, timeout=5.0)
-    except (httpx.ConnectError, httpx.ConnectTimeout):
-        return None
-    except httpx.HTTPError as exc:
-        raise click.ClickException(f"{url} did not answer: {type(exc).__name__}") from None
+        response = get_sync(f"{url.rstrip('/')}/status", peer=url, headers=headers, timeout=5.0)
+    except UpstreamConnectionError as exc:
+        if exc.connect_failed:
+            return None
+        raise click.ClickException(f"{url} did not answer: {exc.cause}") from None
     if response.status_code == 401:
         raise click.ClickException(f"{url} needs the gateway API key: pass --api-key or set CODEXGW_API_KEY")
     try:

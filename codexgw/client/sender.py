@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Mapping
 import httpx
 
 from codexgw.client.cookies import CloudflareCookieJar
+from codexgw.client.errors import mapped
 from codexgw.client.transport import ShardedTransport
 
 
@@ -45,29 +46,33 @@ class UpstreamSender:
             headers: lower-case names; they override the client's defaults.
 
         Raises:
-            httpx.HTTPError: the request could not be sent or its response head not read.
+            UpstreamConnectionError: the request could not be sent or its response head not read.
         """
         body = _SentOnce(content)
         headers = {**headers, "content-length": str(len(content))}
         try:
-            if self.direct is None:
-                request = self.client.build_request("POST", url, headers=headers)
-                request.stream = body
-                return await self.client.send(request, stream=True)
-            request = httpx.Request(  # with stream=, httpx adds no header itself: Host is ours to set
-                "POST",
-                url,
-                headers={"host": url.netloc.decode("ascii"), **self._defaults, **headers},
-                stream=body,
-                extensions={"timeout": self._timeout},
-            )
-            self.cookies.apply(request)
-            response = await self.direct.handle_async_request(request)
-            response.request = request
-            self.cookies.absorb(response)
-            return response
+            with mapped():
+                return await self._send(url, body, headers)
         finally:
             body.release()
+
+    async def _send(self, url: httpx.URL, body: _SentOnce, headers: dict[str, str]) -> httpx.Response:
+        if self.direct is None:
+            request = self.client.build_request("POST", url, headers=headers)
+            request.stream = body
+            return await self.client.send(request, stream=True)
+        request = httpx.Request(  # with stream=, httpx adds no header itself: Host is ours to set
+            "POST",
+            url,
+            headers={"host": url.netloc.decode("ascii"), **self._defaults, **headers},
+            stream=body,
+            extensions={"timeout": self._timeout},
+        )
+        self.cookies.apply(request)
+        response = await self.direct.handle_async_request(request)
+        response.request = request
+        self.cookies.absorb(response)
+        return response
 
 
 class _SentOnce(httpx.AsyncByteStream):

@@ -4,7 +4,7 @@
   object of ``POST /v1/responses``.
 * :class:`ChatCompletionBuilder` (fed event by event, so the route can stop reading at a stop match)
   and :func:`chat_completion_from_events` build the ``chat.completion`` object by running the
-  :class:`~codexgw.translate.chat_stream.ChatStreamTranslator` and accumulating its chunks the way the
+  :class:`~codexgw.translate.chat_chunks.ChatChunkTranslator` and accumulating its chunks the way the
   openai SDK does, so a non-streamed answer always equals the streamed one accumulated.
 """
 
@@ -13,8 +13,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from codexgw.errors import CodexgwError, UpstreamConnectionError
-from codexgw.translate.chat_stream import SYSTEM_FINGERPRINT, ChatStreamTranslator, ReasoningMode, chat_usage
+from codexgw.errors import CodexgwError, UpstreamConnectionError, UpstreamError
+from codexgw.translate.chat_chunks import SYSTEM_FINGERPRINT, ChatChunkTranslator, ReasoningMode, chat_usage
 from codexgw.translate.failures import TRUNCATED, OpenAIError, failure_exception, response_error
 
 __all__ = [
@@ -83,6 +83,17 @@ class ResponseAggregator:
         if self._response is None:
             raise UpstreamConnectionError(TRUNCATED["message"])
         return self._response
+
+    def final_response(self) -> dict[str, Any]:
+        """A copy of :attr:`response`, once the upstream's stream has ended.
+
+        Raises:
+            UpstreamError: the stream ended before a terminal event (502 ``upstream_error``).
+            CodexgwError: the upstream failed (as :attr:`response`).
+        """
+        if not self.done:
+            raise UpstreamError(TRUNCATED["message"])
+        return dict(self.response)
 
 
 class ChatAccumulator:
@@ -189,7 +200,7 @@ class ChatCompletionBuilder:
     ) -> None:
         self.completion_id = completion_id
         self.created = created
-        self._translator = ChatStreamTranslator(
+        self._translator = ChatChunkTranslator(
             completion_id=completion_id,
             created=created,
             model=model,
@@ -202,7 +213,7 @@ class ChatCompletionBuilder:
 
     @property
     def done(self) -> bool:
-        return self._translator.done or self._translator.stop_hit
+        return self._translator.state.finished
 
     def feed(self, event: dict[str, Any]) -> None:
         """Take one upstream event (parsed SSE data); events after the terminal one are ignored.
@@ -251,7 +262,7 @@ def chat_completion_from_events(
 ) -> dict[str, Any]:
     """The non-streamed ``chat.completion`` for upstream events (shape: :meth:`ChatAccumulator.completion`).
 
-    Built by feeding a :class:`ChatStreamTranslator` (with ``include_usage``) and accumulating its
+    Built by feeding a :class:`ChatChunkTranslator` (with ``include_usage``) and accumulating its
     chunks, so it equals the accumulated stream (see :class:`ChatCompletionBuilder`). Events after the
     terminal one, or after a stop match, are ignored.
 

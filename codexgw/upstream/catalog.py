@@ -14,7 +14,9 @@ from typing import Any
 
 import httpx
 
+from codexgw.client.calls import request
 from codexgw.config import CODEX_CLIENT_VERSION
+from codexgw.errors import UpstreamConnectionError
 from codexgw.oauth.tokens import RefreshError
 from codexgw.translate.classify import parse_json_body
 from codexgw.translate.model_names import DEFAULT_ALIASES
@@ -100,16 +102,21 @@ class Catalog:
         for account in candidates[:FETCH_ACCOUNTS]:
             try:
                 account = await self._accounts.fresh(account)
-                response = await self._http.get(
+                response = await request(
+                    self._http,
+                    "GET",
                     f"{self._upstream_url}/codex/models",
+                    peer="the models endpoint",
                     params={"client_version": CODEX_CLIENT_VERSION},
                     headers=plain_headers(
                         access_token=account.access_token, chatgpt_account_id=account.chatgpt_account_id
                     ),
                     timeout=FETCH_TIMEOUT_S,
                 )
-            except (httpx.HTTPError, RefreshError, TimeoutError) as exc:
-                log.info("could not fetch the model catalogue: %s", type(exc).__name__)
+            except (UpstreamConnectionError, RefreshError, TimeoutError) as exc:
+                log.info(
+                    "could not fetch the model catalogue: %s", getattr(exc, "message", type(exc).__name__)
+                )
                 continue
             body = parse_json_body(response.content) if response.status_code == 200 else None
             if isinstance(body, dict) and isinstance(body.get("models"), list):

@@ -32,7 +32,7 @@ from typing import Any, NoReturn, TypeVar
 
 import httpx
 
-from codexgw.client.errors import transport_error
+from codexgw.client.calls import read_body
 from codexgw.errors import CodexgwError, UpstreamConnectionError
 from codexgw.oauth.tokens import RefreshError
 from codexgw.pool.affinity import session_key
@@ -160,11 +160,9 @@ async def post_compact(
             accept="application/json",
         )
         try:
-            raw = await response.aread()
-        except httpx.HTTPError as exc:
-            _fail(gw, account, TransportFailed(transport_error(exc)))
-        finally:
-            await response.aclose()
+            raw = await read_body(response)
+        except UpstreamConnectionError as exc:
+            _fail(gw, account, TransportFailed(exc))
         parsed = parse_json_body(raw)
         if not isinstance(parsed, dict):
             _fail(gw, account, NoJsonObject())
@@ -306,19 +304,17 @@ async def _attempt(
         sent_at = time.perf_counter()
         try:
             response = await gw.sender.send(url, content=content, headers=headers)
-        except httpx.HTTPError as exc:
-            _fail(gw, account, TransportFailed(transport_error(exc)))
+        except UpstreamConnectionError as exc:
+            _fail(gw, account, TransportFailed(exc))
         gw.metrics.observe_upstream(account.name, latency_s=time.perf_counter() - sent_at)
         now = gw.clock()
         gw.record_quota(account.id, parse_rate_limit_headers(response.headers, now=now))
         if response.status_code == 200:
             return response, account, sent_at
         try:
-            error_body = await response.aread()
-        except httpx.HTTPError as exc:
-            _fail(gw, account, TransportFailed(transport_error(exc)), now=now)
-        finally:
-            await response.aclose()
+            error_body = await read_body(response)
+        except UpstreamConnectionError as exc:
+            _fail(gw, account, TransportFailed(exc), now=now)
         refused = Refused(classify(response.status_code, error_body), response.headers, error_body)
         decision = decide(refused, _state(gw, account, now=now, refreshed=refreshed))
         if decision.action is not Action.RETRY:

@@ -23,8 +23,9 @@ from urllib.parse import urlsplit
 import httpx
 import trio
 
-from codexgw.client.errors import delivery_error
+from codexgw.client import calls
 from codexgw.config import NotifySettings
+from codexgw.errors import UpstreamConnectionError
 from codexgw.pool.notices import Notice, Notices, Thresholds
 from codexgw.status import status_from_pool
 from codexgw.upstream.accounts import AccountState
@@ -92,10 +93,12 @@ class Notifier:
             request = {"content": notice.message.encode("utf-8"), "headers": headers}
         else:
             request = {"json": notice.as_json()}
-        try:
-            response = await self.http.post(self.settings.url, timeout=POST_TIMEOUT_S, **request)  # type: ignore[arg-type]
-        except httpx.HTTPError as exc:
-            problem = delivery_error(exc, self.host)
+        try:  # errors name the host only: an ntfy topic name works as a password
+            response = await calls.request(
+                self.http, "POST", self.settings.url, peer=self.host, timeout=POST_TIMEOUT_S, **request
+            )
+        except UpstreamConnectionError as exc:
+            problem = exc.message
         else:
             if response.is_success:
                 self.sent += 1

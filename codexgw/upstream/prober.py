@@ -29,6 +29,9 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import trio
 
+from codexgw.client.calls import request
+from codexgw.client.errors import USAGE_ENDPOINT
+from codexgw.errors import UpstreamConnectionError
 from codexgw.oauth.tokens import RefreshError
 from codexgw.pool.quota import QuotaSnapshot, parse_usage_response
 from codexgw.translate.classify import parse_json_body
@@ -54,10 +57,13 @@ async def fetch_usage(http: httpx.AsyncClient, upstream_url: str, account: Accou
         ``(HTTP status, parsed JSON body or None)``.
 
     Raises:
-        httpx.HTTPError: the backend could not be reached.
+        UpstreamConnectionError: the usage endpoint could not be reached.
     """
-    response = await http.get(
+    response = await request(
+        http,
+        "GET",
         f"{upstream_url.rstrip('/')}/wham/usage",
+        peer=USAGE_ENDPOINT,
         headers=plain_headers(
             access_token=account.access_token, chatgpt_account_id=account.chatgpt_account_id
         ),
@@ -132,8 +138,8 @@ class Prober:
                 status, body = await fetch_usage(self._http, self._upstream_url, account)
         except (RefreshError, TimeoutError) as exc:
             raise ProbeFailed(f"account {account.name} could not refresh its login: {exc}") from None
-        except httpx.HTTPError as exc:
-            raise ProbeFailed(f"the usage endpoint could not be reached ({type(exc).__name__})") from None
+        except UpstreamConnectionError as exc:
+            raise ProbeFailed(exc.message) from None
         if status != 200:
             raise ProbeFailed(f"the usage endpoint answered HTTP {status} for account {account.name}")
         snapshot = parse_usage_response(body, now=self._clock())

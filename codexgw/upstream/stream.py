@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 
-from codexgw.client.errors import transport_error
+from codexgw.client.calls import next_chunk
 from codexgw.errors import UpstreamConnectionError
 from codexgw.store.sqlite import Account
 from codexgw.translate.events import PRE_OUTPUT_EVENTS, Batch, event_type
@@ -64,16 +64,13 @@ class UpstreamStream:
         assert self._chunks is not None
         try:
             while True:
-                try:
-                    chunk = await self._chunks.__anext__()
-                except StopAsyncIteration:
+                chunk = await next_chunk(self._chunks)
+                if chunk is None:
                     self._decoder.flush()
                     return None
                 batch = self._decoder.decode_raw(chunk)
                 if batch:
                     return batch
-        except httpx.HTTPError as exc:
-            raise transport_error(exc) from None
         except SSEProtocolError:
             raise UpstreamConnectionError(
                 "the Codex backend's stream ended in the middle of an event"

@@ -1,0 +1,166 @@
+"""The one stream loop: upstream batches through a sans-IO stream handler to the client (the shell).
+
+Both streamed answers run :func:`relay`; what differs between them is the handler, a sans-IO object
+from ``translate/`` that says what to write and in what state the stream is
+(:mod:`codexgw.translate.stream_state`):
+
+* ``POST /v1/chat/completions``: :class:`codexgw.translate.chat_stream.ChatStreamTranslator`;
+* ``POST /v1/responses``: :class:`codexgw.translate.passthrough.ResponsesPassthrough`.
+
+The loop (design §3, §5): batches come from :func:`~codexgw.upstream.heartbeat.with_heartbeat`
+(every complete event already received, in one write; an SSE comment after each silence); the
+handler turns a batch into the bytes to write; once the handler's state is finished the loop
+stores the response when the handler asks for it (before that batch goes out), and stops reading
+unless the handler ``drains``; the batch that finished the answer goes out with the handler's last
+bytes in one write (chat: the final chunks and ``data: [DONE]``). An upstream failure after the
+first byte ends the stream with the handler's error tail. When the stream ends in any way (also
+when the client leaves) the handler is told, ``on_end`` gets the outcome and the usage (the access
+log line and the metrics), and the upstream is closed.
+
+Nothing is held between batches (``del``), so an idle stream keeps no event it already passed on.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import aclosing
+from typing import TYPE_CHECKING, Any, Protocol
+
+import trio
+
+from codexgw.errors import CodexgwError
+from codexgw.translate.events import Batch, event_json
+from codexgw.translate.stream_state import Outcome, StreamState
+from codexgw.upstream.heartbeat import HEARTBEAT, with_heartbeat
+
+if TYPE_CHECKING:
+    from codexgw.upstream.gateway import Gateway
+    from codexgw.upstream.stream import UpstreamStream
+
+__all__ = ["Saver", "StreamEnd", "StreamHandler", "collect", "relay", "upstream_closed"]
+
+Saver = Callable[[str, list[dict[str, Any]]], Awaitable[None]]
+"""``save(response_id, output_items)``: keep a finished response (never raises)."""
+
+StreamEnd = Callable[[Outcome, "dict[str, Any] | None"], None]
+"""``on_end(outcome, usage)``: called once when a stream ends; ``usage`` is Responses-shaped."""
+
+
+class StreamHandler(Protocol):
+    """What :func:`relay` needs of a stream's sans-IO handler.
+
+    Attributes:
+        state: the stream's state; the loop asks ``state.finished`` after each batch.
+        drains: keep reading (and relaying) after the answer finished, to the upstream's end.
+    """
+
+    state: StreamState
+    drains: bool
+
+    def feed_batch(self, batch: Batch) -> bytes:
+        """The bytes to write for a batch of upstream events (``b""`` for none)."""
+        ...
+
+    def take_kept(self) -> tuple[str, list[dict[str, Any]]] | None:
+        """``(response id, output items)`` to store before the last batch fed goes out, once."""
+        ...
+
+    def end(self, now: float) -> bytes:
+        """The last bytes once the answer finished or the upstream ended (``now``: epoch s)."""
+        ...
+
+    def fail(self, error: CodexgwError, now: float) -> bytes:
+        """The last bytes after the upstream broke with ``error`` (``now``: epoch s)."""
+        ...
+
+    def client_closed(self) -> None:
+        """The stream is torn down: the client left unless the answer was already finished."""
+        ...
+
+    def reported_usage(self) -> dict[str, Any] | None:
+        """The upstream's Responses ``usage`` (``input_tokens``, ``output_tokens``), if known."""
+        ...
+
+
+async def upstream_closed(stream: UpstreamStream) -> None:
+    """Close the upstream response even while the caller is being cancelled (client went away)."""
+    with trio.CancelScope(shield=True), trio.move_on_after(5):
+        await stream.aclose()
+
+
+async def relay(
+    gw: Gateway,
+    stream: UpstreamStream,
+    handler: StreamHandler,
+    *,
+    on_end: StreamEnd,
+    save: Saver | None = None,
+) -> AsyncIterator[bytes]:
+    """Relay ``stream`` to the client through ``handler`` (see the module docstring).
+
+    Args:
+        gw: the gateway (its nursery runs the heartbeat pump; ``settings.heartbeat_s``, s).
+        stream: the upstream stream, past its peek; closed when this generator ends.
+        handler: the stream's sans-IO handler.
+        on_end: called once at the end with the stream's outcome and usage.
+        save: stores the response the handler keeps (``take_kept``) before its terminal batch goes
+            out, so a follow-up naming it can never arrive first; ``None`` when nothing is kept.
+
+    Yields:
+        The bytes to write, each a whole number of SSE events (or heartbeat comments).
+    """
+    last = b""  # the bytes of the batch that finished the answer: they go out with the handler's end
+    feed = handler.feed_batch
+    drains = handler.drains
+    try:
+        heartbeat = with_heartbeat(stream.batches(), nursery=gw.nursery, interval_s=gw.settings.heartbeat_s)
+        async with aclosing(heartbeat) as batches:  # closed now when the loop ends, not at GC
+            async for batch in batches:
+                if batch is None:
+                    yield HEARTBEAT
+                    continue
+                out = feed(batch)
+                del batch  # hold nothing while the upstream is silent
+                if handler.state.finished:
+                    if save is not None and (kept := handler.take_kept()) is not None:
+                        await save(*kept)
+                    if not drains:
+                        last = out
+                        break
+                if out:
+                    yield out
+                del out
+        tail = last + handler.end(time.time())
+        if tail:
+            yield tail
+    except CodexgwError as exc:
+        yield handler.fail(exc, time.time())
+    finally:
+        handler.client_closed()
+        on_end(handler.state.outcome or Outcome.CLIENT_CLOSED, handler.reported_usage())
+        await upstream_closed(stream)
+
+
+async def collect(
+    stream: UpstreamStream,
+    feed: Callable[[dict[str, Any]], object],
+    *,
+    until: Callable[[], bool] | None = None,
+) -> None:
+    """Feed each upstream event's JSON data to ``feed`` (``stream: false``), to the stream's end or
+    until ``until()`` is true after an event (then the caller closes the upstream unread).
+
+    Events whose data is not a JSON object are skipped (codex-protocol.md §7).
+
+    Raises:
+        UpstreamConnectionError: the connection broke mid-stream (see ``UpstreamStream.batches``).
+    """
+    async with aclosing(stream.batches()) as batches:
+        async for batch in batches:
+            for event, _raw in batch:
+                data = event_json(event)
+                if data is not None:
+                    feed(data)
+                if until is not None and until():
+                    return
