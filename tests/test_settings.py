@@ -69,6 +69,16 @@ def test_settings_from_resolved(tmp_path: Path) -> None:
     assert settings.notify.low_percent == 30.0 and settings.notify.critical_percent == 5.0
     assert "SECRET" not in repr(settings) and "pppp" not in repr(settings)
     assert settings_from(resolve({}, {}, parsed("")), store_dir=tmp_path).notify is None
+    from_env = settings_from(
+        resolve(
+            {}, {"CODEXGW_NOTIFY_URL": "http://127.0.0.1:9/t", "CODEXGW_NOTIFY_INTERVAL": "60"}, parsed("")
+        ),
+        store_dir=tmp_path,
+    )
+    assert from_env.notify is not None and (from_env.notify.url, from_env.notify.interval_s) == (
+        "http://127.0.0.1:9/t",
+        60.0,
+    )
 
 
 @pytest.mark.parametrize(
