@@ -11,7 +11,6 @@ CI); where systemd is not running, ``install`` writes the unit and says how to s
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -23,6 +22,8 @@ import click
 
 from codexgw.cli.common import CliError
 from codexgw.cli.options import flags_of, serve_options
+from codexgw.cli.systemd import systemctl as _systemctl
+from codexgw.cli.systemd import systemd_running, verify_unit
 from codexgw.cli.units import LAUNCHD_LABEL, SERVICE_NAME, ServiceSpec, launchd_plist, systemd_unit
 
 __all__ = [
@@ -33,11 +34,6 @@ __all__ = [
 ]
 
 SYSTEM_UNIT_DIR = Path("/etc/systemd/system")
-
-
-def systemd_running() -> bool:
-    """True when systemd is the running init (``sd_booted()``: ``/run/systemd/system`` exists)."""
-    return Path("/run/systemd/system").is_dir()
 
 
 def temporary_dirs() -> list[Path]:
@@ -63,40 +59,6 @@ def unit_path(scope: str, platform: str = sys.platform) -> Path:
         return SYSTEM_UNIT_DIR / f"{SERVICE_NAME}.service"
     config_home = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
     return config_home / "systemd" / "user" / f"{SERVICE_NAME}.service"
-
-
-def _systemctl(scope: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    command = ["systemctl", *(["--user"] if scope == "user" else []), *args]
-    try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=60)
-    except FileNotFoundError:
-        raise CliError(
-            "systemctl is not installed here; use --dry-run and install the unit by hand"
-        ) from None
-    except subprocess.TimeoutExpired:
-        raise CliError(f"{' '.join(command)} did not finish within 60 s") from None
-    if check and done.returncode != 0:
-        detail = (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[-1]
-        raise CliError(f"{' '.join(command)} failed: {detail}")
-    return done
-
-
-def verify_unit(text: str) -> list[str]:
-    """``systemd-analyze verify`` of ``text`` (its complaints, one per line); ``[]`` when the tool is
-    missing or finds nothing."""
-    tool = shutil.which("systemd-analyze")
-    if tool is None:
-        return []
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / f"{SERVICE_NAME}.service"
-        path.write_text(text)
-        done = subprocess.run([tool, "verify", str(path)], capture_output=True, text=True, timeout=60)
-    lines = [
-        line.replace(str(path), f"{SERVICE_NAME}.service")
-        for line in done.stderr.splitlines()
-        if line.strip()
-    ]
-    return lines or ([f"systemd-analyze verify exited {done.returncode}"] if done.returncode else [])
 
 
 def _write_atomic(path: Path, text: str, mode: int) -> None:
