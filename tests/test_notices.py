@@ -9,6 +9,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+import openai
 import pytest
 import trio
 
@@ -205,7 +206,7 @@ async def test_notifications_reach_a_json_webhook(env: Env, nursery: trio.Nurser
         and got.requests[0]["headers"]["content-type"] == "application/json"
     )
     env.fake.script(bob, UsageLimit(resets_in_s=600))
-    with pytest.raises(Exception):  # noqa: B017  (the SDK's RateLimitError)
+    with pytest.raises(openai.RateLimitError):  # 429 usage_limit_reached: no account left
         await in_thread(client.chat.completions.create, **CHAT)
     await got.wait_for(3)
     assert got.kinds()[2] == ("pool_exhausted", None)
@@ -250,9 +251,7 @@ async def test_an_unreachable_receiver_is_logged(env: Env, caplog: pytest.LogCap
     with trio.socket.socket() as sock:  # a port nothing listens on
         await sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    env.add_account(
-        "alice",
-    ).primary_used_percent = 99.0
+    env.add_account("alice").primary_used_percent = 99.0
     caplog.set_level(logging.WARNING, logger="codexgw.notify")
     await env.start(notify=notify(f"http://127.0.0.1:{port}/t"), probe_interval_s=0)
     await in_thread(env.openai().chat.completions.create, **CHAT)
