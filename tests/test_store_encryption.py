@@ -256,7 +256,9 @@ async def test_a_running_server_uses_the_encrypted_store(env: Env) -> None:
         assert secret.encode() not in blob
 
 
-def test_without_cryptography_the_error_says_how_to_get_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_without_cryptography_the_error_says_how_to_get_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import sys
 
     store, _ = populated(tmp_path)
