@@ -241,3 +241,15 @@ def test_help_and_version_stay_light() -> None:
         [sys.executable, "-m", "codexgw", "--version"], capture_output=True, text=True, check=True
     )
     assert version.stdout.strip() == "codexgw, version 0.1.0"
+
+
+@pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])
+def test_shell_completion_scripts(shell: str) -> None:
+    """``_CODEXGW_COMPLETE=<shell>_source codexgw`` prints click's completion script (README)."""
+    result = subprocess.run(
+        [sys.executable, "-m", "codexgw"],
+        env={**__import__("os").environ, "_CODEXGW_COMPLETE": f"{shell}_source"},
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0 and "_CODEXGW_COMPLETE" in result.stdout

@@ -36,6 +36,8 @@ def serve(store_dir: Path, *args: str, user: int | None = None) -> subprocess.Co
     if user is not None:
         command = ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups", *command]
     env = {k: v for k, v in os.environ.items() if not k.startswith("CODEXGW_")}
+    if user is not None:  # the test's config directory belongs to root: give the user a readable one
+        env["XDG_CONFIG_HOME"] = str(store_dir.parent)
     return subprocess.run([*command, *args], capture_output=True, text=True, timeout=60, cwd=ROOT, env=env)
 
 

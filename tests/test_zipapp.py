@@ -267,3 +267,50 @@ def test_a_build_is_skipped_while_the_zipapp_is_up_to_date(
     assert build_zipapp.up_to_date(output)
     os.utime(source, (time.time() + 10, time.time() + 10))
     assert not build_zipapp.up_to_date(output)
+
+
+def _pythons_with_cryptography() -> list[str]:
+    found = []
+    for python in dict.fromkeys([plain_python(), "/usr/bin/python3"]):
+        if (
+            Path(python).exists()
+            and subprocess.run([python, "-c", "import cryptography"], capture_output=True).returncode == 0
+        ):
+            found.append(python)
+    return found
+
+
+@pytest.mark.parametrize(
+    "python",
+    _pythons_with_cryptography()
+    or [pytest.param("", marks=pytest.mark.skip("no python3 with cryptography"))],
+)
+def test_pyz_encrypts_the_store_with_the_systems_cryptography(
+    python: str, pyz: Path, fake_url: tuple[str, Path], tmp_path: Path
+) -> None:
+    """The zipapp has no cryptography of its own; a python3 that has it (Debian's
+    python3-cryptography) encrypts the store, and the key then opens it (encryption at rest)."""
+    _fake, auth_json = fake_url
+    env = clean_env(tmp_path)
+    store = tmp_path / "store"
+    base = [python, str(pyz), "--store", str(store)]
+    assert (
+        subprocess.run([*base, "accounts", "import", str(auth_json)], env=env, capture_output=True).returncode
+        == 0
+    )
+    key = tmp_path / "store.key"
+    done = subprocess.run(
+        [*base, "store", "encrypt", "--generate-key-file", str(key)], env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    refresh = __import__("json").loads(auth_json.read_text())["tokens"]["refresh_token"]
+    assert all(refresh.encode() not in p.read_bytes() for p in store.iterdir())
+    locked = subprocess.run([*base, "accounts", "list"], env=env, capture_output=True, text=True)
+    assert locked.returncode == 1 and "is encrypted" in locked.stderr and len(locked.stderr.splitlines()) == 1
+    opened = subprocess.run(
+        [*base, "accounts", "list"],
+        env={**env, "CODEXGW_STORE_KEY_FILE": str(key)},
+        capture_output=True,
+        text=True,
+    )
+    assert opened.returncode == 0 and "user1@example.com" in opened.stdout

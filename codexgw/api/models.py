@@ -14,7 +14,8 @@ bp = Blueprint("models", __name__)
 @bp.get("/models")
 async def list_models() -> Response:
     """OpenAI's model list, from the upstream catalogue (cached) or the built-in fallback."""
-    return json_response(openai_model_list(await gateway().models()))
+    gw = gateway()
+    return json_response(openai_model_list(await gw.models(), aliases=gw.settings.model_aliases))
 
 
 @bp.get("/health")

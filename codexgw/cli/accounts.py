@@ -1,4 +1,5 @@
-"""``codexgw accounts``: import, list, enable, disable, rename, remove, export and refresh logins.
+"""``codexgw accounts``: import, list, enable, disable, rename, remove (one or ``--all``), export and
+refresh logins.
 
 ``import``, ``list``, ``enable``, ``disable`` and ``rename`` work on the store alone; ``remove``,
 ``export`` and ``refresh`` run the flows of :mod:`codexgw.cli.login` (they talk to the OAuth server or
@@ -51,17 +52,24 @@ def accounts() -> None:
 )
 @click.pass_context
 def accounts_import(ctx: click.Context, path: Path, name: str | None, link: bool) -> None:
-    """Import logins from PATH: a Codex/ChatMock auth.json or a codex-reverse accounts.json.
+    """Import logins from PATH (the format is detected).
 
-    Re-importing a login that is already stored updates its tokens.
+    Reads a Codex/ChatMock auth.json, codex-reverse's accounts.json, codex-multi-auth's (and
+    codex-app-account-router's) ~/.codex/multi-auth/openai-accounts.json, opencode-multi-auth's
+    accounts.json (encrypted: set CODEX_SOFT_STORE_PASSPHRASE), and CLIProxyAPI's Codex credential
+    files (a codex-*.json, or the directory holding them). Re-importing a login that is already
+    stored updates its tokens.
     """
+    import os
+
     from codexgw.store import StoreError
-    from codexgw.store.importers import ImportFailed, load_accounts_file, load_codex_auth_json
+    from codexgw.store.importers import ImportFailed, load_codex_auth_json, read_logins
 
     try:
-        items = load_accounts_file(path)
+        logins = read_logins(path, passphrase=os.environ.get("CODEX_SOFT_STORE_PASSPHRASE") or None)
+        items = logins.items
         if link:
-            if len(items) != 1 or items[0][0] is not None:
+            if logins.format != "Codex auth.json":
                 raise click.UsageError("--link needs a Codex CLI auth.json (one login)")
             items = [(None, load_codex_auth_json(path))]
     except ImportFailed as e:
@@ -76,11 +84,15 @@ def accounts_import(ctx: click.Context, path: Path, name: str | None, link: bool
         results = store.upsert_accounts(items)
     except StoreError as e:
         raise CliError(f"{path}: {e}") from None
+    if logins.format not in ("Codex auth.json", "codex-reverse accounts.json"):
+        click.echo(f"read {path} as {logins.format}")
     for account, created in results:
         before = names.get(account.id)
         renamed = f"; renamed from {before}" if before is not None and before != account.name else ""
         verb = "imported" if created else "updated"
         click.echo(f"{verb} {account.name} ({describe_account(account)}{renamed})")
+    for line in logins.skipped:
+        click.echo(f"skipped {line}", err=True)
     if link:
         [(account, _)] = results
         store.set_linked_path(account.id, str(path.expanduser().resolve()))
@@ -220,16 +232,27 @@ def accounts_refresh(ctx: click.Context, name: str | None, auth_url: str) -> Non
 
 
 @accounts.command("remove")
-@click.argument("name")
+@click.argument("name", required=False)
+@click.option(
+    "--all", "remove_all", is_flag=True, help="Remove every account (each revoked first, as for NAME)."
+)
 @click.option("--no-revoke", is_flag=True, help="Do not revoke the login at the OAuth server first.")
 @auth_url_option
 @click.pass_context
-def accounts_remove(ctx: click.Context, name: str, no_revoke: bool, auth_url: str) -> None:
-    """Revoke account NAME's login (best effort) and remove it from the store.
+def accounts_remove(
+    ctx: click.Context, name: str | None, remove_all: bool, no_revoke: bool, auth_url: str
+) -> None:
+    """Revoke account NAME's login (best effort) and remove it from the store; --all for every account.
 
     Linked accounts (import --link) are never revoked: the Codex CLI shares that login.
     """
-    call_flow(run_remove, ctx.obj["store_dir"], auth_url=auth_url, name=name, revoke=not no_revoke)
+    if (name is None) == (not remove_all):
+        raise click.UsageError("name one account, or pass --all (not both)")
+    names = [name] if name is not None else [a.name for a in open_store(ctx.obj["store_dir"]).list_accounts()]
+    if not names:
+        click.echo(no_accounts())
+    for each in names:
+        call_flow(run_remove, ctx.obj["store_dir"], auth_url=auth_url, name=each, revoke=not no_revoke)
 
 
 @accounts.command("export")

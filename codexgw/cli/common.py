@@ -82,6 +82,7 @@ def _set_store(ctx: click.Context, _param: click.Parameter, value: Path | None) 
         root = ctx.find_root()
         root.ensure_object(dict)
         root.obj["store_dir"] = value.expanduser()
+        root.obj["store_source"] = "flag --store"
         if ctx.obj is not root.obj:
             ctx.ensure_object(dict)
             ctx.obj["store_dir"] = value.expanduser()
@@ -106,14 +107,17 @@ def store_option(command: click.Command) -> click.Command:
 def open_store(
     store_dir: Path, *, create: bool = False, error: Callable[[str], Exception] = CliError
 ) -> Store:
-    """Open (and migrate) the store in ``store_dir``; with ``create``, create it when missing (the
-    commands that add an account: login, import).
+    """Open (and migrate) the store in ``store_dir``, with its passphrase when it is encrypted
+    (from ``CODEXGW_STORE_KEY``, a key file or a systemd credential: :mod:`codexgw.cli.store_key`);
+    with ``create``, create it when missing (the commands that add an account: login, import).
 
     Raises:
         CliError: (or ``error``, given the message) the store does not exist (and not ``create``):
             the message names the path and how to add an account; or it cannot be opened: the
-            :class:`~codexgw.store.StoreError`'s one line.
+            :class:`~codexgw.store.StoreError`'s one line (also when it is encrypted and the key is
+            missing or wrong).
     """
+    from codexgw.cli.store_key import StoreKeyError, passphrase_from_environment
     from codexgw.store import Store, StoreError
     from codexgw.store.sqlite import DB_FILENAME
 
@@ -124,8 +128,8 @@ def open_store(
             f"add the first account with: {cli} login pkce, or {cli} accounts import ~/.codex/auth.json"
         )
     try:
-        return Store.open(store_dir)
-    except StoreError as e:
+        return Store.open(store_dir, passphrase=passphrase_from_environment())
+    except (StoreError, StoreKeyError) as e:
         raise error(str(e)) from None
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import httpx
@@ -21,6 +21,7 @@ from codexgw.config import CODEX_CLIENT_VERSION
 from codexgw.errors import InvalidRequestError, UpstreamConnectionError
 from codexgw.oauth.tokens import RefreshError
 from codexgw.translate.classify import parse_json_body
+from codexgw.translate.model_names import DEFAULT_ALIASES
 from codexgw.upstream.accounts import AccountState
 from codexgw.upstream.headers import plain_headers
 
@@ -159,11 +160,15 @@ def unknown_model(model: str, slugs: frozenset[str]) -> InvalidRequestError | No
     )
 
 
-def openai_model_list(models: list[dict[str, Any]], *, created: int = 0) -> dict[str, Any]:
+def openai_model_list(
+    models: list[dict[str, Any]], *, created: int = 0, aliases: Mapping[str, str] | None = None
+) -> dict[str, Any]:
     """Render upstream ``ModelInfo`` dicts (codex-protocol.md §6.1) as OpenAI's model list.
 
     Listed models come first in ``priority`` order, followed by each one's reasoning-effort variants
-    (``gpt-5.5-high``), which ``/v1/chat/completions`` and ``/v1/responses`` also accept.
+    (``gpt-5.5-high``), then the model aliases (``aliases``, default
+    :data:`~codexgw.translate.model_names.DEFAULT_ALIASES`) in name order; every route accepts all
+    of them.
 
     Returns:
         ``{"object": "list", "data": [{"id", "object": "model", "created", "owned_by"}]}``.
@@ -176,6 +181,8 @@ def openai_model_list(models: list[dict[str, Any]], *, created: int = 0) -> dict
             effort = level.get("effort") if isinstance(level, dict) else None
             if isinstance(effort, str):
                 data.append(_entry(f"{m['slug']}-{effort}", created))
+    listed = {entry["id"] for entry in data}
+    data += [_entry(name, created) for name in sorted(aliases or DEFAULT_ALIASES) if name not in listed]
     return {"object": "list", "data": data}
 
 
