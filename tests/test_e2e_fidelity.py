@@ -64,6 +64,8 @@ async def test_sdk_models_retrieve(env: Env) -> None:
     model = await in_thread(client.models.retrieve, "gpt-5.5")
     assert (model.id, model.object, model.owned_by) == ("gpt-5.5", "model", "openai")
     assert (await in_thread(client.models.retrieve, "gpt-5.4-mini-high")).id == "gpt-5.4-mini-high"
+    assert (await in_thread(client.models.retrieve, "codex-mini")).id == "codex-mini"  # an alias
+    assert (await in_thread(client.models.retrieve, "mini-high")).id == "mini-high"
     with pytest.raises(openai.NotFoundError) as info:
         await in_thread(client.models.retrieve, "gpt-4o")
     assert info.value.code == "model_not_found"

@@ -42,7 +42,9 @@ async def create_chat_completion(call: Call) -> JSONReply | StreamReply:
     gw = call.gw
     body = call.json_body()
     mode = _reasoning_mode(call)
-    prepared = chat_to_responses(body, default_instructions=call.default_instructions)
+    prepared = chat_to_responses(
+        body, default_instructions=call.default_instructions, aliases=gw.settings.model_aliases
+    )
     wait_s = gw.settings.keepalive_after_s if prepared.stream else 0
     opened = await open_or_wait(gw, lambda: open_stream(gw, prepared.body, call.headers), wait_s=wait_s)
     completion_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"

@@ -209,7 +209,9 @@ class _Socket:
         gw = self.gw
         previous_id, history, body = await self._expand(create.body)
         prepared = prepare_responses_request(
-            upstream_body(body), default_instructions=self.default_instructions
+            upstream_body(body),
+            default_instructions=self.default_instructions,
+            aliases=gw.settings.model_aliases,
         )
         exchange.model = str(prepared.body.get("model"))
         turn_input = prepared.body["input"][len(history.items) if history else 0 :]
