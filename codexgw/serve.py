@@ -1,4 +1,5 @@
-"""The ``serve`` nursery: hypercorn (HTTP/1.1, h2c, TLS+ALPN h2), store watcher, token refresher, prober.
+"""The ``serve`` nursery: hypercorn (HTTP/1.1, h2c, TLS+ALPN h2), store watcher, token refresher, prober,
+and the notifier (when ``[notify] url`` is set).
 
 One trio run, one nursery (design §1). :func:`serve` is the structured-concurrency entry point
 (``await nursery.start(serve, settings)`` reports the bound URLs, as tests use it);
@@ -38,7 +39,8 @@ class Running:
 
 
 def hypercorn_config(settings: Settings) -> object:
-    """The hypercorn config: bind, TLS with ALPN ``h2``/``http/1.1``, graceful shutdown, quiet logs."""
+    """The hypercorn config: bind, TLS with ALPN ``h2``/``http/1.1``, graceful shutdown, quiet logs,
+    and the WebSocket limits (message size ``max_body_bytes``, a ping every ``heartbeat_s``)."""
     from hypercorn.config import Config
 
     config = Config()
@@ -53,11 +55,28 @@ def hypercorn_config(settings: Settings) -> object:
     config.h2_max_concurrent_streams = 1000
     config.include_server_header = False
     config.backlog = 2048  # hypercorn's 100 overflows when thousands of clients connect at once
+    config.websocket_max_message_size = settings.max_body_bytes  # larger: close 1009, message too big
+    config.websocket_ping_interval = settings.heartbeat_s  # proxies on the way see traffic
     if settings.certfile:
         config.certfile = settings.certfile
         config.keyfile = settings.keyfile
         config.alpn_protocols = ["h2", "http/1.1"]
     return config
+
+
+def startup_line(settings: Settings, gw: Gateway, urls: list[str]) -> str:
+    """``codexgw 0.1.0 serving on http://127.0.0.1:8080 · upstream … · strategy round-robin · API key
+    required · 3 accounts, 2 usable``: what an operator checks first (no secrets)."""
+    from codexgw import __version__
+
+    accounts = list(gw.accounts.values())
+    usable = sum(1 for a in accounts if gw.pool.is_usable(a.id, now=gw.clock()))
+    key = "API key required" if settings.api_key else "no API key (loopback only)"
+    return (
+        f"codexgw {__version__} serving on {', '.join(urls)} · upstream {settings.upstream_url} · "
+        f"strategy {gw.pool.strategy_name} · {key} · {len(accounts)} account"
+        f"{'' if len(accounts) == 1 else 's'}, {usable} usable"
+    )
 
 
 async def serve(
@@ -71,7 +90,7 @@ async def serve(
 
     The composition root: opens the stores, builds every part of the
     :class:`~codexgw.upstream.gateway.Gateway` inside the serve nursery, and starts its background
-    tasks (store watcher, token refresher, quota prober) and hypercorn.
+    tasks (store watcher, token refresher, quota prober, notifier) and hypercorn.
 
     Args:
         settings: what to serve and where.
@@ -81,7 +100,8 @@ async def serve(
 
     Raises:
         OSError: the address is in use or cannot be bound (unwrapped from hypercorn's exception group).
-        StoreError: the account store or ``responses.db`` cannot be opened.
+        StoreError: the account store or ``responses.db`` cannot be opened, or the store is
+            encrypted and ``settings.store_passphrase`` is missing or wrong.
     """
     import httpx
     import hypercorn.trio
@@ -95,16 +115,21 @@ async def serve(
     from codexgw.store.pool_settings import set_strategy
     from codexgw.store.responses import ResponseStore
     from codexgw.store.sqlite import Store
-    from codexgw.upstream.accounts import AccountState, pool_rows
+    from codexgw.upstream.accounts import AccountState, nothing_to_serve, pool_rows
     from codexgw.upstream.catalog import Catalog
     from codexgw.upstream.gateway import Gateway
+    from codexgw.upstream.notifier import Notifier
     from codexgw.upstream.prober import Prober
 
     shutdown = trio.Event() if shutdown is None else shutdown
-    store = await trio.to_thread.run_sync(Store.open, settings.store_dir)
+    store = await trio.to_thread.run_sync(
+        lambda: Store.open(settings.store_dir, passphrase=settings.store_passphrase)
+    )
     if settings.strategy:  # the flag wins over the stored choice, and becomes it
         await trio.to_thread.run_sync(set_strategy, store, settings.strategy)
-    responses = await trio.to_thread.run_sync(ResponseStore.open, settings.store_dir)
+    responses = await trio.to_thread.run_sync(
+        lambda: ResponseStore.open(settings.store_dir, opener=store.opener)
+    )
     pool = Pool()
     metrics = Metrics(pool_rows=lambda: pool_rows(pool, clock()))
     sharded = ShardedTransport(limits=UPSTREAM_LIMITS, verify=httpx.create_ssl_context())
@@ -155,6 +180,8 @@ async def serve(
                 nursery.start_soon(lambda: accounts.refresh_loop(check_every_s=settings.refresh_check_s))
                 if settings.probe_interval_s > 0:
                     nursery.start_soon(prober.run)
+                if settings.notify is not None:
+                    nursery.start_soon(Notifier(settings.notify, accounts, http, clock=clock).run)
 
                 async def http_server(*, task_status: trio.TaskStatus[list[str]]) -> None:
                     await hypercorn.trio.serve(
@@ -163,7 +190,9 @@ async def serve(
                     nursery.cancel_scope.cancel()
 
                 urls = await nursery.start(http_server)
-                log.info("codexgw serving on %s (%d accounts)", ", ".join(urls), len(gw.accounts))
+                log.info("%s", startup_line(settings, gw, urls))
+                if not any(a.eligible for a in gw.accounts.values()):
+                    log.warning("%s", nothing_to_serve(gw.accounts.values()))
                 task_status.started(Running(urls=urls, gateway=gw))
         except* OSError as group:
             raise group.exceptions[0] from None
@@ -178,4 +207,4 @@ def _dashboard(settings: Settings) -> list[object]:
     return [bp]
 
 
-__all__ = ["Running", "hypercorn_config", "serve"]
+__all__ = ["Running", "hypercorn_config", "serve", "startup_line"]

@@ -68,6 +68,7 @@ def test_list_json_has_public_fields_only(tmp_path: Path, auth_json: Path) -> No
 
 
 def test_list_empty_store(tmp_path: Path) -> None:
+    Store.open(tmp_path / "store")
     result = run(tmp_path / "store", "accounts", "list")
     assert result.exit_code == 0 and "no accounts" in result.stdout
     assert json.loads(run(tmp_path / "store", "accounts", "list", "--json").stdout) == []
@@ -211,6 +212,7 @@ def test_serve_builds_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
 
     seen: list[Any] = []
     monkeypatch.setattr(server_module, "run", seen.append)
+    Store.open(tmp_path / "store")
     result = run(
         tmp_path / "store",
         "serve",
@@ -242,9 +244,14 @@ def test_serve_no_dashboard_flag(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 
     seen: list[Any] = []
     monkeypatch.setattr(server_module, "run", seen.append)
+    Store.open(tmp_path / "store")
     result = run(tmp_path / "store", "serve", "--port", "0", "--no-dashboard")
     assert result.exit_code == 0, result.stderr
     assert seen[0].dashboard is False
+    from_env = run(tmp_path / "store", "serve", "--port", "0", env={"CODEXGW_DASHBOARD": "off"})
+    assert from_env.exit_code == 0, from_env.stderr
+    assert seen[1].dashboard is False
+    assert "--dashboard / --no-dashboard" in run(tmp_path / "store", "serve", "--help").stdout
 
 
 def test_help_and_version_stay_light() -> None:
@@ -259,3 +266,15 @@ def test_help_and_version_stay_light() -> None:
         [sys.executable, "-m", "codexgw", "--version"], capture_output=True, text=True, check=True
     )
     assert version.stdout.strip() == "codexgw, version 0.1.0"
+
+
+@pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])
+def test_shell_completion_scripts(shell: str) -> None:
+    """``_CODEXGW_COMPLETE=<shell>_source codexgw`` prints click's completion script (README)."""
+    result = subprocess.run(
+        [sys.executable, "-m", "codexgw"],
+        env={**__import__("os").environ, "_CODEXGW_COMPLETE": f"{shell}_source"},
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0 and "_CODEXGW_COMPLETE" in result.stdout

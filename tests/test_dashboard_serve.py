@@ -64,6 +64,7 @@ async def test_api_key_guards_v1_but_not_the_dashboard(env: Env) -> None:
 
 
 async def test_no_dashboard_serves_no_pages(env: Env) -> None:
+    env.add_account("alice")
     await env.start(dashboard=False)
     async with httpx.AsyncClient(base_url=env.url) as client:
         assert (await client.get("/")).status_code == 404

@@ -16,6 +16,7 @@ from codexgw.api import admin, chat, compact, models, responses
 from codexgw.api.boundary import error_answer, status_error
 from codexgw.api.common import api_key_error, current_exchange, json_response
 from codexgw.api.hot import HotRoutes, Route
+from codexgw.api.responses_ws import WebSocketRoutes
 from codexgw.upstream.gateway import Gateway
 
 DEFAULT_INSTRUCTIONS = "You are a helpful assistant."
@@ -24,8 +25,9 @@ DEFAULT_INSTRUCTIONS = "You are a helpful assistant."
 
 def create_app(
     gw: Gateway, *, reasoning_mode: str = "content", blueprints: Sequence[Blueprint] = ()
-) -> HotRoutes:
-    """Build the ASGI app serving ``gw``: the hot routes on plain ASGI in front of the Quart app.
+) -> WebSocketRoutes:
+    """Build the ASGI app serving ``gw``: the Responses WebSocket and the hot routes on plain ASGI
+    (:mod:`codexgw.api.responses_ws`, :mod:`codexgw.api.hot`) in front of the Quart app.
 
     Args:
         gw: the gateway state every route reads.
@@ -38,9 +40,8 @@ def create_app(
         **dict.fromkeys(chat.PATHS, chat.create_chat_completion),
         **dict.fromkeys(responses.PATHS, responses.create_response),
     }
-    return HotRoutes(
-        app, gw, routes, default_instructions=DEFAULT_INSTRUCTIONS, reasoning_mode=reasoning_mode
-    )
+    hot = HotRoutes(app, gw, routes, default_instructions=DEFAULT_INSTRUCTIONS, reasoning_mode=reasoning_mode)
+    return WebSocketRoutes(hot, gw, default_instructions=DEFAULT_INSTRUCTIONS)
 
 
 def create_quart_app(gw: Gateway, blueprints: Sequence[Blueprint] = ()) -> QuartTrio:
@@ -54,7 +55,7 @@ def create_quart_app(gw: Gateway, blueprints: Sequence[Blueprint] = ()) -> Quart
         PROVIDE_AUTOMATIC_OPTIONS=False,
     )
     app.extensions["codexgw"] = gw
-    for module in (responses, compact, models, admin):
+    for module in (compact, models, admin):
         app.register_blueprint(module.bp)
     for blueprint in blueprints:
         app.register_blueprint(blueprint)

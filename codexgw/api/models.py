@@ -1,11 +1,13 @@
-"""``GET /v1/models`` and ``GET /health``."""
+"""``GET /v1/models``, ``GET /v1/models/{id}``, ``GET /v1/modes`` and ``GET /health``."""
 
 from __future__ import annotations
 
 from quart import Blueprint, Response
 
 from codexgw.api.common import gateway, json_response
-from codexgw.upstream.catalog import openai_model_list
+from codexgw.errors import NotFoundError
+from codexgw.translate.effort_modes import modes_document
+from codexgw.upstream.catalog import openai_model, openai_model_list
 
 bp = Blueprint("models", __name__)
 
@@ -14,13 +16,49 @@ bp = Blueprint("models", __name__)
 @bp.get("/models")
 async def list_models() -> Response:
     """OpenAI's model list, from the upstream catalogue (cached) or the built-in fallback."""
-    return json_response(openai_model_list(await gateway().models()))
+    gw = gateway()
+    return json_response(openai_model_list(await gw.models(), aliases=gw.settings.model_aliases))
+
+
+@bp.get("/v1/models/<path:model_id>")
+@bp.get("/models/<path:model_id>")
+async def retrieve_model(model_id: str) -> Response:
+    """One model in OpenAI's shape (``openai`` SDK ``models.retrieve``): a catalogue slug, one of its
+    effort variants (``gpt-5.5-high``) or a model alias (``codex-mini``, ``[models.aliases]``).
+
+    Raises:
+        NotFoundError: 404 ``model_not_found`` for any other id (as OpenAI answers it).
+    """
+    gw = gateway()
+    entry = openai_model(await gw.models(), model_id, aliases=gw.settings.model_aliases)
+    if entry is None:
+        raise NotFoundError(f"The model '{model_id}' does not exist", param="model", code="model_not_found")
+    return json_response(entry)
+
+
+@bp.get("/v1/modes")
+@bp.get("/modes")
+async def list_modes() -> Response:
+    """codex-gateway-pool's reasoning modes, each with its effort and the models that accept it
+    (:func:`codexgw.translate.effort_modes.modes_document`)."""
+    return json_response(modes_document(await gateway().models()))
 
 
 @bp.get("/health")
 async def health() -> Response:
-    """Liveness and a one-line pool summary (no secrets): 200 while the server runs."""
+    """The version and a pool summary (no secrets): 200 ``"ok"`` while some account can serve now,
+    503 ``"degraded"`` while none can (none configured, all disabled, needing a login or cooling
+    down), so a load balancer stops routing here."""
+    from codexgw import __version__
+
     gw = gateway()
+    now = gw.clock()
     accounts = list(gw.accounts.values())
-    usable = sum(1 for a in accounts if a.eligible)
-    return json_response({"status": "ok", "accounts": len(accounts), "usable_accounts": usable})
+    usable = sum(1 for a in accounts if gw.pool.is_usable(a.id, now=now))
+    body = {
+        "status": "ok" if usable else "degraded",
+        "version": __version__,
+        "accounts": len(accounts),
+        "usable_accounts": usable,
+    }
+    return json_response(body, status=200 if usable else 503, headers={"cache-control": "no-store"})

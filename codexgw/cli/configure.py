@@ -1,13 +1,14 @@
 """``codexgw configure codex``: point the Codex CLI at this gateway by editing its ``config.toml``.
 
 Codex reads ``$CODEX_HOME/config.toml`` (default ``~/.codex``; codex-protocol.md §5, §12.1). A custom
-provider block makes it POST ``{base_url}/responses``::
+provider block makes it open a WebSocket on ``{base_url}/responses`` (or POST there)::
 
     model_provider = "codexgw"
     [model_providers.codexgw]
     name = "codexgw"
     base_url = "http://127.0.0.1:8080/v1"
     wire_api = "responses"
+    supports_websockets = true       # the Responses WebSocket (codex-protocol.md §9)
     env_key = "CODEXGW_API_KEY"      # only when the gateway needs a key
 
 The file is edited as text, so comments, key order and every other table stay byte for byte; only
@@ -33,7 +34,7 @@ from urllib.parse import urlsplit
 
 import click
 
-from codexgw.cli.common import CliError, default_codex_home
+from codexgw.cli.common import CliError, cli_name, default_codex_home
 
 __all__ = ["ConfigEdit", "configure", "edit_codex_config"]
 
@@ -62,7 +63,10 @@ class ConfigEdit:
     changes: list[str]
 
 
-def _toml_string(value: str) -> str:
+def _toml_string(value: str | bool) -> str:
+    """A TOML value: ``true``/``false`` for a bool, else a basic string."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
     return json.dumps(value, ensure_ascii=False)  # a JSON string is a valid TOML basic string
 
 
@@ -84,7 +88,9 @@ def _key_of(line: str) -> str | None:
     return key[1:-1] if key[:1] in "\"'" else key
 
 
-def _set_key(lines: list[str], start: int, end: int, key: str, value: str | None) -> tuple[int, str | None]:
+def _set_key(
+    lines: list[str], start: int, end: int, key: str, value: str | bool | None
+) -> tuple[int, str | None]:
     """Set ``key = value`` (``None``: remove it) in ``lines[start:end]``.
 
     Returns:
@@ -103,7 +109,8 @@ def _set_key(lines: list[str], start: int, end: int, key: str, value: str | None
                 return 0, None
             indent = lines[i][: len(lines[i]) - len(lines[i].lstrip())]
             lines[i] = f"{indent}{key} = {_toml_string(value)}{_trailing_comment(lines[i])}\n"
-            return 0, f"set {key} = {_toml_string(value)} (was {_toml_string(str(old))})"
+            was = old if isinstance(old, bool) else str(old)
+            return 0, f"set {key} = {_toml_string(value)} (was {_toml_string(was)})"
     if value is None:
         return 0, None
     at = start
@@ -180,9 +187,13 @@ def edit_codex_config(
         if change:
             changes.append(change)
     header = next((i for path, i in _sections(lines) if path == ["model_providers", provider]), None)
-    wanted = {"base_url": base_url, "wire_api": "responses"}
+    wanted: dict[str, str | bool | None] = {
+        "base_url": base_url,
+        "wire_api": "responses",
+        "supports_websockets": True,  # codexgw serves the Responses WebSocket (§9): Codex's first choice
+    }
     if isinstance(env_key, str) or env_key is None:
-        wanted["env_key"] = env_key  # type: ignore[assignment]
+        wanted["env_key"] = env_key
     if header is None:
         if provider in before.get("model_providers", {}):
             raise ConfigError(
@@ -194,7 +205,8 @@ def edit_codex_config(
         block = [f"\n[model_providers.{provider}]\n", f"name = {_toml_string(provider)}\n"]
         block += [f"{k} = {_toml_string(v)}\n" for k, v in wanted.items() if v is not None]
         lines += block
-        changes.append(f"added [model_providers.{provider}] (base_url = {_toml_string(base_url)})")
+        keys = ", ".join(f"{k} = {_toml_string(v)}" for k, v in wanted.items() if v is not None)
+        changes.append(f"added [model_providers.{provider}] ({keys})")
     else:
         following = [i for _path, i in _sections(lines) if i > header]
         end = following[0] if following else len(lines)
@@ -255,6 +267,7 @@ def configure() -> None:
     default=None,
     help="Codex's home directory (default: $CODEX_HOME or ~/.codex).",
 )
+@click.option("--create", is_flag=True, help="Create the Codex home directory when it does not exist.")
 @click.option("--provider", default="codexgw", show_default=True, help="Provider id in config.toml.")
 @click.option("--model", default=None, help="Also set Codex's default model (e.g. gpt-5.5).")
 @click.option(
@@ -271,6 +284,7 @@ def configure() -> None:
 @click.option("--dry-run", is_flag=True, help="Show what would change; write nothing.")
 def configure_codex(
     codex_home: Path | None,
+    create: bool,
     provider: str,
     model: str | None,
     base_url: str,
@@ -284,6 +298,14 @@ def configure_codex(
     if urlsplit(base_url).scheme not in ("http", "https"):
         raise ConfigError("--base-url must be an http:// or https:// URL, e.g. " + DEFAULT_BASE_URL)
     home = codex_home.expanduser() if codex_home else default_codex_home()
+    if not home.is_dir() and not create:
+        where = (
+            "--codex-home" if codex_home else "$CODEX_HOME" if os.environ.get("CODEX_HOME") else "~/.codex"
+        )
+        raise ConfigError(
+            f"{home} does not exist ({where}); pass --create to create it, or point --codex-home "
+            "at the Codex CLI's home"
+        )
     path = home / "config.toml"
     text = path.read_text(encoding="utf-8") if path.exists() else ""
     use_key: str | bool | None = True  # leave an existing env_key alone
@@ -295,17 +317,43 @@ def configure_codex(
     if not edit.changes:
         click.echo(f"{path} already points Codex at {base_url}; nothing changed.")
     else:
-        click.echo(f"{'Would update' if dry_run else 'Updated'} {path}:")
+        verb = ("Would update" if text else "Would create") if dry_run else ("Updated" if text else "Created")
+        click.echo(f"{verb} {path}:")
         for change in edit.changes:
             click.echo(f"  {change}")
         if not dry_run:
             _write(path, edit.text, backup=bool(text))
+    _say_model(tomllib.loads(edit.text).get("model"), model)
     key_var = tomllib.loads(edit.text)["model_providers"][provider].get("env_key")
     prefix = "" if codex_home is None else f"CODEX_HOME={home} "
     if isinstance(key_var, str):
         prefix = f"{key_var}=<gateway key> {prefix}"
-    click.echo("Try it (with `codexgw serve` running):")
+    click.echo(f"Try it (with `{cli_name()} serve` running):")
     click.echo(f'  {prefix}codex exec --skip-git-repo-check "say hi"')
+
+
+def _say_model(configured: Any, chosen: str | None) -> None:
+    """Name the model Codex will ask for; warn when it is left to the Codex CLI's own default, or
+    is not one the ChatGPT backend is known to serve (the built-in catalogue, codex-protocol.md §10)."""
+    from codexgw.translate.params import split_model_effort
+    from codexgw.upstream.catalog import BUILTIN_MODELS
+
+    known = [m["slug"] for m in BUILTIN_MODELS if m.get("visibility", "list") == "list"]
+    if isinstance(configured, str) and configured:
+        source = "set now" if chosen else "already in config.toml"
+        click.echo(f"Model: {configured} ({source})")
+        if split_model_effort(configured)[0] not in {m["slug"] for m in BUILTIN_MODELS}:
+            click.echo(
+                f"warning: {configured} is not a model ChatGPT accounts are known to serve "
+                f"({', '.join(known)}); choose one with --model, or list them: GET /v1/models",
+                err=True,
+            )
+        return
+    click.echo(
+        "warning: no model is set, so Codex asks for its own default model, which ChatGPT accounts may "
+        f"not serve; choose one with --model {known[0]} (the gateway lists them: GET /v1/models)",
+        err=True,
+    )
 
 
 def _write(path: Path, text: str, *, backup: bool) -> None:

@@ -20,6 +20,11 @@ Step 2 adds the pool's persisted choices (``codexgw/store/pool_settings.py``)::
     pool_settings(key TEXT PK, value TEXT)    -- 'strategy' (a strategy name), 'pinned_account_id'
                                               -- (an accounts.id as text); triggers bump 'generation'
 
+Step 3 adds encryption at rest (``codexgw/store/crypto.py``)::
+
+    store_key(id INTEGER PK CHECK (id = 1), kdf TEXT 'scrypt', salt BLOB, n, r, p INTEGER,
+              check_value TEXT)          -- no row: not encrypted; one row: secret columns are enc1:…
+
 Cooldowns, quota snapshots, session affinity and API keys come in later steps.
 """
 
@@ -92,7 +97,19 @@ _V2: Migration = (
     END""",
 )
 
-MIGRATIONS: list[Migration] = [_V1, _V2]
+_V3: Migration = (
+    """CREATE TABLE store_key (
+        id          INTEGER PRIMARY KEY CHECK (id = 1),
+        kdf         TEXT NOT NULL,
+        salt        BLOB NOT NULL,
+        n           INTEGER NOT NULL,
+        r           INTEGER NOT NULL,
+        p           INTEGER NOT NULL,
+        check_value TEXT NOT NULL
+    )""",
+)
+
+MIGRATIONS: list[Migration] = [_V1, _V2, _V3]
 """All steps, oldest first; ``len(MIGRATIONS)`` is the schema version this codexgw writes."""
 
 
