@@ -31,9 +31,10 @@ function window_(cell, w) {
 
 function render(account, detached = false) {
   let row = rows.get(account.name);
+  if (row && row.pending) account = { ...account, ...row.pending }; // the user's change wins until answered
   if (!row) {
     const tr = template.content.firstElementChild.cloneNode(true);
-    row = { tr, account, cooldownUntil: null };
+    row = { tr, account, cooldownUntil: null, pending: null };
     rows.set(account.name, row);
     wire(row);
     if (!detached) insertSorted(tr, account.name);
@@ -101,8 +102,17 @@ function tick(row) {
 }
 
 async function patchAccount(name, change) {
-  try { render(await api("PATCH", `/api/accounts/${enc(name)}`, change)); }
-  catch (err) { toast(`${name}: ${err.message}`, true); render(rows.get(name).account); }
+  const row = rows.get(name);
+  row.pending = { ...row.pending, ...change }; // an event older than this change must not undo it
+  try {
+    const answer = await api("PATCH", `/api/accounts/${enc(name)}`, change);
+    row.pending = null;
+    render(answer);
+  } catch (err) {
+    row.pending = null;
+    toast(`${name}: ${err.message}`, true);
+    try { sync((await api("GET", "/api/accounts")).data); } catch { render(row.account); } // back to the truth
+  }
 }
 
 function wire(row) {
