@@ -102,6 +102,7 @@ def test_key_fields_normalise_api_and_cli_values() -> None:
         ({"accounts": ["a", 3]}, "accounts"),
         ({"name": " ci"}, "name"),
         ({"name": "a/b"}, "name"),
+        ({"name": "-"}, "name"),
         ({"colour": "red"}, "colour"),
     ],
 )

@@ -13,6 +13,7 @@ from typing import Any
 
 from codexgw.policy.access import ROLES
 from codexgw.policy.durations import parse_expiry
+from codexgw.policy.usage import NO_KEY
 from codexgw.translate.chat_chunks import REASONING_MODES
 
 __all__ = ["KEY_FIELDS", "MAX_EFFORTS", "FieldError", "check_name", "check_role", "key_fields"]
@@ -108,6 +109,10 @@ def key_fields(data: Mapping[str, Any], *, now: float) -> dict[str, Any]:
     for param, value in data.items():
         if param == "name":
             out["name"] = check_name(value, what="the key name")
+            if value == NO_KEY:
+                raise FieldError(
+                    "name", f"'{NO_KEY}' is reserved (the usage of requests without a stored key)"
+                )
         elif param == "owner":
             out["owner"] = None if value is None else check_name(value, param="owner", what="owner")
         elif param == "admin":
