@@ -9,6 +9,11 @@ from typing import Any
 from codexgw.pool.quota import QuotaSnapshot, Window
 from codexgw.pool.strategies import AccountView, Candidate
 
+OUT_OF_SCOPE_PIN = "the pool is pinned to an account outside this API key's scope"
+"""``Unavailable.reason`` when the pin is outside the request's ``allowed`` accounts."""
+EMPTY_SCOPE = "no account is in this API key's scope (its owner has none, or its accounts are gone)"
+"""``Unavailable.reason`` when the request's ``allowed`` accounts hold no member."""
+
 
 @dataclass
 class Cooldown:

@@ -40,7 +40,7 @@ compaction without a JSON object           MOVE_ON
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -365,12 +365,14 @@ def exhausted_answer(
     *,
     now: float,
     plan_types: Mapping[int, str | None],
+    scope: Collection[int] | None = None,
 ) -> CodexgwError:
     """The error to answer with when ``Pool.pick`` said ``pick`` (no account left) at ``now`` (epoch s).
 
     Pure, never raises. ``rows`` are ``Pool.snapshot(now)``; ``last_error`` is the error of the
     request's last failed attempt (``None``: none was tried); ``plan_types`` maps account ids to their
-    stored plan (the 429's ``plan_type``: the first account at its usage limit found there). In order:
+    stored plan (the 429's ``plan_type``: the first account at its usage limit found there); ``scope``
+    the ids the request's API key may use (``None``: all): only those rows count. In order:
     the last error when it was a usage limit (§12.1: the Codex CLI shows its reset time); when some
     account will be free again (``pick.retry_after_s`` known), the answer :data:`EXHAUSTED_ANSWER`
     gives for the rows' :func:`cooling_mix`; else the last error; else a 503 without ``Retry-After``.
@@ -381,6 +383,8 @@ def exhausted_answer(
     """
     if isinstance(last_error, UsageLimitError):
         return last_error
+    if scope is not None:
+        rows = [r for r in rows if r.get("id") in scope]
     if pick.retry_after_s is not None:
         if EXHAUSTED_ANSWER[cooling_mix(rows)] is ExhaustedAnswer.USAGE_LIMIT:
             plan = next((plan_types[r["id"]] for r in _at_limit(rows) if r.get("id") in plan_types), None)
