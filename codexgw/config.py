@@ -57,6 +57,9 @@ class Settings:
             when set, ``serve`` saves it in the store (so ``accounts strategy`` can change it later);
             ``None`` keeps the stored choice (default round-robin).
         probe_interval_s: probe each account's ``/wham/usage`` about this often (0 = never).
+        usage_flush_s: how often the usage counters are written to the store (teams, issue 12).
+        login_callback_port: where a browser login started through the admin API listens while it
+            waits (1455 is the port ChatGPT redirects to; 0 = any, for tests).
     """
 
     store_dir: Path = field(default_factory=default_store_dir)
@@ -80,6 +83,8 @@ class Settings:
     reasoning_mode: str = "content"
     strategy: str | None = None
     probe_interval_s: float = 300.0
+    usage_flush_s: float = 2.0
+    login_callback_port: int = 1455
 
     def __post_init__(self) -> None:
         self.store_dir = Path(self.store_dir).expanduser()

@@ -9,6 +9,7 @@ shutdown watchdog.
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from codexgw.config import Settings
 
 if TYPE_CHECKING:
     from codexgw.upstream.gateway import Gateway
+    from codexgw.upstream.teams import Teams
 
 log = logging.getLogger("codexgw.serve")
 
@@ -96,9 +98,12 @@ async def serve(
     from codexgw.store.responses import ResponseStore
     from codexgw.store.sqlite import Store
     from codexgw.upstream.accounts import AccountState, pool_rows
+    from codexgw.upstream.admin import account_shapes
     from codexgw.upstream.catalog import Catalog
+    from codexgw.upstream.events import EventHub
     from codexgw.upstream.gateway import Gateway
     from codexgw.upstream.prober import Prober
+    from codexgw.upstream.teams import Teams
 
     shutdown = trio.Event() if shutdown is None else shutdown
     store = await trio.to_thread.run_sync(Store.open, settings.store_dir)
@@ -108,6 +113,7 @@ async def serve(
     pool = Pool()
     metrics = Metrics(pool_rows=lambda: pool_rows(pool, clock()))
     sharded = ShardedTransport(limits=UPSTREAM_LIMITS, verify=httpx.create_ssl_context())
+    teams: Teams | None = None
     async with new_http_client(sharded=sharded) as http:
         refresher = Refresher(store, http, auth_url=settings.auth_url, clock=clock)
         config = hypercorn_config(settings)
@@ -138,6 +144,16 @@ async def serve(
                     ttl_s=settings.models_ttl_s,
                     clock=clock,
                 )
+                events = EventHub(nursery)
+                teams = Teams(
+                    store,
+                    metrics=metrics,
+                    events=events,
+                    master_key=settings.api_key,
+                    flush_s=settings.usage_flush_s,
+                    clock=clock,
+                )
+                accounts.followers.append(teams.reload)
                 gw = Gateway(
                     settings,
                     http=http,
@@ -147,11 +163,14 @@ async def serve(
                     prober=prober,
                     catalog=catalog,
                     responses=responses,
+                    teams=teams,
                     nursery=nursery,
                     clock=clock,
                 )
+                events.account_rows = lambda: account_shapes(gw)
                 app = create_app(gw, reasoning_mode=settings.reasoning_mode)
                 await nursery.start(accounts.watch_store)
+                await nursery.start(teams.flush_loop)
                 nursery.start_soon(lambda: accounts.refresh_loop(check_every_s=settings.refresh_check_s))
                 if settings.probe_interval_s > 0:
                     nursery.start_soon(prober.run)
@@ -164,9 +183,31 @@ async def serve(
 
                 urls = await nursery.start(http_server)
                 log.info("codexgw serving on %s (%d accounts)", ", ".join(urls), len(gw.accounts))
+                _print_setup_token(teams, urls)
                 task_status.started(Running(urls=urls, gateway=gw))
         except* OSError as group:
             raise group.exceptions[0] from None
+        finally:
+            if teams is not None:
+                with trio.CancelScope(shield=True):  # the counters of the last seconds (drained requests)
+                    await teams.flush()
+
+
+def _print_setup_token(teams: Teams, urls: list[str]) -> None:
+    """With no user in the store, print the one-time token for ``POST /api/setup`` (15 minutes) on
+    stderr, outside the logs (it is a secret meant for the person starting the server)."""
+    token = teams.setup_token()
+    if token is None:
+        return
+    url = urls[0] if urls else ""
+    print(
+        "codexgw: no user exists yet. Within 15 minutes, create the first admin with this one-time\n"
+        f"setup token (the dashboard's setup page, or POST {url}/api/setup), or run\n"
+        "`codexgw users add NAME --role admin`:\n"
+        f"  {token}",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 __all__ = ["Running", "hypercorn_config", "serve"]

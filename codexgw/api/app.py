@@ -12,7 +12,7 @@ from werkzeug.exceptions import HTTPException
 
 from codexgw.api import admin, chat, compact, models, responses
 from codexgw.api.boundary import error_answer, status_error
-from codexgw.api.common import api_key_error, current_exchange, json_response
+from codexgw.api.common import authenticate, current_exchange, json_response
 from codexgw.api.hot import HotRoutes, Route
 from codexgw.upstream.gateway import Gateway
 
@@ -63,11 +63,8 @@ def create_quart_app(gw: Gateway) -> QuartTrio:
 
     @app.before_request
     async def check_api_key() -> None:
-        error = api_key_error(
-            gw.settings.api_key, request.path, {k.lower(): v for k, v in request.headers.items()}
-        )
-        if error is not None:
-            raise error
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        authenticate(gw, request.path, headers, current_exchange())
 
     @app.errorhandler(HTTPException)
     async def http_error(exc: HTTPException) -> Response:

@@ -35,7 +35,8 @@ async def create_chat_completion(call: Call) -> JSONReply | StreamReply:
     body = call.json_body()
     mode = _reasoning_mode(call)
     prepared = chat_to_responses(body, default_instructions=call.default_instructions)
-    stream = await open_stream(gw, prepared.body, call.headers)
+    call.admit(str(body.get("model")), prepared.body)
+    stream = await open_stream(gw, prepared.body, call.headers, scope=call.exchange.scope)
     if stream.early_error is not None:  # failed before any output: an HTTP error, as OpenAI answers
         await upstream_closed(stream)
         raise failure_exception(openai_error(stream.early_error))

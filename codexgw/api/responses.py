@@ -60,6 +60,7 @@ async def create_response(call: Call) -> JSONReply | StreamReply:
     body = call.json_body()
     previous_id, history, body = await expand_history(gw, body)
     prepared = prepare_responses_request(body, default_instructions=call.default_instructions)
+    call.admit(str(body.get("model")), prepared.body)
     n_history = len(history.items) if history else 0
     keep = isinstance(body, dict) and body.get("store") is not False
     stream = await open_stream(
@@ -68,6 +69,7 @@ async def create_response(call: Call) -> JSONReply | StreamReply:
         call.headers,
         prefer_account_id=history.account_id if history else None,
         body_for=body_for(prepared.body, history.owners) if history else None,
+        scope=call.exchange.scope,
     )
     headers = response_headers(stream, prepared.dropped)
     model = stream.model or str(prepared.body.get("model"))

@@ -173,6 +173,14 @@ class Limiter:
             headers["x-ratelimit-reset-tokens"] = openai_duration(c.tokens.empty_in(now))
         return headers
 
+    def current_headers(self, key: ApiKey, now: float) -> dict[str, str]:
+        """The key's ``x-ratelimit-*`` headers at ``now`` without counting a request (an answer
+        refused before the limits were checked)."""
+        c = self.counters(key.name)
+        c.requests.expire(now)
+        c.tokens.expire(now)
+        return self.headers(key, c, now)
+
     def release(self, name: str, *, tokens: int, now: float) -> None:
         """An admitted request of the key ``name`` ended at ``now``, having used ``tokens`` (input +
         output, from the upstream's usage; 0 when none was reported)."""

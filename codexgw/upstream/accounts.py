@@ -16,7 +16,7 @@ import dataclasses
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import trio
@@ -75,6 +75,8 @@ class AccountState:
         self._generation: int | None = None
         self._pending_health: dict[int, tuple[str, str]] = {}
         """Status changes applied in memory but not yet written to the store (id → status, reason)."""
+        self.followers: list[Callable[[dict[int, Account]], Awaitable[None]]] = []
+        """Awaited with the accounts after every reload (the teams state follows the same generation)."""
 
     # -- following the store -----------------------------------------------------------------------
 
@@ -93,6 +95,8 @@ class AccountState:
         self.accounts = {a.id: a for a in accounts}
         self.pool.set_accounts(_view(a) for a in accounts)
         self._apply_pool_settings(pool_settings)
+        for follow in self.followers:
+            await follow(self.accounts)
         return True
 
     def _apply_pool_settings(self, stored: PoolSettings) -> None:
