@@ -57,6 +57,12 @@ def test_a_taken_batch_counts_today_until_settled_then_the_store_totals_do() -> 
     assert ledger.today("ci", T0 + 1)[0] == 3
 
 
+def test_a_fresh_ledger_starts_from_the_stored_totals_of_today() -> None:
+    ledger = Ledger()
+    ledger.settle(DAY, {"ci": [4, 0, 100, 0, 30, 0]})
+    assert ledger.tokens_today("ci", T0) == 130 and ledger.keys_today(T0) == ["ci"]
+
+
 def test_put_back_keeps_a_batch_that_could_not_be_written() -> None:
     ledger = Ledger()
     ledger.record(now=T0, key="ci", account="a", model="m", usage=USAGE, error=False)

@@ -154,7 +154,8 @@ class Ledger:
         """The taken batch is in the store; ``stored_today`` are the store's totals per key for
         ``day`` (00:00 UTC, epoch s) read after writing it. Ignored when the day has moved on."""
         self._taken, self._taken_last_used = {}, {}
-        if day == self._day:
+        if day >= self._day:  # a fresh ledger (the server's start) takes the day as it is stored
+            self._roll(day)
             self._base = {k: list(v) for k, v in stored_today.items()}
             self._taken_today = {}
 

@@ -176,6 +176,27 @@ class Teams:
         """The key's counters since 00:00 UTC (stored and in memory), by counter name."""
         return dict(zip(COUNTERS, self.ledger.today(name, self.clock()), strict=True))
 
+    def status_keys(self) -> list[dict[str, Any]]:
+        """``/status``'s per-key totals for today: ``[{"name", "prefix", "owner", "status",
+        "requests", "errors", "input_tokens", "cached_tokens", "output_tokens", "reasoning_tokens"}]``
+        (stored keys by name, then ``-`` when requests without a stored key were counted today)."""
+        now = self.clock()
+        rows = [
+            {
+                "name": k.name,
+                "prefix": k.prefix,
+                "owner": k.owner,
+                "status": k.status(now),
+                **self.today(k.name),
+            }
+            for k in sorted(self.ring.keys.values(), key=lambda k: k.name)
+        ]
+        if NO_KEY in self.ledger.keys_today(now):
+            rows.append(
+                {"name": NO_KEY, "prefix": None, "owner": None, "status": "active", **self.today(NO_KEY)}
+            )
+        return rows
+
     async def flush(self) -> None:
         """Write what the ledger holds to the store (one transaction); on failure keep it for later."""
         async with self._flush_lock:
