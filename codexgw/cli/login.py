@@ -30,6 +30,7 @@ from codexgw.cli.common import (
     open_store,
 )
 from codexgw.cli.options import auth_url_option
+from codexgw.cli.users import check_owner, give_account
 from codexgw.oauth.tokens import RefreshError, build_revoke_request
 from codexgw.pool.health import AccountStatus
 
@@ -135,12 +136,14 @@ def run_pkce(
     timeout_s: float,
     open_browser: bool,
     api_key_exchange: bool,
+    owner: str | None = None,
 ) -> None:
-    """``codexgw login pkce`` (codex-protocol.md §1)."""
+    """``codexgw login pkce`` (codex-protocol.md §1); ``owner``: the user who will own the account."""
     import httpx
 
     from codexgw.auth.login import pkce_login
 
+    check_owner(store_dir, owner)
     store = open_store(store_dir)
 
     async def main() -> LoginResult:
@@ -158,17 +161,23 @@ def run_pkce(
                 api_key_exchange=api_key_exchange,
             )
 
-    _report(_run(main))
+    result = _run(main)
+    _report(result)
+    give_account(store_dir, result.account.name, owner, say=_say)
 
 
-def run_device(store_dir: Path, *, auth_url: str, name: str | None, min_interval_s: float) -> None:
-    """``codexgw login device`` (codex-protocol.md §2), with a live countdown on a terminal."""
+def run_device(
+    store_dir: Path, *, auth_url: str, name: str | None, min_interval_s: float, owner: str | None = None
+) -> None:
+    """``codexgw login device`` (codex-protocol.md §2), with a live countdown on a terminal;
+    ``owner``: the user who will own the account."""
     import httpx
     import trio
 
     from codexgw.auth.device import DevicePrompt, device_login
     from codexgw.auth.login import finish_login
 
+    check_owner(store_dir, owner)
     store = open_store(store_dir)
 
     async def main() -> LoginResult:
@@ -188,7 +197,9 @@ def run_device(store_dir: Path, *, auth_url: str, name: str | None, min_interval
                 nursery.cancel_scope.cancel()  # stops the countdown
             return await finish_login(http, store, tokens, auth_url=auth_url, name=name)
 
-    _report(_run(main))
+    result = _run(main)
+    _report(result)
+    give_account(store_dir, result.account.name, owner, say=_say)
 
 
 async def _countdown(expires_at: float) -> None:
@@ -363,6 +374,7 @@ def login() -> None:
 @click.option(
     "--api-key-exchange", is_flag=True, help="Also exchange the id_token for an API key and store it."
 )
+@click.option("--owner", metavar="USER", help="The user who owns the account (their keys reach it).")
 @auth_url_option
 @click.pass_context
 def login_pkce(
@@ -372,6 +384,7 @@ def login_pkce(
     timeout: int,
     port: int,
     api_key_exchange: bool,
+    owner: str | None,
     auth_url: str,
 ) -> None:
     """Sign in with a browser (OAuth + PKCE, as `codex login` does).
@@ -387,16 +400,25 @@ def login_pkce(
         timeout_s=float(timeout),
         open_browser=not no_browser,
         api_key_exchange=api_key_exchange,
+        owner=owner,
     )
 
 
 @login.command("device")
 @click.option("--name", help="Account name (default: the email's local part).")
 @click.option("--min-poll-interval", default=1.0, hidden=True, type=click.FloatRange(0))
+@click.option("--owner", metavar="USER", help="The user who owns the account (their keys reach it).")
 @auth_url_option
 @click.pass_context
-def login_device(ctx: click.Context, name: str | None, min_poll_interval: float, auth_url: str) -> None:
+def login_device(
+    ctx: click.Context, name: str | None, min_poll_interval: float, owner: str | None, auth_url: str
+) -> None:
     """Sign in with a device code (for headless machines: approve on any other device)."""
     call_flow(
-        run_device, ctx.obj["store_dir"], auth_url=auth_url, name=name, min_interval_s=min_poll_interval
+        run_device,
+        ctx.obj["store_dir"],
+        auth_url=auth_url,
+        name=name,
+        min_interval_s=min_poll_interval,
+        owner=owner,
     )

@@ -8,6 +8,8 @@
 ``serve``          :mod:`codexgw.cli.serve`
 ``status``         :mod:`codexgw.cli.status`
 ``configure …``    :mod:`codexgw.cli.configure`
+``users …``        :mod:`codexgw.cli.users` (add, list, remove, passwd), with ``audit``
+``keys …``         :mod:`codexgw.cli.keys` (create, list, set, revoke, rotate, usage)
 =================  ==========================================================================
 
 :func:`main` is the entry point (``pyproject.toml``, the zipapp, ``python -m codexgw``).
@@ -23,9 +25,11 @@ from codexgw import __version__
 from codexgw.cli import scheduling
 from codexgw.cli.accounts import accounts
 from codexgw.cli.configure import configure
+from codexgw.cli.keys import keys
 from codexgw.cli.login import login
 from codexgw.cli.serve import serve
 from codexgw.cli.status import status
+from codexgw.cli.users import audit, users
 from codexgw.config import default_store_dir
 
 __all__ = ["main"]
@@ -55,3 +59,6 @@ main.add_command(login)
 main.add_command(serve)
 main.add_command(status)
 main.add_command(configure)
+main.add_command(users)
+main.add_command(keys)
+main.add_command(audit)
