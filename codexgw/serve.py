@@ -96,12 +96,14 @@ async def serve(
     from codexgw.pool.scheduler import Pool
     from codexgw.store.pool_settings import set_strategy
     from codexgw.store.responses import ResponseStore
+    from codexgw.store.settings import read_settings
     from codexgw.store.sqlite import Store
     from codexgw.upstream.accounts import AccountState, pool_rows
     from codexgw.upstream.admin import account_shapes
     from codexgw.upstream.catalog import Catalog
     from codexgw.upstream.events import EventHub
     from codexgw.upstream.gateway import Gateway
+    from codexgw.upstream.manage import apply_stored_settings
     from codexgw.upstream.prober import Prober
     from codexgw.upstream.teams import Teams
 
@@ -109,6 +111,8 @@ async def serve(
     store = await trio.to_thread.run_sync(Store.open, settings.store_dir)
     if settings.strategy:  # the flag wins over the stored choice, and becomes it
         await trio.to_thread.run_sync(set_strategy, store, settings.strategy)
+    for name, value in (await trio.to_thread.run_sync(read_settings, store)).items():
+        setattr(settings, name, value)  # set through the admin API: wins over the flags
     responses = await trio.to_thread.run_sync(ResponseStore.open, settings.store_dir)
     pool = Pool()
     metrics = Metrics(pool_rows=lambda: pool_rows(pool, clock()))
@@ -168,12 +172,12 @@ async def serve(
                     clock=clock,
                 )
                 events.account_rows = lambda: account_shapes(gw)
-                app = create_app(gw, reasoning_mode=settings.reasoning_mode)
+                accounts.followers.append(lambda _accounts: apply_stored_settings(gw))
+                app = create_app(gw)
                 await nursery.start(accounts.watch_store)
                 await nursery.start(teams.flush_loop)
                 nursery.start_soon(lambda: accounts.refresh_loop(check_every_s=settings.refresh_check_s))
-                if settings.probe_interval_s > 0:
-                    nursery.start_soon(prober.run)
+                nursery.start_soon(prober.run)  # idle while probe_interval_s is 0 (settable at runtime)
 
                 async def http_server(*, task_status: trio.TaskStatus[list[str]]) -> None:
                     await hypercorn.trio.serve(

@@ -10,7 +10,7 @@ from quart import Response, request
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
-from codexgw.api import admin, chat, compact, models, responses
+from codexgw.api import admin, chat, compact, manage, models, responses
 from codexgw.api.boundary import error_answer, status_error
 from codexgw.api.common import authenticate, current_exchange, json_response
 from codexgw.api.hot import HotRoutes, Route
@@ -20,22 +20,23 @@ DEFAULT_INSTRUCTIONS = "You are a helpful assistant."
 """``instructions`` sent when the client gives none (codex-protocol.md §6.3: keep it present)."""
 
 
-def create_app(gw: Gateway, *, reasoning_mode: str = "content") -> HotRoutes:
+def create_app(gw: Gateway, *, reasoning_mode: str | None = None) -> HotRoutes:
     """Build the ASGI app serving ``gw``: the hot routes on plain ASGI in front of the Quart app.
 
     Args:
         gw: the gateway state every route reads.
         reasoning_mode: default display of reasoning summaries in Chat Completions
-            (``content``, ``think`` or ``hidden``).
+            (``content``, ``think`` or ``hidden``); ``None`` keeps ``gw.settings.reasoning_mode``,
+            which the routes read per request.
     """
+    if reasoning_mode is not None:
+        gw.settings.reasoning_mode = reasoning_mode
     app = create_quart_app(gw)
     routes: dict[str, Route] = {
         **dict.fromkeys(chat.PATHS, chat.create_chat_completion),
         **dict.fromkeys(responses.PATHS, responses.create_response),
     }
-    return HotRoutes(
-        app, gw, routes, default_instructions=DEFAULT_INSTRUCTIONS, reasoning_mode=reasoning_mode
-    )
+    return HotRoutes(app, gw, routes, default_instructions=DEFAULT_INSTRUCTIONS)
 
 
 def create_quart_app(gw: Gateway) -> QuartTrio:
@@ -50,6 +51,7 @@ def create_quart_app(gw: Gateway) -> QuartTrio:
     app.extensions["codexgw"] = gw
     for module in (responses, compact, models, admin):
         app.register_blueprint(module.bp)
+    manage.register(app, gw)
 
     @app.before_request
     async def start_exchange() -> None:

@@ -121,7 +121,10 @@ class HotRoutes:
         app: the Quart app.
         gw: the gateway.
         routes: path → route code, for ``POST`` (any other method gets 405).
-        default_instructions, reasoning_mode: the app's settings the routes read.
+        default_instructions: the ``instructions`` sent when a request has none.
+
+    The default reasoning display is read from ``gw.settings`` per request (``PATCH /api/settings``
+    changes it at runtime).
     """
 
     def __init__(
@@ -131,13 +134,11 @@ class HotRoutes:
         routes: dict[str, Route],
         *,
         default_instructions: str,
-        reasoning_mode: str,
     ) -> None:
         self.app = app
         self.gw = gw
         self.routes = routes
         self.default_instructions = default_instructions
-        self.reasoning_mode = reasoning_mode
 
     async def __call__(
         self,
@@ -162,7 +163,9 @@ class HotRoutes:
         headers: dict[str, str] = {}
         for name, value in scope["headers"]:
             headers.setdefault(name.decode("latin-1").lower(), value.decode("latin-1"))
-        call = Call(self.gw, headers, b"", exchange, self.default_instructions, self.reasoning_mode)
+        call = Call(
+            self.gw, headers, b"", exchange, self.default_instructions, self.gw.settings.reasoning_mode
+        )
         try:
             async with trio.open_nursery() as nursery:
                 try:
