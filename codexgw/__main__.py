@@ -5,4 +5,4 @@ from codexgw.cli.main import main
 __all__ = ["main"]
 
 if __name__ == "__main__":
-    main(prog_name="codexgw")
+    main()

@@ -1,12 +1,14 @@
-"""Settings for codexgw: flags > ``CODEXGW_*`` environment > defaults.
+"""Settings for codexgw: flags > ``CODEXGW_*`` environment > config file (TOML) > defaults.
 
-The CLI (``codexgw serve``, :mod:`codexgw.cli.serve`) builds one :class:`Settings` and hands it to
-whatever it runs; nothing else reads the environment.
+The CLI builds one :class:`Settings` (:mod:`codexgw.cli.settings` reads the flags, the environment
+and ``config.toml``, and says where each value came from) and hands it to whatever it runs; nothing
+else reads the environment or the config file.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,11 +26,48 @@ CODEX_CLIENT_VERSION = "0.125.0"
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
 
+LOG_LEVELS = ("debug", "info", "warning", "error")
+"""``serve --log-level`` values (the standard ``logging`` levels, lower case)."""
+
 
 def default_store_dir() -> Path:
     """Return ``$CODEXGW_HOME`` or ``~/.codexgw``."""
     env = os.environ.get("CODEXGW_HOME")
     return Path(env).expanduser() if env else Path.home() / ".codexgw"
+
+
+def command_name(argv0: str | None = None) -> str:
+    """The command as the user runs it, for hints: ``./codexgw.pyz`` (the zipapp, as typed; a bare
+    ``codexgw.pyz`` gets ``./``), ``python -m codexgw``, else ``codexgw``. ``argv0``: default
+    ``sys.argv[0]``."""
+    argv0 = sys.argv[0] if argv0 is None else argv0
+    base = os.path.basename(argv0)
+    if base.endswith(".pyz"):
+        return argv0 if os.sep in argv0 else f".{os.sep}{argv0}"
+    if base == "__main__.py":
+        return "python -m codexgw"
+    return "codexgw"
+
+
+@dataclass(frozen=True)
+class NotifySettings:
+    """Where and when to send notifications (the ``[notify]`` table; see :mod:`codexgw.pool.notices`).
+
+    Attributes:
+        url: an ntfy topic URL (``https://ntfy.sh/my-topic``) or any webhook taking a JSON POST.
+        format: ``ntfy`` (plain-text body, ``Title``/``Priority``/``Tags`` headers), ``json``, or
+            ``auto`` (ntfy when the host name starts with ``ntfy``, else JSON).
+        interval_s: at most one notification per kind and account in this many seconds.
+        low_percent, critical_percent: quota thresholds, in percent of a window *left*.
+        poll_s: how often the server looks at the pool for something to tell, seconds.
+    """
+
+    url: str
+    format: str = "auto"
+    interval_s: float = 3600.0
+    low_percent: float = 20.0
+    critical_percent: float = 5.0
+    poll_s: float = 5.0
 
 
 @dataclass
@@ -52,11 +91,17 @@ class Settings:
         accounts_poll_s: how often the server checks the store for CLI changes.
         heartbeat_s: write an SSE comment after this much upstream silence on an open stream.
         log_format: ``text`` or ``json`` log lines.
+        log_level: one of :data:`LOG_LEVELS`.
         reasoning_mode: default reasoning display in Chat Completions (``content``/``think``/``hidden``).
         strategy: pool strategy (``round-robin``, ``least-used``, ``random``, ``weighted``, ``quota``);
             when set, ``serve`` saves it in the store (so ``accounts strategy`` can change it later);
             ``None`` keeps the stored choice (default round-robin).
         probe_interval_s: probe each account's ``/wham/usage`` about this often (0 = never).
+        model_aliases: model name → the model it stands for (``[models.aliases]`` over the
+            built-in ones, see :mod:`codexgw.translate.aliases`); ``None`` means the built-in ones.
+        notify: notification settings, or ``None`` (no ``[notify] url``).
+        store_passphrase: the store's encryption passphrase (see :mod:`codexgw.store.crypto`),
+            ``None`` for an unencrypted store; never shown in a ``repr``.
         usage_flush_s: how often the usage counters are written to the store (teams, issue 12).
         login_callback_port: where a browser login started through the admin API listens while it
             waits (1455 is the port ChatGPT redirects to; 0 = any, for tests).
@@ -68,7 +113,7 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8080
     retries: int = 3
-    api_key: str | None = None
+    api_key: str | None = field(default=None, repr=False)
     certfile: str | None = None
     keyfile: str | None = None
     max_body_bytes: int = 64 * 1024 * 1024
@@ -83,6 +128,10 @@ class Settings:
     reasoning_mode: str = "content"
     strategy: str | None = None
     probe_interval_s: float = 300.0
+    log_level: str = "info"
+    model_aliases: dict[str, str] | None = None
+    notify: NotifySettings | None = None
+    store_passphrase: str | None = field(default=None, repr=False)
     usage_flush_s: float = 2.0
     login_callback_port: int = 1455
 

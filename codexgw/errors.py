@@ -228,7 +228,7 @@ class UsageLimitError(UpstreamError):
         body = super().to_body()
         error = body["error"]
         if self.resets_at is not None:
-            error["resets_at"] = int(self.resets_at)
+            error["resets_at"] = math.ceil(self.resets_at)  # as Retry-After rounds
         if self.plan_type is not None:
             error["plan_type"] = self.plan_type
         return body

@@ -1,4 +1,5 @@
-"""The ``serve`` nursery: hypercorn (HTTP/1.1, h2c, TLS+ALPN h2), store watcher, token refresher, prober.
+"""The ``serve`` nursery: hypercorn (HTTP/1.1, h2c, TLS+ALPN h2), store watcher, token refresher, prober,
+and the notifier (when ``[notify] url`` is set).
 
 One trio run, one nursery (design §1). :func:`serve` is the structured-concurrency entry point
 (``await nursery.start(serve, settings)`` reports the bound URLs, as tests use it);
@@ -62,6 +63,21 @@ def hypercorn_config(settings: Settings) -> object:
     return config
 
 
+def startup_line(settings: Settings, gw: Gateway, urls: list[str]) -> str:
+    """``codexgw 0.1.0 serving on http://127.0.0.1:8080 · upstream … · strategy round-robin · API key
+    required · 3 accounts, 2 usable``: what an operator checks first (no secrets)."""
+    from codexgw import __version__
+
+    accounts = list(gw.accounts.values())
+    usable = sum(1 for a in accounts if gw.pool.is_usable(a.id, now=gw.clock()))
+    key = "API key required" if settings.api_key else "no API key (loopback only)"
+    return (
+        f"codexgw {__version__} serving on {', '.join(urls)} · upstream {settings.upstream_url} · "
+        f"strategy {gw.pool.strategy_name} · {key} · {len(accounts)} account"
+        f"{'' if len(accounts) == 1 else 's'}, {usable} usable"
+    )
+
+
 async def serve(
     settings: Settings,
     *,
@@ -73,7 +89,7 @@ async def serve(
 
     The composition root: opens the stores, builds every part of the
     :class:`~codexgw.upstream.gateway.Gateway` inside the serve nursery, and starts its background
-    tasks (store watcher, token refresher, quota prober) and hypercorn.
+    tasks (store watcher, token refresher, quota prober, notifier) and hypercorn.
 
     Args:
         settings: what to serve and where.
@@ -83,7 +99,8 @@ async def serve(
 
     Raises:
         OSError: the address is in use or cannot be bound (unwrapped from hypercorn's exception group).
-        StoreError: the account store or ``responses.db`` cannot be opened.
+        StoreError: the account store or ``responses.db`` cannot be opened, or the store is
+            encrypted and ``settings.store_passphrase`` is missing or wrong.
     """
     import httpx
     import hypercorn.trio
@@ -98,22 +115,27 @@ async def serve(
     from codexgw.store.responses import ResponseStore
     from codexgw.store.settings import read_settings
     from codexgw.store.sqlite import Store
-    from codexgw.upstream.accounts import AccountState, pool_rows
+    from codexgw.upstream.accounts import AccountState, nothing_to_serve, pool_rows
     from codexgw.upstream.admin import account_shapes
     from codexgw.upstream.catalog import Catalog
     from codexgw.upstream.events import EventHub
     from codexgw.upstream.gateway import Gateway
     from codexgw.upstream.manage import apply_stored_settings
+    from codexgw.upstream.notifier import Notifier
     from codexgw.upstream.prober import Prober
     from codexgw.upstream.teams import Teams
 
     shutdown = trio.Event() if shutdown is None else shutdown
-    store = await trio.to_thread.run_sync(Store.open, settings.store_dir)
+    store = await trio.to_thread.run_sync(
+        lambda: Store.open(settings.store_dir, passphrase=settings.store_passphrase)
+    )
     if settings.strategy:  # the flag wins over the stored choice, and becomes it
         await trio.to_thread.run_sync(set_strategy, store, settings.strategy)
     for name, value in (await trio.to_thread.run_sync(read_settings, store)).items():
         setattr(settings, name, value)  # set through the admin API: wins over the flags
-    responses = await trio.to_thread.run_sync(ResponseStore.open, settings.store_dir)
+    responses = await trio.to_thread.run_sync(
+        lambda: ResponseStore.open(settings.store_dir, opener=store.opener)
+    )
     pool = Pool()
     metrics = Metrics(pool_rows=lambda: pool_rows(pool, clock()))
     sharded = ShardedTransport(limits=UPSTREAM_LIMITS, verify=httpx.create_ssl_context())
@@ -178,6 +200,8 @@ async def serve(
                 await nursery.start(teams.flush_loop)
                 nursery.start_soon(lambda: accounts.refresh_loop(check_every_s=settings.refresh_check_s))
                 nursery.start_soon(prober.run)  # idle while probe_interval_s is 0 (settable at runtime)
+                if settings.notify is not None:
+                    nursery.start_soon(Notifier(settings.notify, accounts, http, clock=clock).run)
 
                 async def http_server(*, task_status: trio.TaskStatus[list[str]]) -> None:
                     await hypercorn.trio.serve(
@@ -186,7 +210,9 @@ async def serve(
                     nursery.cancel_scope.cancel()
 
                 urls = await nursery.start(http_server)
-                log.info("codexgw serving on %s (%d accounts)", ", ".join(urls), len(gw.accounts))
+                log.info("%s", startup_line(settings, gw, urls))
+                if not any(a.eligible for a in gw.accounts.values()):
+                    log.warning("%s", nothing_to_serve(gw.accounts.values()))
                 _print_setup_token(teams, urls)
                 task_status.started(Running(urls=urls, gateway=gw))
         except* OSError as group:
@@ -214,4 +240,4 @@ def _print_setup_token(teams: Teams, urls: list[str]) -> None:
     )
 
 
-__all__ = ["Running", "hypercorn_config", "serve"]
+__all__ = ["Running", "hypercorn_config", "serve", "startup_line"]

@@ -23,6 +23,8 @@ import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 PYZ = ROOT / "dist" / "codexgw.pyz"
+DELTA_INTERVAL_MS = 150
+"""The fake streams its answer a word at a time, this far apart, so a person sees tokens arrive."""
 
 
 def free_port() -> int:
@@ -57,7 +59,7 @@ def main() -> None:
         procs.append(
             subprocess.Popen(
                 [sys.executable, "-m", "tests.fakes", "--accounts", "1", "--auth-json-dir", str(work),
-                 "--url-file", str(url_file)],
+                 "--url-file", str(url_file), "--delta-interval-ms", str(DELTA_INTERVAL_MS)],
                 cwd=ROOT, stdout=subprocess.DEVNULL,
             )
         )  # fmt: skip

@@ -28,6 +28,18 @@ hypothesis_settings.register_profile("codexgw", deadline=None)
 hypothesis_settings.load_profile("codexgw")
 
 
+@pytest.fixture(autouse=True)
+def _isolated_settings(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """No test sees the developer's settings: no ``CODEXGW_*`` variable, no systemd credentials, and
+    an empty config directory (``XDG_CONFIG_HOME``), so ``~/.config/codexgw/config.toml`` is never read."""
+    import os
+
+    for name in list(os.environ):
+        if name.startswith("CODEXGW_") or name == "CREDENTIALS_DIRECTORY":
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path_factory.mktemp("xdg-config")))
+
+
 @dataclass
 class Clock:
     """A settable epoch clock shared by the fake and codexgw (so tokens expire without sleeping)."""

@@ -68,6 +68,7 @@ def test_list_json_has_public_fields_only(tmp_path: Path, auth_json: Path) -> No
 
 
 def test_list_empty_store(tmp_path: Path) -> None:
+    Store.open(tmp_path / "store")
     result = run(tmp_path / "store", "accounts", "list")
     assert result.exit_code == 0 and "no accounts" in result.stdout
     assert json.loads(run(tmp_path / "store", "accounts", "list", "--json").stdout) == []
@@ -211,6 +212,7 @@ def test_serve_builds_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
 
     seen: list[Any] = []
     monkeypatch.setattr(server_module, "run", seen.append)
+    Store.open(tmp_path / "store")
     result = run(
         tmp_path / "store",
         "serve", "--host", "0.0.0.0", "--port", "0", "--retries", "1",
@@ -239,3 +241,15 @@ def test_help_and_version_stay_light() -> None:
         [sys.executable, "-m", "codexgw", "--version"], capture_output=True, text=True, check=True
     )
     assert version.stdout.strip() == "codexgw, version 0.1.0"
+
+
+@pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])
+def test_shell_completion_scripts(shell: str) -> None:
+    """``_CODEXGW_COMPLETE=<shell>_source codexgw`` prints click's completion script (README)."""
+    result = subprocess.run(
+        [sys.executable, "-m", "codexgw"],
+        env={**__import__("os").environ, "_CODEXGW_COMPLETE": f"{shell}_source"},
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0 and "_CODEXGW_COMPLETE" in result.stdout

@@ -122,7 +122,7 @@ def test_env_key_follows_the_environment_and_can_be_removed(tmp_path: Path) -> N
 
 def test_new_config_is_created_0600(tmp_path: Path) -> None:
     home = tmp_path / "codex-home"
-    run(home)
+    run(home, "--create")
     path = home / "config.toml"
     assert path.stat().st_mode & 0o777 == 0o600
     assert tomllib.loads(path.read_text())["model_providers"]["codexgw"]["wire_api"] == "responses"
@@ -158,3 +158,38 @@ def test_refusal_leaves_the_file_alone(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert "edit it by hand" in result.output
     assert (tmp_path / "config.toml").read_text() == text
+
+
+def test_a_codex_home_that_does_not_exist_asks_for_create(tmp_path: Path) -> None:
+    home = tmp_path / "typo"
+    result = CliRunner().invoke(configure, ["codex", "--codex-home", str(home)])
+    assert result.exit_code == 1
+    assert result.output.startswith(f"error: {home} does not exist (--codex-home); pass --create")
+    assert not home.exists()
+    created = run(home, "--create", "--model", "gpt-5.5")
+    assert created.startswith(f"Created {home / 'config.toml'}:")
+
+
+def test_dry_run_of_a_new_file_says_would_create_and_lists_env_key(tmp_path: Path) -> None:
+    out = run(tmp_path, "--dry-run", "--base-url", "http://10.0.0.5:8080/v1")
+    assert out.startswith(f"Would create {tmp_path / 'config.toml'}:")
+    assert 'env_key = "CODEXGW_API_KEY"' in out
+    assert 'wire_api = "responses"' in out
+    assert not (tmp_path / "config.toml").exists()
+
+
+def test_it_prints_the_model_and_warns_when_codex_would_pick_its_own(tmp_path: Path) -> None:
+    chosen = CliRunner().invoke(configure, ["codex", "--codex-home", str(tmp_path), "--model", "gpt-5.5"])
+    assert chosen.exit_code == 0 and "Model: gpt-5.5 (set now)" in chosen.stdout
+    assert "warning" not in chosen.stderr
+    again = CliRunner().invoke(configure, ["codex", "--codex-home", str(tmp_path)])
+    assert "Model: gpt-5.5 (already in config.toml)" in again.stdout and "warning" not in again.stderr
+    other = tmp_path / "other"
+    other.mkdir()
+    unset = CliRunner().invoke(configure, ["codex", "--codex-home", str(other)])
+    assert unset.exit_code == 0
+    assert unset.stderr.startswith("warning: no model is set, so Codex asks for its own default model")
+    assert "--model gpt-5.5" in unset.stderr
+    odd = CliRunner().invoke(configure, ["codex", "--codex-home", str(other), "--model", "o3"])
+    assert "Model: o3 (set now)" in odd.stdout
+    assert "warning: o3 is not a model ChatGPT accounts are known to serve" in odd.stderr

@@ -48,7 +48,11 @@ async def test_a_conversation_stays_on_its_account_and_moves_when_it_cools_down(
     history = [{"role": "user", "content": "let us talk about tea"}]
     for turn in range(3):
         await in_thread(client.chat.completions.create, model="gpt-5.5", messages=history)
-        history = [*history, {"role": "assistant", "content": f"answer {turn}"}, {"role": "user", "content": "more"}]
+        history = [
+            *history,
+            {"role": "assistant", "content": f"answer {turn}"},
+            {"role": "user", "content": "more"},
+        ]
     first = served_by(env)
     assert len(set(first)) == 1
     bound = env.fake.account_by_id(first[0])
@@ -63,7 +67,8 @@ async def test_a_conversation_stays_on_its_account_and_moves_when_it_cools_down(
 
 
 async def test_every_account_at_its_usage_limit_gives_429_with_resets_at(env: Env) -> None:
-    """When the last answer was a usage limit, the client gets HTTP 429 usage_limit_reached first."""
+    """Every account hits its usage limit: HTTP 429 usage_limit_reached, whose resets_at is the
+    pool's earliest reset (not the last answer's) on the first request as on the next ones."""
     alice = env.add_account("alice", plan_type="pro")
     bob = env.add_account("bob", plan_type="pro")
     env.fake.script(alice, UsageLimit(resets_in_s=900))
@@ -77,15 +82,70 @@ async def test_every_account_at_its_usage_limit_gives_429_with_resets_at(env: En
         error = r.json()["error"]
         assert error["type"] == "usage_limit_reached"
         assert error["plan_type"] == "pro"
-        assert abs(error["resets_at"] - (env.clock.now + 1800)) <= 2
-        assert int(r.headers["retry-after"]) > 0
-        # The pool remembers: the next request is refused at once, still with the earliest reset.
+        assert abs(error["resets_at"] - (env.clock.now + 900)) <= 2
+        assert abs(error["resets_at"] - (env.clock.now + int(r.headers["retry-after"]))) < 1
+        assert "the earliest (alice) resets in 15 min" in error["message"]
+        # The pool remembers: the next request is refused at once, with the same reset.
         calls = len(env.fake.responses_requests())
         r2 = await client.post(f"{env.url}/v1/chat/completions", json=CHAT)
         assert r2.status_code == 429
         assert r2.json()["error"]["type"] == "usage_limit_reached"
+        assert r2.json()["error"]["resets_at"] == error["resets_at"]
         assert abs(int(r2.headers["retry-after"]) - 900) <= 2
         assert len(env.fake.responses_requests()) == calls
+
+
+async def test_one_account_at_its_limit_and_the_others_failing_is_a_503_not_a_usage_limit(env: Env) -> None:
+    """The issue's outage: alice cools down after a usage limit, bob and carol answer 500. That is no
+    usage limit of the pool: 503 with Retry-After, and a message naming what happened to each."""
+    alice = env.add_account("alice")
+    bob = env.add_account("bob")
+    carol = env.add_account("carol")
+    env.fake.script(alice, UsageLimit(resets_in_s=3600))
+    env.fake.script(bob, Text("from bob"), ServerError(500))
+    env.fake.script(carol, ServerError(500))
+    await env.start()
+    async with httpx.AsyncClient(timeout=30) as client:
+        first = await client.post(f"{env.url}/v1/chat/completions", json=CHAT)  # alice 429s, bob serves
+        assert first.status_code == 200
+        r = await client.post(
+            f"{env.url}/v1/chat/completions",
+            json={"model": "gpt-5.5", "messages": [{"role": "user", "content": "another topic"}]},
+        )
+    assert r.status_code == 503, r.text
+    error = r.json()["error"]
+    assert error["code"] == "no_account_available" and "resets_at" not in error
+    assert r.headers["retry-after"] == "1"
+    message = error["message"]
+    assert "alice is at its usage limit (resets in 60 min)" in message
+    assert "bob failed (the Codex backend answered HTTP 500" in message
+    assert "carol failed (the Codex backend answered HTTP 500" in message
+    assert message.endswith("retry after 1 s")
+    assert sorted(served_by(env)[2:]) == sorted([bob.chatgpt_account_id, carol.chatgpt_account_id])
+
+
+async def test_a_usage_limit_as_the_last_answer_after_an_outage_is_a_503(env: Env) -> None:
+    """bob answers 500, then alice answers a usage limit: the last answer is a usage limit, but bob
+    is not at one, so the client gets 503 (which the Codex CLI retries), not 429."""
+    alice = env.add_account("alice")
+    bob = env.add_account("bob")
+    env.fake.script(alice, Text("from alice"), UsageLimit(resets_in_s=600))
+    env.fake.script(bob, ServerError(500))
+    await env.start()
+    async with httpx.AsyncClient(timeout=30) as client:
+        first = await client.post(f"{env.url}/v1/chat/completions", json=CHAT)  # round-robin: alice
+        assert first.status_code == 200
+        other = {"model": "gpt-5.5", "messages": [{"role": "user", "content": "another topic"}]}
+        r = await client.post(f"{env.url}/v1/chat/completions", json=other)  # bob 500s, alice 429s
+    assert served_by(env) == [alice.chatgpt_account_id, bob.chatgpt_account_id, alice.chatgpt_account_id]
+    assert r.status_code == 503, r.text
+    assert r.headers["retry-after"] == "1"
+    assert r.json()["error"]["message"] == (
+        "No account can serve this request now: alice is at its usage limit (resets in 10 min); "
+        "bob failed (the Codex backend answered HTTP 500: An error occurred while processing your "
+        "request. You can retry your request, or contact us through our help center if the error "
+        "persists.); retry after 1 s"
+    )
 
 
 async def test_no_usable_account_gives_503_with_retry_after(env: Env) -> None:

@@ -1010,3 +1010,22 @@ async def test_usage_dict_and_recorded_headers(
     assert recorded.headers["originator"] == "codex_cli_rs" and recorded.headers["session_id"] == "abc"
     with pytest.raises(ValueError):
         Hold(after_headers=True, then=UsageLimit())
+
+
+async def test_the_fake_can_pace_its_text_deltas(
+    fake: FakeUpstream, account: FakeAccount, base_url: str, client: httpx.AsyncClient
+) -> None:
+    """``delta_interval_s`` (``python -m tests.fakes --delta-interval-ms``, used by ``make demo``)
+    waits before each text delta, as a model typing; 0 (the default) never waits."""
+    waits: list[float] = []
+
+    async def record(seconds: float) -> None:
+        waits.append(seconds)
+
+    fake.sleep = record
+    await post_responses(client, base_url, account)
+    assert waits == []
+    fake.delta_interval_s = 0.15
+    events = parse_sse((await post_responses(client, base_url, account)).content)
+    deltas = types(events).count("response.output_text.delta")
+    assert deltas > 1 and waits == [0.15] * deltas

@@ -169,7 +169,7 @@ def test_accounts_file_reads_codex_reverse_accounts(tmp_path: Path) -> None:
     ("doc", "fragment"),
     [
         ({"accounts": []}, "'accounts' is empty"),
-        ({"accounts": {"a": 1}}, "not a JSON array"),
+        ({"accounts": {"a": 1}}, "accounts.a is not a JSON object"),  # an object: opencode-multi-auth
         ({"accounts": ["x"]}, "accounts[0] is not a JSON object"),
         ({"accounts": [{"id_token": ID_TOKEN, "access_token": ACCESS}]}, "accounts[0].refresh_token"),
         ({"something": "else"}, "not a recognised login file"),

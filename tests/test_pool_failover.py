@@ -7,6 +7,7 @@ row has a case and that the row's wording agrees with the decision (moves on, re
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,7 @@ from codexgw.errors import (
     UpstreamStatusError,
     UsageLimitError,
 )
+from codexgw.pool.exhausted import in_scope, in_words
 from codexgw.pool.failover import (
     EXHAUSTED_ANSWER,
     Action,
@@ -359,19 +361,36 @@ def test_decide(case: Case) -> None:
 # ---------------------------------------------------------------------------------- no account left
 
 
-def row(account_id: int, reason: str | None = None, *, in_s: float = 300.0) -> dict[str, Any]:
-    """A ``Pool.snapshot`` row, cooling down for ``reason`` (``None``: not cooling)."""
+def row(
+    account_id: int,
+    reason: str | None = None,
+    *,
+    in_s: float = 300.0,
+    last_error: str | None = None,
+    enabled: bool = True,
+    status: str = "active",
+) -> dict[str, Any]:
+    """A ``Pool.snapshot`` row of account ``a<id>``, cooling down for ``reason`` (``None``: not cooling)."""
     return {
         "id": account_id,
+        "name": f"a{account_id}",
+        "enabled": enabled,
+        "status": status,
         "cooling_down_until": NOW + in_s if reason else None,
         "cooldown_reason": reason,
+        "last_error": last_error,
     }
 
 
 LAST_LIMIT = UsageLimitError("The usage limit has been reached", resets_at=NOW + 42, plan_type="pro", now=NOW)
-LAST_502 = UpstreamError("the Codex backend answered HTTP 500: boom")
+BOOM = "the Codex backend answered HTTP 500: boom"
+LAST_502 = UpstreamError(BOOM)
 ALL_COOLING = Unavailable(300.0, "all 2 accounts are cooling down; the earliest is free in 300 s")
+TRIED = Unavailable(0.0, "2 accounts already tried for this request and 1 cooling down")
 PLANS = {1: "plus", 2: "pro"}
+LIMITS = "no account left, every account in scope at its usage limit"
+MIXED = "no account left, some at their usage limit, the others cooling for another reason or failing"
+OTHER = "no account left, some cooling, none for a usage limit"
 
 
 @dataclass(frozen=True)
@@ -382,76 +401,122 @@ class Exhausted:
     last_error: CodexgwError | None
     expected: CodexgwError
     plan_types: dict[int, str | None] = field(default_factory=lambda: dict(PLANS))
+    pinned: int | None = None
+
+
+def limit(message: str, in_s: float, plan: str | None) -> UsageLimitError:
+    return UsageLimitError(message, resets_at=NOW + in_s, plan_type=plan, now=NOW)
+
+
+def exhausted(message: str, retry_after_s: float) -> PoolExhaustedError:
+    return PoolExhaustedError(
+        f"No account can serve this request now: {message}", retry_after_s=retry_after_s
+    )
 
 
 EXHAUSTED_CASES = [
-    Exhausted(
-        "no account left, the last answer a usage limit",
+    Exhausted(  # the earliest reset, not the last answer's (the first request, as later ones)
+        LIMITS,
         ALL_COOLING,
-        [row(1, "rate_limited"), row(2, "usage_limit")],
+        [row(1, "usage_limit", in_s=7500), row(2, "usage_limit", in_s=300)],
         LAST_LIMIT,
-        LAST_LIMIT,
+        limit("Every account has reached its usage limit; the earliest (a2) resets in 5 min", 300, "pro"),
     ),
-    Exhausted(
-        "no account left, every cooling account at its usage limit",
+    Exhausted(  # out of scope: disabled, needing login; the first plan known among the scope
+        LIMITS,
         ALL_COOLING,
-        [row(3), row(1, "usage_limit"), row(2, "usage_limit", in_s=600)],
+        [row(3, enabled=False), row(4, status="needs_login"), row(7, "usage_limit"), row(2, "usage_limit")],
         LAST_502,
-        UsageLimitError(
-            f"Every account has reached its usage limit; {ALL_COOLING.reason}",
-            resets_at=NOW + 300,
-            plan_type="plus",
-            now=NOW,
+        limit("Every account has reached its usage limit; the earliest (a7) resets in 5 min", 300, "pro"),
+    ),
+    Exhausted(  # pinned: only the pinned account is in scope, whatever the others do
+        LIMITS,
+        Unavailable(42.0, "the pinned account a1 is cooling down (usage_limit); it is free in 42 s"),
+        [row(1, "usage_limit", in_s=42), row(2, "rate_limited", in_s=5), row(3)],
+        None,
+        limit("Account a1 has reached its usage limit; it resets in 42 s", 42, "plus"),
+        pinned=1,
+    ),
+    Exhausted(  # the issue's outage: one account at its limit, the others answering 500
+        MIXED,
+        TRIED,
+        [row(1, "usage_limit", in_s=3600), row(2, last_error=BOOM), row(3, last_error=BOOM)],
+        LAST_502,
+        exhausted(
+            f"a1 is at its usage limit (resets in 60 min); a2 failed ({BOOM}); a3 failed ({BOOM}); "
+            "retry after 1 s",
+            0.0,
         ),
     ),
-    Exhausted(  # the first account at its limit that has a stored plan gives the plan_type
-        "no account left, every cooling account at its usage limit",
+    Exhausted(  # the last answer was the usage limit, but another account failed first
+        MIXED,
+        TRIED,
+        [row(1, last_error=BOOM), row(2, "usage_limit", in_s=600)],
+        LAST_LIMIT,
+        exhausted(f"a1 failed ({BOOM}); a2 is at its usage limit (resets in 10 min); retry after 1 s", 0.0),
+    ),
+    Exhausted(
+        MIXED,
         ALL_COOLING,
-        [row(7, "usage_limit"), row(2, "usage_limit")],
-        None,
-        UsageLimitError(
-            f"Every account has reached its usage limit; {ALL_COOLING.reason}",
-            resets_at=NOW + 300,
-            plan_type="pro",
-            now=NOW,
+        [row(1, "usage_limit", in_s=9000), row(2, "rate_limited"), row(3, enabled=False)],
+        LAST_502,
+        exhausted(
+            "a1 is at its usage limit (resets in 2 h 30 min); a2 is cooling down (rate_limited, "
+            "free in 5 min) (1 more disabled or needing login); retry after 300 s",
+            300.0,
         ),
     ),
     Exhausted(
-        "no account left, some cooling for a usage limit and some for another reason",
+        OTHER,
         ALL_COOLING,
-        [row(1, "usage_limit"), row(2, "rate_limited")],
-        LAST_502,
-        PoolExhaustedError(ALL_COOLING.reason, retry_after_s=300.0),
-    ),
-    Exhausted(
-        "no account left, none cooling for a usage limit",
-        ALL_COOLING,
-        [row(1, "rate_limited"), row(2, "HTTP 403")],
+        [row(1, "rate_limited"), row(2, "HTTP 403", in_s=900)],
         None,
-        PoolExhaustedError(ALL_COOLING.reason, retry_after_s=300.0),
+        exhausted(
+            "a1 is cooling down (rate_limited, free in 5 min); a2 is cooling down (HTTP 403, free in "
+            "15 min); retry after 300 s",
+            300.0,
+        ),
     ),
     Exhausted(
         "no account left, none cooling (every usable account tried)",
         Unavailable(0.0, "every usable account was already tried for this request (2 accounts)"),
-        [row(1), row(2)],
+        [row(1, last_error=BOOM), row(2)],
         LAST_502,
-        PoolExhaustedError(
-            "every usable account was already tried for this request (2 accounts)", retry_after_s=0.0
-        ),
+        exhausted(f"a1 failed ({BOOM}); a2 failed; retry after 1 s", 0.0),
+    ),
+    Exhausted(  # pinned and tried: the others are named as unused
+        "no account left, none cooling (every usable account tried)",
+        Unavailable(0.0, "the pinned account a2 was already tried for this request"),
+        [row(1), row(2, last_error=BOOM)],
+        LAST_502,
+        exhausted(f"a2 failed ({BOOM}) (pinned: 1 other account not used); retry after 1 s", 0.0),
+        pinned=2,
     ),
     Exhausted(
         "no account enabled with a valid login, after a failed attempt",
         Unavailable(None, "all accounts are disabled or need login"),
-        [row(1), row(2)],
+        [row(1, status="needs_login"), row(2, enabled=False)],
         LAST_502,
         LAST_502,
+    ),
+    Exhausted(
+        "no account enabled with a valid login, nothing tried",
+        Unavailable(None, "all accounts are disabled or need login"),
+        [row(1, enabled=False)],
+        None,
+        PoolExhaustedError(
+            "all accounts are disabled or need login; enable one with `codexgw accounts enable NAME` or "
+            "log in again with `codexgw login pkce`"
+        ),
     ),
     Exhausted(
         "no account enabled with a valid login, nothing tried",
         Unavailable(None, "no accounts configured"),
         [],
         None,
-        PoolExhaustedError("no accounts configured"),
+        PoolExhaustedError(
+            "no accounts configured; add one with `codexgw login pkce` or `codexgw accounts import PATH`"
+        ),
     ),
 ]
 
@@ -460,25 +525,49 @@ EXHAUSTED_CASES = [
     "case", EXHAUSTED_CASES, ids=[f"{c.condition} #{i}" for i, c in enumerate(EXHAUSTED_CASES)]
 )
 def test_exhausted_answer(case: Exhausted) -> None:
-    answer = exhausted_answer(case.pick, case.rows, case.last_error, now=NOW, plan_types=case.plan_types)
+    answer = exhausted_answer(
+        case.pick, case.rows, case.last_error, now=NOW, plan_types=case.plan_types, pinned=case.pinned
+    )
     assert err(answer) == err(case.expected)
     if case.expected is case.last_error:
         assert answer is case.last_error
 
 
-def test_exhausted_retry_after_headers() -> None:
-    """The 429 and 503 carry ``Retry-After`` in whole seconds, at least 1; none without a wait."""
-    by_condition = {c.condition: c for c in EXHAUSTED_CASES}
-    expected = {
-        "no account left, every cooling account at its usage limit": "300",
-        "no account left, none cooling for a usage limit": "300",
-        "no account left, none cooling (every usable account tried)": "1",
-        "no account enabled with a valid login, nothing tried": None,
-    }
-    for condition, retry_after in expected.items():
-        case = by_condition[condition]
-        answer = exhausted_answer(case.pick, case.rows, case.last_error, now=NOW, plan_types=case.plan_types)
-        assert answer.headers.get("Retry-After") == retry_after, condition
+@pytest.mark.parametrize("case", EXHAUSTED_CASES, ids=[f"#{i}" for i in range(len(EXHAUSTED_CASES))])
+def test_exhausted_resets_at_retry_after_and_message_agree(case: Exhausted) -> None:
+    """``Retry-After`` is whole seconds (at least 1, none without a wait); a 429's ``resets_at`` is
+    ``Retry-After`` from now, and the message says the same wait (in words) as the header."""
+    answer = exhausted_answer(
+        case.pick, case.rows, case.last_error, now=NOW, plan_types=case.plan_types, pinned=case.pinned
+    )
+    header = answer.headers.get("Retry-After")
+    if isinstance(answer, UsageLimitError) and answer is not case.last_error:
+        assert answer.resets_at is not None
+        body = answer.to_body()["error"]
+        assert body["resets_at"] == NOW + int(header)
+        assert answer.message.endswith(f"resets in {in_words(answer.resets_at - NOW)}")
+    elif isinstance(answer, PoolExhaustedError) and case.pick.retry_after_s is not None:
+        assert header == str(max(1, math.ceil(case.pick.retry_after_s)))
+        assert answer.message.endswith(f"retry after {header} s")
+    elif isinstance(answer, PoolExhaustedError):
+        assert header is None
+
+
+def test_no_usage_limit_answer_unless_every_account_in_scope_is_at_one() -> None:
+    """Whatever the last answer was, a 429 only when each account in scope cools for a usage limit."""
+    for case in EXHAUSTED_CASES:
+        answer = exhausted_answer(
+            case.pick, case.rows, case.last_error, now=NOW, plan_types=case.plan_types, pinned=case.pinned
+        )
+        scope = in_scope(case.rows, case.pinned)
+        all_at_limit = bool(scope) and all(r["cooldown_reason"] == "usage_limit" for r in scope)
+        assert (answer.status == 429) == all_at_limit, case
+
+
+def test_in_words() -> None:
+    assert [in_words(s) for s in (0.2, 42, 119.5, 120, 7199, 7200, 7500, 172800, 183600)] == [
+        "1 s", "42 s", "2 min", "2 min", "2 h 00 min", "2 h 00 min", "2 h 05 min", "2 d 00 h", "2 d 03 h"
+    ]  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -486,7 +575,8 @@ def test_exhausted_retry_after_headers() -> None:
     [
         ([], CoolingMix.NONE),
         ([row(1)], CoolingMix.NONE),
-        ([row(1, "usage_limit"), row(2)], CoolingMix.USAGE_LIMITS),
+        ([row(1, "usage_limit")], CoolingMix.USAGE_LIMITS),
+        ([row(1, "usage_limit"), row(2)], CoolingMix.MIXED),  # a2 failed: not at a limit
         ([row(1, "usage_limit"), row(2, "cloudflare")], CoolingMix.MIXED),
         ([row(1, "rate_limited")], CoolingMix.OTHER),
     ],

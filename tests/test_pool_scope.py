@@ -59,11 +59,12 @@ def test_the_exhausted_answer_looks_at_the_accounts_in_scope() -> None:
     usage limit. The scoped key's client gets a 503, never a 429 about bob's limit."""
     rows = [row(1, "rate_limited", in_s=60), row(2, "usage_limit", in_s=600)]
     pick = Unavailable(60.0, "the only usable account is cooling down; it is free in 60 s")
-    scoped = exhausted_answer(pick, rows, None, now=NOW, plan_types={1: "plus", 2: "pro"}, scope={1})
+    scoped = exhausted_answer(pick, rows, None, now=NOW, plan_types={1: "plus", 2: "pro"}, allowed={1})
     assert isinstance(scoped, PoolExhaustedError) and scoped.headers["Retry-After"] == "60"
+    assert "a2" not in scoped.message and "usage limit" not in scoped.message  # nothing about bob
     whole = exhausted_answer(pick, [row(2, "usage_limit")], None, now=NOW, plan_types={2: "pro"})
     assert isinstance(whole, UsageLimitError) and whole.plan_type == "pro"
     only_bob = exhausted_answer(
-        pick, [row(2, "usage_limit")], None, now=NOW, plan_types={2: "pro"}, scope={2}
+        pick, [row(2, "usage_limit")], None, now=NOW, plan_types={2: "pro"}, allowed={2}
     )
     assert isinstance(only_bob, UsageLimitError)

@@ -173,3 +173,47 @@ async def test_accounts_usage_records_a_lost_login(env: Env) -> None:
     assert (stored.status, stored.status_reason) == ("needs_login", "refresh failed: refresh_token_reused")
     again = await in_thread(cli, env, "accounts", "usage", *urls)
     assert again.exit_code == 1 and "no enabled accounts" in again.output
+
+
+async def test_accounts_usage_and_status_agree_about_a_running_server(env: Env) -> None:
+    """``accounts usage`` reads the backend directly; a running server takes its readings in (as it
+    takes its own probes), so ``status`` never contradicts it: a reset window seen by ``usage``
+    ends the server's usage-limit cooldown, a limit seen by ``usage`` starts one."""
+    alice = env.add_account("alice")
+    bob = env.add_account("bob")
+    env.fake.script(alice, UsageLimit(resets_in_s=3600))
+    await env.start(probe_interval_s=0)
+    gw = env.gateway
+    async with httpx.AsyncClient(timeout=TIMEOUT) as client:
+        assert (await client.post(f"{env.url}/v1/chat/completions", json=CHAT)).status_code == 200
+    alice_id, bob_id = account_id(env, "alice"), account_id(env, "bob")
+    assert not gw.pool.is_usable(alice_id, now=env.clock.now)
+
+    env.fake.clear_usage_limit(alice)
+    bob.limited_until, bob.primary_used_percent = env.clock.now + 1800, 100.0  # bob reaches his limit
+    urls = ("--upstream", f"{env.fake_url}/backend-api", "--auth-url", env.fake_url)
+    usage = await in_thread(cli, env, "accounts", "usage", "--json", *urls)
+    assert usage.exit_code == 0, usage.output
+    rows = {r["name"]: r for r in json.loads(usage.output)}
+    assert not rows["alice"]["limit_reached"] and rows["bob"]["limit_reached"]
+    with trio.fail_after(5):
+        while not gw.pool.is_usable(alice_id, now=env.clock.now) or gw.pool.is_usable(
+            bob_id, now=env.clock.now
+        ):
+            await trio.sleep(0.01)
+    shown = await in_thread(cli, env, "status", "--url", env.url, "--json")
+    status = {r["name"]: r for r in json.loads(shown.output)["accounts"]}
+    assert status["alice"]["usable"] and status["alice"]["cooldown"] is None
+    assert status["alice"]["quota"]["primary"]["used_percent"] == rows["alice"]["primary"]["used_percent"]
+    assert status["bob"]["quota"]["observed_at"] == rows["bob"]["observed_at"]
+    assert status["bob"]["cooldown"]["reason"] == "usage_limit" and not status["bob"]["usable"]
+    # A reset after that reading ends bob's cooldown, and later store changes do not bring it back.
+    assert (await in_thread(cli, env, "accounts", "reset", "bob")).exit_code == 0
+    with trio.fail_after(5):
+        while not gw.pool.is_usable(bob_id, now=env.clock.now):
+            await trio.sleep(0.01)
+    assert (await in_thread(cli, env, "accounts", "strategy", "least-used")).exit_code == 0
+    with trio.fail_after(5):
+        while gw.pool.strategy_name != "least-used":
+            await trio.sleep(0.01)
+    assert gw.pool.is_usable(bob_id, now=env.clock.now)

@@ -16,6 +16,7 @@ from click.testing import CliRunner, Result
 
 from codexgw.cli.main import main
 from codexgw.cli.serve import _JsonFormatter
+from codexgw.store import Store
 from codexgw.store.pool_settings import read_pool_settings
 from tests.conftest import Env, in_thread
 from tests.fakes import FakeUpstream, Text, Usage, UsageLimit
@@ -139,8 +140,11 @@ async def test_two_accounts_at_their_limit_send_all_traffic_to_the_third(
     assert shown.exit_code == 0, shown.output
     assert "round-robin" in shown.output and "usable 1/3" in shown.output
     assert "cooling" in shown.output and "carol" in shown.output and "5h" in shown.output
-    offline = await in_thread(cli, env, "status", "--url", "http://127.0.0.1:1")
-    assert offline.exit_code == 0 and "no server at" in offline.output and "alice" in offline.output
+    nothing = await in_thread(cli, env, "status", "--url", "127.0.0.1:1")  # an explicit --url: no fallback
+    assert nothing.exit_code == 1
+    assert nothing.stderr.startswith("error: no codexgw server answers at http://127.0.0.1:1")
+    offline = await in_thread(cli, env, "status", "--offline")
+    assert offline.exit_code == 0 and "from the store" in offline.output and "alice" in offline.output
     as_json = json.loads((await in_thread(cli, env, "status", "--url", env.url, "--json")).output)
     assert as_json["source"] == "server"
     assert_no_tokens(
@@ -267,7 +271,12 @@ async def test_access_log_one_line_per_request_with_fields(
 
 
 def test_status_from_store_without_a_server(tmp_path: Path) -> None:
-    """``codexgw status --offline`` on an empty store says how to add an account."""
+    """``codexgw status --offline`` on an empty store says how to add an account (a store that does
+    not exist is an error naming its path: a mistyped --store must not look like an empty pool)."""
+    missing = CliRunner().invoke(main, ["--store", str(tmp_path / "s"), "status", "--offline"])
+    assert missing.exit_code == 1 and f"error: no store at {tmp_path / 's'}" in missing.stderr
+    Store.open(tmp_path / "s")
     result = CliRunner().invoke(main, ["--store", str(tmp_path / "s"), "status", "--offline"])
     assert result.exit_code == 0
     assert "from the store" in result.output and "no accounts" in result.output
+    assert "login pkce" in result.output and "accounts import" in result.output

@@ -1,4 +1,4 @@
-"""The store's teams tables (migration step 3): users, sessions, keys, account owners, usage, audit."""
+"""The store's teams tables (migration step 4): users, sessions, keys, account owners, usage, audit."""
 
 from __future__ import annotations
 
@@ -43,18 +43,18 @@ def store(tmp_path: Path) -> Store:
     return Store.open(tmp_path / "store")
 
 
-def test_step_3_upgrades_a_step_2_store_keeping_its_accounts(tmp_path: Path) -> None:
+def test_step_4_upgrades_a_step_3_store_keeping_its_accounts(tmp_path: Path) -> None:
     path = tmp_path / "old" / "codexgw.db"
     path.parent.mkdir()
     conn = sqlite3.connect(path, isolation_level=None)
     conn.row_factory = sqlite3.Row
     conn.execute("BEGIN IMMEDIATE")
-    migrate(conn, MIGRATIONS[:2])
+    migrate(conn, MIGRATIONS[:3])
     conn.execute("COMMIT")
     conn.close()
     store = Store.open(path.parent)
     store.upsert_account(tokens(), name="alice", now=NOW)
-    assert store.schema_version() == len(MIGRATIONS) >= 3
+    assert store.schema_version() == len(MIGRATIONS) >= 4
     assert store.get_account("alice").owner is None  # type: ignore[union-attr]
 
 

@@ -12,6 +12,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -127,3 +128,189 @@ def test_pyz_runs_with_plain_python_and_serves_the_openai_sdk(
     finally:
         server.terminate()
         assert server.wait(timeout=15) is not None
+
+
+# -- the archive's own __main__.py: old Pythons and read-only homes -----------------------------
+
+MAIN = ROOT / "scripts" / "zipapp_main.py"
+
+
+def old_pythons() -> list[Path]:
+    """Interpreters older than 3.11 on this machine (pyenv's, or python3.X on PATH)."""
+    found: dict[str, Path] = {}
+    roots = [
+        Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions",
+        Path("/root/.pyenv/versions"),
+    ]
+    for root in roots:
+        for candidate in sorted(root.glob("3.*/bin/python")) if root.is_dir() else []:
+            minor = candidate.parent.parent.name.split(".")[1]
+            if minor.isdigit() and 6 <= int(minor) <= 10:
+                found.setdefault(minor, candidate)
+    for minor in range(6, 11):
+        path = shutil.which(f"python3.{minor}")
+        if path:
+            found.setdefault(str(minor), Path(path))
+    return [found[k] for k in sorted(found, key=int)]
+
+
+def test_the_entry_point_parses_on_python_3_6() -> None:
+    import ast
+
+    ast.parse(MAIN.read_text(), feature_version=(3, 6))
+    subprocess.run([sys.executable, "-m", "py_compile", str(MAIN)], check=True)
+
+
+@pytest.mark.parametrize(
+    ("version", "problem"),
+    [
+        ((3, 9, 18), "codexgw needs Python >= 3.11 (found 3.9); run it with a newer python3"),
+        ((3, 10, 13), "codexgw needs Python >= 3.11 (found 3.10); run it with a newer python3"),
+        ((3, 11, 0), None),
+        ((3, 13, 0), None),
+    ],
+)
+def test_python_version_check_with_a_faked_version(version: tuple[int, ...], problem: str | None) -> None:
+    import runpy
+
+    check = runpy.run_path(str(MAIN), run_name="zipapp_main")["python_problem"]
+    assert check(version) == problem
+
+
+def test_unpack_check(tmp_path: Path) -> None:
+    import runpy
+
+    unpack_problem = runpy.run_path(str(MAIN), run_name="zipapp_main")["unpack_problem"]
+    assert unpack_problem(str(tmp_path / "new" / "root" / "codexgw.pyz_abc")) is None  # creatable
+    done = tmp_path / "done" / "codexgw.pyz_abc"
+    (done / "site-packages").mkdir(parents=True)
+    assert unpack_problem(str(done)) is None  # unpacked before
+
+
+def test_old_pythons_are_told_in_one_line(pyz: Path) -> None:
+    pythons = old_pythons()
+    if not pythons:
+        pytest.skip("no Python older than 3.11 on this machine (the faked-version test covers the check)")
+    for python in pythons:
+        result = subprocess.run([str(python), str(pyz), "--version"], capture_output=True, text=True)
+        version = subprocess.run(
+            [str(python), "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+            capture_output=True, text=True, check=True,
+        ).stdout.strip()  # fmt: skip
+        assert (result.returncode, result.stderr) == (
+            1, f"error: codexgw needs Python >= 3.11 (found {version}); run it with a newer python3\n"
+        ), python  # fmt: skip
+        assert result.stdout == ""
+
+
+def test_a_read_only_home_names_the_directory_and_shiv_root(pyz: Path, tmp_path: Path) -> None:
+    """A service user whose home is read-only: one line naming it and SHIV_ROOT, no traceback."""
+    prefix: list[str] = []
+    if os.geteuid() == 0:
+        if shutil.which("setpriv") is None:
+            pytest.skip("running as root without setpriv: a read-only home cannot be tried")
+        prefix = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+    home = Path(tempfile.mkdtemp(prefix="codexgw-rohome-"))
+    try:
+        home.chmod(0o555)
+        env = clean_env(tmp_path)
+        env.pop("SHIV_ROOT")
+        env["HOME"] = str(home)
+        copy = home.parent / f"{home.name}.pyz"
+        shutil.copy(pyz, copy)
+        copy.chmod(0o755)
+        result = subprocess.run(
+            [*prefix, plain_python(), str(copy), "--version"], env=env, capture_output=True, text=True
+        )
+        assert result.returncode == 1, result.stderr
+        assert "Traceback" not in result.stderr
+        assert result.stderr == (
+            f"error: codexgw.pyz unpacks its libraries on first run into {home}/.shiv (~/.shiv), but {home} "
+            "is not writable; set SHIV_ROOT to a writable directory, e.g. SHIV_ROOT=/var/tmp/codexgw-shiv\n"
+        )
+        writable = Path(tempfile.mkdtemp(prefix="codexgw-shivroot-"))
+        writable.chmod(0o777)
+        try:
+            ok = subprocess.run(
+                [*prefix, plain_python(), str(copy), "--version"],
+                env={**env, "SHIV_ROOT": str(writable)}, capture_output=True, text=True,
+            )  # fmt: skip
+            assert ok.returncode == 0 and "version" in ok.stdout, ok.stderr
+        finally:
+            shutil.rmtree(writable, ignore_errors=True)
+        copy.unlink()
+    finally:
+        home.chmod(0o755)
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def test_the_archive_runs_the_entry_point(pyz: Path) -> None:
+    import zipfile
+
+    with zipfile.ZipFile(pyz) as archive:
+        assert archive.read("__main__.py").decode() == MAIN.read_text()
+        assert "_bootstrap/__init__.py" in archive.namelist()
+
+
+def test_a_build_is_skipped_while_the_zipapp_is_up_to_date(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import build_zipapp
+
+    source = tmp_path / "src.py"
+    source.write_text("x")
+    output = tmp_path / "out.pyz"
+    monkeypatch.setattr(build_zipapp, "sources", lambda: [source])
+    assert not build_zipapp.up_to_date(output)
+    output.write_text("built")
+    os.utime(source, (time.time() - 10, time.time() - 10))
+    assert build_zipapp.up_to_date(output)
+    os.utime(source, (time.time() + 10, time.time() + 10))
+    assert not build_zipapp.up_to_date(output)
+
+
+def _pythons_with_cryptography() -> list[str]:
+    found = []
+    for python in dict.fromkeys([plain_python(), "/usr/bin/python3"]):
+        if (
+            Path(python).exists()
+            and subprocess.run([python, "-c", "import cryptography"], capture_output=True).returncode == 0
+        ):
+            found.append(python)
+    return found
+
+
+@pytest.mark.parametrize(
+    "python",
+    _pythons_with_cryptography()
+    or [pytest.param("", marks=pytest.mark.skip("no python3 with cryptography"))],
+)
+def test_pyz_encrypts_the_store_with_the_systems_cryptography(
+    python: str, pyz: Path, fake_url: tuple[str, Path], tmp_path: Path
+) -> None:
+    """The zipapp has no cryptography of its own; a python3 that has it (Debian's
+    python3-cryptography) encrypts the store, and the key then opens it (encryption at rest)."""
+    _fake, auth_json = fake_url
+    env = clean_env(tmp_path)
+    store = tmp_path / "store"
+    base = [python, str(pyz), "--store", str(store)]
+    assert (
+        subprocess.run([*base, "accounts", "import", str(auth_json)], env=env, capture_output=True).returncode
+        == 0
+    )
+    key = tmp_path / "store.key"
+    done = subprocess.run(
+        [*base, "store", "encrypt", "--generate-key-file", str(key)], env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    refresh = __import__("json").loads(auth_json.read_text())["tokens"]["refresh_token"]
+    assert all(refresh.encode() not in p.read_bytes() for p in store.iterdir())
+    locked = subprocess.run([*base, "accounts", "list"], env=env, capture_output=True, text=True)
+    assert locked.returncode == 1 and "is encrypted" in locked.stderr and len(locked.stderr.splitlines()) == 1
+    opened = subprocess.run(
+        [*base, "accounts", "list"],
+        env={**env, "CODEXGW_STORE_KEY_FILE": str(key)},
+        capture_output=True,
+        text=True,
+    )
+    assert opened.returncode == 0 and "user1@example.com" in opened.stdout

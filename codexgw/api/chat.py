@@ -34,7 +34,9 @@ async def create_chat_completion(call: Call) -> JSONReply | StreamReply:
     gw = call.gw
     body = call.json_body()
     mode = _reasoning_mode(call)
-    prepared = chat_to_responses(body, default_instructions=call.default_instructions)
+    prepared = chat_to_responses(
+        body, default_instructions=call.default_instructions, aliases=gw.settings.model_aliases
+    )
     call.admit(str(body.get("model")), prepared.body)
     stream = await open_stream(gw, prepared.body, call.headers, scope=call.exchange.scope)
     if stream.early_error is not None:  # failed before any output: an HTTP error, as OpenAI answers

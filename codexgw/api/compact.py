@@ -30,7 +30,7 @@ async def compact_response() -> Response:
     gw = gateway()
     body = await read_json_body(gw.settings.max_body_bytes)
     _previous_id, _history, body = await expand_history(gw, body)
-    prepared = prepare_responses_request(body, default_instructions="")
+    prepared = prepare_responses_request(body, default_instructions="", aliases=gw.settings.model_aliases)
     compact = {k: prepared.body[k] for k in COMPACT_FIELDS if prepared.body.get(k) is not None}
     if not compact.get("instructions"):
         compact.pop("instructions", None)  # codex-rs omits it when empty (§6.1)

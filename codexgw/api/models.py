@@ -14,13 +14,25 @@ bp = Blueprint("models", __name__)
 @bp.get("/models")
 async def list_models() -> Response:
     """OpenAI's model list, from the upstream catalogue (cached) or the built-in fallback."""
-    return json_response(openai_model_list(await gateway().models()))
+    gw = gateway()
+    return json_response(openai_model_list(await gw.models(), aliases=gw.settings.model_aliases))
 
 
 @bp.get("/health")
 async def health() -> Response:
-    """Liveness and a one-line pool summary (no secrets): 200 while the server runs."""
+    """The version and a pool summary (no secrets): 200 ``"ok"`` while some account can serve now,
+    503 ``"degraded"`` while none can (none configured, all disabled, needing a login or cooling
+    down), so a load balancer stops routing here."""
+    from codexgw import __version__
+
     gw = gateway()
+    now = gw.clock()
     accounts = list(gw.accounts.values())
-    usable = sum(1 for a in accounts if a.eligible)
-    return json_response({"status": "ok", "accounts": len(accounts), "usable_accounts": usable})
+    usable = sum(1 for a in accounts if gw.pool.is_usable(a.id, now=now))
+    body = {
+        "status": "ok" if usable else "degraded",
+        "version": __version__,
+        "accounts": len(accounts),
+        "usable_accounts": usable,
+    }
+    return json_response(body, status=200 if usable else 503, headers={"cache-control": "no-store"})

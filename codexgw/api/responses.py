@@ -59,7 +59,9 @@ async def create_response(call: Call) -> JSONReply | StreamReply:
     gw = call.gw
     body = call.json_body()
     previous_id, history, body = await expand_history(gw, body)
-    prepared = prepare_responses_request(body, default_instructions=call.default_instructions)
+    prepared = prepare_responses_request(
+        body, default_instructions=call.default_instructions, aliases=gw.settings.model_aliases
+    )
     call.admit(str(body.get("model")), prepared.body)
     n_history = len(history.items) if history else 0
     keep = isinstance(body, dict) and body.get("store") is not False

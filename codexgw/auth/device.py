@@ -19,6 +19,7 @@ import httpx
 import trio
 
 from codexgw.auth.login import LoginError, exchange_code, send
+from codexgw.config import command_name
 from codexgw.oauth.device import (
     DeviceCode,
     DeviceGrant,
@@ -88,7 +89,7 @@ async def device_login(
     except DeviceLoginNotEnabled:
         raise LoginError(
             "device code login is not enabled for this account/server (404); "
-            "use `codexgw login pkce` instead (with SSH port forwarding or the paste-URL fallback)"
+            f"use `{command_name()} login pkce` instead (with SSH port forwarding or the paste-URL fallback)"
         ) from None
     except DeviceCodeError as exc:
         raise LoginError(exc.message) from None
@@ -118,7 +119,8 @@ async def _poll(
     expires_at: float,
 ) -> DeviceGrant:
     expired = LoginError(
-        "the device code expired before the sign-in was approved (15 minutes); run `codexgw login device` again"
+        "the device code expired before the sign-in was approved (15 minutes); "
+        f"run `{command_name()} login device` again"
     )
     spec = build_device_token_request(auth_url, code)
     while True:

@@ -67,11 +67,13 @@ class LoginResult:
         account: the account as stored.
         created: True for a new account, False when an existing one (same identity) was updated.
         api_key_stored: the id_token → API-key exchange succeeded and the key was stored.
+        renamed_from: the account's name before, when this login (``name``) renamed it.
     """
 
     account: Account
     created: bool
     api_key_stored: bool = False
+    renamed_from: str | None = None
 
 
 async def send(http: httpx.AsyncClient, spec: HttpRequestSpec, *, what: str) -> httpx.Response:
@@ -141,8 +143,9 @@ async def finish_login(
         if holder is not None and holder.chatgpt_account_id != identity.chatgpt_account_id:
             await _revoke_quietly(http, auth_url, tokens.refresh_token)
             raise LoginError(
-                f"name '{name}' is already used by another account ({holder.email or holder.chatgpt_account_id});"
-                " pick another --name"
+                f"you signed in as {identity.email or identity.chatgpt_account_id}, but name '{name}' is "
+                f"already used by another account ({holder.email or holder.chatgpt_account_id}); sign in "
+                "as that one to renew it, or pick another --name"
             )
     api_key = None
     if api_key_exchange:
@@ -167,6 +170,7 @@ async def finish_login(
         api_key=api_key,
         last_refresh=clock(),
     )
+    names = {a.id: a.name for a in await trio.to_thread.run_sync(store.list_accounts)}
     try:
         account, created = await trio.to_thread.run_sync(
             lambda: store.upsert_account(token_set, name=name, now=clock())
@@ -174,7 +178,13 @@ async def finish_login(
     except StoreError as e:
         await _revoke_quietly(http, auth_url, tokens.refresh_token)
         raise LoginError(str(e)) from None
-    return LoginResult(account=account, created=created, api_key_stored=api_key is not None)
+    before = names.get(account.id)
+    return LoginResult(
+        account=account,
+        created=created,
+        api_key_stored=api_key is not None,
+        renamed_from=before if before is not None and before != account.name else None,
+    )
 
 
 async def _revoke_quietly(http: httpx.AsyncClient, auth_url: str, refresh_token: str) -> None:

@@ -18,8 +18,12 @@ if TYPE_CHECKING:
     from codexgw.store import Account, Store
 
 __all__ = [
-    "NO_ACCOUNTS",
+    "EXIT_FAILURE",
+    "EXIT_INTERRUPTED",
+    "EXIT_USAGE",
     "CliError",
+    "Interrupted",
+    "cli_name",
     "default_codex_home",
     "describe_account",
     "format_countdown",
@@ -27,11 +31,34 @@ __all__ = [
     "format_expiry",
     "format_since",
     "format_validity",
+    "no_accounts",
     "open_store",
+    "store_option",
 ]
 
-NO_ACCOUNTS = "no accounts; add one with: codexgw accounts import ~/.codex/auth.json"
-"""What ``accounts list`` and ``status`` print for an empty pool."""
+EXIT_FAILURE = 1
+"""Exit status of a command that failed (``error: …`` said why)."""
+EXIT_USAGE = 2
+"""Exit status of a usage error: a wrong option or argument, or a ``serve`` that cannot start."""
+EXIT_INTERRUPTED = 130
+"""Exit status after Ctrl-C (128 + SIGINT, as shells report it)."""
+
+
+def cli_name() -> str:
+    """The command as the user ran it (``./codexgw.pyz``, ``codexgw`` …), for hints: the root
+    context's program name, else :func:`codexgw.config.command_name`."""
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None and ctx.find_root().info_name:
+        return str(ctx.find_root().info_name)
+    from codexgw.config import command_name
+
+    return command_name()
+
+
+def no_accounts() -> str:
+    """What ``accounts list`` and ``status`` print for an empty pool."""
+    cli = cli_name()
+    return f"no accounts; add one with: {cli} login pkce, or {cli} accounts import ~/.codex/auth.json"
 
 
 class CliError(click.ClickException):
@@ -41,18 +68,68 @@ class CliError(click.ClickException):
         click.echo(f"error: {self.format_message()}", err=True)
 
 
-def open_store(store_dir: Path, *, error: Callable[[str], Exception] = CliError) -> Store:
-    """Open (create and migrate) the store in ``store_dir``.
+class Interrupted(CliError):
+    """Ctrl-C during a command: ``error: interrupted``, exit status 130."""
+
+    exit_code = EXIT_INTERRUPTED
+
+    def __init__(self, message: str = "interrupted") -> None:
+        super().__init__(message)
+
+
+def _set_store(ctx: click.Context, _param: click.Parameter, value: Path | None) -> None:
+    if value is not None:
+        root = ctx.find_root()
+        root.ensure_object(dict)
+        root.obj["store_dir"] = value.expanduser()
+        root.obj["store_source"] = "flag --store"
+        if ctx.obj is not root.obj:
+            ctx.ensure_object(dict)
+            ctx.obj["store_dir"] = value.expanduser()
+
+
+def store_option(command: click.Command) -> click.Command:
+    """Add ``--store DIR`` to ``command`` too, so the global option also works after the command
+    (``accounts list --store X``); given there, it wins over the one before."""
+    command.params.append(
+        click.Option(
+            ["--store"],
+            type=click.Path(file_okay=False, path_type=Path),
+            expose_value=False,
+            is_eager=True,
+            callback=_set_store,
+            help="Store directory (as the global --store).",
+        )
+    )
+    return command
+
+
+def open_store(
+    store_dir: Path, *, create: bool = False, error: Callable[[str], Exception] = CliError
+) -> Store:
+    """Open (and migrate) the store in ``store_dir``, with its passphrase when it is encrypted
+    (from ``CODEXGW_STORE_KEY``, a key file or a systemd credential: :mod:`codexgw.cli.store_key`);
+    with ``create``, create it when missing (the commands that add an account: login, import).
 
     Raises:
-        CliError: (or ``error``, given the message) the store cannot be opened; the message is the
-            :class:`~codexgw.store.StoreError`'s one line.
+        CliError: (or ``error``, given the message) the store does not exist (and not ``create``):
+            the message names the path and how to add an account; or it cannot be opened: the
+            :class:`~codexgw.store.StoreError`'s one line (also when it is encrypted and the key is
+            missing or wrong).
     """
+    from codexgw.cli.store_key import StoreKeyError, passphrase_from_environment
     from codexgw.store import Store, StoreError
+    from codexgw.store.sqlite import DB_FILENAME
 
+    if not create and not (Path(store_dir) / DB_FILENAME).exists():
+        cli = cli_name()
+        raise error(
+            f"no store at {store_dir} yet (or a mistyped --store or CODEXGW_HOME); "
+            f"add the first account with: {cli} login pkce, or {cli} accounts import ~/.codex/auth.json"
+        )
     try:
-        return Store.open(store_dir)
-    except StoreError as e:
+        return Store.open(store_dir, passphrase=passphrase_from_environment())
+    except (StoreError, StoreKeyError) as e:
         raise error(str(e)) from None
 
 

@@ -33,7 +33,7 @@ from urllib.parse import urlsplit
 
 import click
 
-from codexgw.cli.common import CliError, default_codex_home
+from codexgw.cli.common import CliError, cli_name, default_codex_home
 
 __all__ = ["ConfigEdit", "configure", "edit_codex_config"]
 
@@ -194,7 +194,8 @@ def edit_codex_config(
         block = [f"\n[model_providers.{provider}]\n", f"name = {_toml_string(provider)}\n"]
         block += [f"{k} = {_toml_string(v)}\n" for k, v in wanted.items() if v is not None]
         lines += block
-        changes.append(f"added [model_providers.{provider}] (base_url = {_toml_string(base_url)})")
+        keys = ", ".join(f"{k} = {_toml_string(v)}" for k, v in wanted.items() if v is not None)
+        changes.append(f"added [model_providers.{provider}] ({keys})")
     else:
         following = [i for _path, i in _sections(lines) if i > header]
         end = following[0] if following else len(lines)
@@ -255,6 +256,7 @@ def configure() -> None:
     default=None,
     help="Codex's home directory (default: $CODEX_HOME or ~/.codex).",
 )
+@click.option("--create", is_flag=True, help="Create the Codex home directory when it does not exist.")
 @click.option("--provider", default="codexgw", show_default=True, help="Provider id in config.toml.")
 @click.option("--model", default=None, help="Also set Codex's default model (e.g. gpt-5.5).")
 @click.option(
@@ -271,6 +273,7 @@ def configure() -> None:
 @click.option("--dry-run", is_flag=True, help="Show what would change; write nothing.")
 def configure_codex(
     codex_home: Path | None,
+    create: bool,
     provider: str,
     model: str | None,
     base_url: str,
@@ -284,6 +287,14 @@ def configure_codex(
     if urlsplit(base_url).scheme not in ("http", "https"):
         raise ConfigError("--base-url must be an http:// or https:// URL, e.g. " + DEFAULT_BASE_URL)
     home = codex_home.expanduser() if codex_home else default_codex_home()
+    if not home.is_dir() and not create:
+        where = (
+            "--codex-home" if codex_home else "$CODEX_HOME" if os.environ.get("CODEX_HOME") else "~/.codex"
+        )
+        raise ConfigError(
+            f"{home} does not exist ({where}); pass --create to create it, or point --codex-home "
+            "at the Codex CLI's home"
+        )
     path = home / "config.toml"
     text = path.read_text(encoding="utf-8") if path.exists() else ""
     use_key: str | bool | None = True  # leave an existing env_key alone
@@ -295,17 +306,43 @@ def configure_codex(
     if not edit.changes:
         click.echo(f"{path} already points Codex at {base_url}; nothing changed.")
     else:
-        click.echo(f"{'Would update' if dry_run else 'Updated'} {path}:")
+        verb = ("Would update" if text else "Would create") if dry_run else ("Updated" if text else "Created")
+        click.echo(f"{verb} {path}:")
         for change in edit.changes:
             click.echo(f"  {change}")
         if not dry_run:
             _write(path, edit.text, backup=bool(text))
+    _say_model(tomllib.loads(edit.text).get("model"), model)
     key_var = tomllib.loads(edit.text)["model_providers"][provider].get("env_key")
     prefix = "" if codex_home is None else f"CODEX_HOME={home} "
     if isinstance(key_var, str):
         prefix = f"{key_var}=<gateway key> {prefix}"
-    click.echo("Try it (with `codexgw serve` running):")
+    click.echo(f"Try it (with `{cli_name()} serve` running):")
     click.echo(f'  {prefix}codex exec --skip-git-repo-check "say hi"')
+
+
+def _say_model(configured: Any, chosen: str | None) -> None:
+    """Name the model Codex will ask for; warn when it is left to the Codex CLI's own default, or
+    is not one the ChatGPT backend is known to serve (the built-in catalogue, codex-protocol.md §10)."""
+    from codexgw.translate.params import split_model_effort
+    from codexgw.upstream.catalog import BUILTIN_MODELS
+
+    known = [m["slug"] for m in BUILTIN_MODELS if m.get("visibility", "list") == "list"]
+    if isinstance(configured, str) and configured:
+        source = "set now" if chosen else "already in config.toml"
+        click.echo(f"Model: {configured} ({source})")
+        if split_model_effort(configured)[0] not in {m["slug"] for m in BUILTIN_MODELS}:
+            click.echo(
+                f"warning: {configured} is not a model ChatGPT accounts are known to serve "
+                f"({', '.join(known)}); choose one with --model, or list them: GET /v1/models",
+                err=True,
+            )
+        return
+    click.echo(
+        "warning: no model is set, so Codex asks for its own default model, which ChatGPT accounts may "
+        f"not serve; choose one with --model {known[0]} (the gateway lists them: GET /v1/models)",
+        err=True,
+    )
 
 
 def _write(path: Path, text: str, *, backup: bool) -> None:

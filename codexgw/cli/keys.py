@@ -144,7 +144,7 @@ def keys_create(ctx: click.Context, name: str, **options: Any) -> None:
 
     fields = _fields(options, name=name)
     secret = new_secret()
-    store = open_store(ctx.obj["store_dir"])
+    store = open_store(ctx.obj["store_dir"], create=True)
     audit = Audit(actor(), "key.create", name, {"prefix": secret[:12]})
     try:
         key = create_key(store, fields, secret, now=time.time(), audit=audit)

@@ -1,12 +1,16 @@
-"""Click options shared by several commands (one definition each, so defaults and help agree)."""
+"""Click options shared by several commands (one definition each, so defaults and help agree).
+
+:func:`serve_options` turns :data:`codexgw.cli.settings.SERVE_OPTIONS` into the flags of `serve` (and
+of the commands that pass serve options on: `service install`, `setup`)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 import click
 
+from codexgw.cli.settings import SERVE_OPTIONS, Option
 from codexgw.config import DEFAULT_AUTH_URL, DEFAULT_UPSTREAM
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -32,3 +36,35 @@ def auth_url_option(fn: F) -> F:
         show_default=True,
         help="OAuth issuer URL. Env: CODEXGW_AUTH_URL.",
     )(fn)
+
+
+def _click_type(option: Option) -> Any:
+    if option.choices is not None:
+        return click.Choice(option.choices)
+    if option.kind is int:
+        return click.IntRange(option.low, option.high)  # type: ignore[arg-type]
+    if option.kind is float:
+        return click.FloatRange(option.low, option.high)
+    if option.path:
+        return click.Path(exists=True, dir_okay=False)
+    return str
+
+
+def _help(option: Option) -> str:
+    default = "" if option.default is None else f" [default: {option.default}]"
+    return f"{option.help} Env: {option.env}.{default}"
+
+
+def serve_options(fn: F) -> F:
+    """Add every :data:`SERVE_OPTIONS` entry as a click option (default ``None``: not given), so
+    the command can tell a flag from the environment, the file and the default."""
+    for option in reversed(SERVE_OPTIONS):
+        fn = click.option(
+            option.flag, option.name, type=_click_type(option), default=None, help=_help(option)
+        )(fn)
+    return fn
+
+
+def flags_of(params: Mapping[str, Any]) -> dict[str, Any]:
+    """The serve flags a command received (``{"port": 9000, …}``) as dotted keys for :func:`resolve`."""
+    return {f"serve.{o.name}": params.get(o.name) for o in SERVE_OPTIONS}

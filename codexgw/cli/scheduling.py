@@ -168,15 +168,18 @@ async def _probe_all(
     store: Store, accounts: list[Account], upstream: str, auth_url: str
 ) -> list[dict[str, Any]]:
     import httpx
+    import trio
 
     from codexgw.auth.refresh import NeedsLogin, Refresher
     from codexgw.errors import UpstreamConnectionError
     from codexgw.oauth.tokens import RefreshError
     from codexgw.pool.quota import parse_usage_response
     from codexgw.store.models import ON_USE_MARGIN_S
+    from codexgw.store.pool_settings import record_quota_readings
     from codexgw.upstream.prober import fetch_usage
 
     out: list[dict[str, Any]] = []
+    readings: dict[int, dict[str, Any]] = {}
     async with httpx.AsyncClient(timeout=httpx.Timeout(15.0)) as http:
         refresher = Refresher(store, http, auth_url=auth_url)
         for account in accounts:
@@ -201,6 +204,7 @@ async def _probe_all(
             if snapshot is None:
                 row["error"] = f"the usage endpoint answered HTTP {status}"
                 continue
+            readings[account.id] = snapshot.to_dict()
             row.update(
                 plan_type=snapshot.plan_type or account.plan_type,
                 limit_reached=snapshot.limit_reached,
@@ -209,6 +213,8 @@ async def _probe_all(
                 primary=None if snapshot.primary is None else vars(snapshot.primary),
                 secondary=None if snapshot.secondary is None else vars(snapshot.secondary),
             )
+    # A running server takes these in as its own probes, so `status` then says what this says.
+    await trio.to_thread.run_sync(record_quota_readings, store, readings)
     return out
 
 

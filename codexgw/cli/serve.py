@@ -15,13 +15,14 @@ import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import click
 
-from codexgw.cli.options import auth_url_option, upstream_option
+from codexgw.cli.common import open_store
+from codexgw.cli.options import flags_of, serve_options
+from codexgw.cli.settings import load_settings, settings_from
 from codexgw.config import Settings
-from codexgw.pool.strategies import STRATEGY_NAMES
-from codexgw.translate.chat_stream import REASONING_MODES
 
 __all__ = ["GC_THRESHOLD", "run", "serve"]
 
@@ -29,85 +30,29 @@ log = logging.getLogger("codexgw.serve")
 
 
 @click.command("serve")
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option(
-    "--port", default=8080, show_default=True, type=click.IntRange(0, 65535), help="Port (0 = any)."
-)
-@upstream_option
-@auth_url_option
-@click.option(
-    "--retries", default=3, show_default=True, type=click.IntRange(0), help="Max failovers per request."
-)
-@click.option(
-    "--api-key",
-    envvar="CODEXGW_API_KEY",
-    default=None,
-    help="Key clients must send as a Bearer token; required off loopback. Env: CODEXGW_API_KEY.",
-)
-@click.option("--certfile", type=click.Path(exists=True, dir_okay=False), help="TLS certificate (PEM).")
-@click.option("--keyfile", type=click.Path(exists=True, dir_okay=False), help="TLS private key (PEM).")
-@click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True)
-@click.option(
-    "--reasoning-mode",
-    type=click.Choice(REASONING_MODES),
-    default="content",
-    show_default=True,
-    help="How Chat Completions show reasoning by default.",
-)
-@click.option(
-    "--strategy",
-    type=click.Choice(STRATEGY_NAMES),
-    default=None,
-    help="Pool strategy; saved in the store (change it later with `accounts strategy`) "
-    "[default: the stored one, else round-robin].",
-)
-@click.option(
-    "--probe-interval",
-    default=300.0,
-    show_default=True,
-    type=click.FloatRange(min=0),
-    help="Seconds between /wham/usage quota probes of each account (0 = never).",
-)
+@serve_options
 @click.pass_context
-def serve(
-    ctx: click.Context,
-    host: str,
-    port: int,
-    upstream: str | None,
-    auth_url: str | None,
-    retries: int,
-    api_key: str | None,
-    certfile: str | None,
-    keyfile: str | None,
-    log_format: str,
-    reasoning_mode: str,
-    strategy: str | None,
-    probe_interval: float,
-) -> None:
-    """Run the OpenAI-compatible gateway."""
-    from codexgw import config
+def serve(ctx: click.Context, **flags: Any) -> None:
+    """Run the OpenAI-compatible gateway.
 
-    if (certfile is None) != (keyfile is None):
-        raise click.UsageError("--certfile and --keyfile go together")
-    settings = Settings(
-        store_dir=ctx.obj["store_dir"],
-        upstream_url=upstream or config.DEFAULT_UPSTREAM,
-        auth_url=auth_url or config.DEFAULT_AUTH_URL,
-        host=host,
-        port=port,
-        retries=retries,
-        api_key=api_key or None,
-        certfile=certfile,
-        keyfile=keyfile,
-        log_format=log_format,
-        reasoning_mode=reasoning_mode,
-        strategy=strategy,
-        probe_interval_s=probe_interval,
-    )
+    Every option can also come from its environment variable or from the [serve] table of the
+    config file (flags > environment > file > defaults; `codexgw config show` tells which won).
+    """
+    from codexgw.cli.common import CliError
+    from codexgw.cli.store_key import StoreKeyError, passphrase_from_environment
+
+    resolved, _file = load_settings(ctx.obj, flags_of(flags))
+    try:
+        passphrase = passphrase_from_environment()
+    except StoreKeyError as e:
+        raise CliError(str(e)) from None
+    settings = settings_from(resolved, store_dir=ctx.obj["store_dir"], store_passphrase=passphrase)
     if not settings.is_loopback and not settings.api_key:
         raise click.UsageError(
-            f"refusing to listen on {host} without an API key; pass --api-key (or CODEXGW_API_KEY)"
+            f"refusing to listen on {settings.host} without an API key; pass --api-key "
+            "(or set CODEXGW_API_KEY, or api_key in the config file's [serve] table)"
         )
+    open_store(settings.store_dir)  # a missing store, or an encrypted one without its key: one line
     run(settings)
 
 
@@ -115,17 +60,25 @@ def run(settings: Settings) -> None:
     """Serve until SIGINT/SIGTERM (blocking; the ``codexgw serve`` command).
 
     Raises:
-        OSError: the address cannot be bound.
+        StartupError: the server could not start (busy port, address not here, TLS files …), one
+            line saying what to change (:mod:`codexgw.cli.startup`).
     """
-    _setup_logging(settings.log_format)
+    _setup_logging(settings.log_format, settings.log_level)
     _raise_nofile_limit()
     import hypercorn.trio  # noqa: F401  (what serve() imports, loaded first so that _tune_gc freezes it)
     import trio
 
+    from codexgw.cli.startup import StartupError, startup_failure
     from codexgw.serve import serve as serve_gateway
 
     _tune_gc()
-    trio.run(_run_with_signals, settings, serve_gateway)
+    try:
+        trio.run(_run_with_signals, settings, serve_gateway)
+    except BaseException as exc:
+        message = startup_failure(exc, settings)
+        if message is None:
+            raise
+        raise StartupError(message) from None
 
 
 async def _run_with_signals(settings: Settings, serve_gateway: Callable[..., Awaitable[None]]) -> None:
@@ -169,7 +122,7 @@ class _JsonFormatter(logging.Formatter):
         return json.dumps(entry)
 
 
-def _setup_logging(log_format: str) -> None:
+def _setup_logging(log_format: str, log_level: str = "info") -> None:
     handler = logging.StreamHandler(sys.stderr)
     if log_format == "json":
         handler.setFormatter(_JsonFormatter())
@@ -177,7 +130,7 @@ def _setup_logging(log_format: str) -> None:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(logging.INFO)
+    root.setLevel(getattr(logging, log_level.upper(), logging.INFO))
     logging.getLogger("httpx").setLevel(logging.WARNING)
     # Neither format shows the thread, process or source line, and every request logs a line: skip
     # collecting them (the logging HOWTO's "Optimization" section lists exactly these switches).

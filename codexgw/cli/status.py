@@ -15,7 +15,9 @@ from typing import Any
 
 import click
 
-from codexgw.cli.common import NO_ACCOUNTS, format_duration, open_store
+from codexgw.cli.common import CliError, cli_name, format_duration, no_accounts, open_store
+from codexgw.cli.tables import Col, fit_table, fit_widths, natural_widths, table_width
+from codexgw.cli.tables import console as table_console
 from codexgw.config import default_store_dir
 
 __all__ = ["quota_bar", "render_status", "status", "window_label"]
@@ -36,7 +38,8 @@ def window_label(minutes: int | None, fallback: str) -> str:
 
 
 def quota_bar(window: dict[str, Any] | None, now: float, *, width: int = BAR_WIDTH) -> Any:
-    """A rich ``Text``: ``█████░░░░ 42% ↻2h05m`` (used share, then time to reset); ``-`` when unknown."""
+    """A rich ``Text``: ``█████░░░░ 42% ↻2h05m`` (used share, then time to reset); ``-`` when unknown;
+    ``width`` 0 leaves the bar out (``42% ↻2h05m``)."""
     from rich.text import Text
 
     if not window:
@@ -46,21 +49,33 @@ def quota_bar(window: dict[str, Any] | None, now: float, *, width: int = BAR_WID
     style = "green" if used < 70 else "yellow" if used < 90 else "red"
     text = Text("█" * filled, style=style)
     text.append("░" * (width - filled), style="dim")
-    text.append(f" {used:3.0f}%")
+    text.append(f"{' ' if width else ''}{used:3.0f}%", style=None if width else style)
     resets_at = window.get("resets_at")
     if resets_at is not None:
         text.append(f" ↻{format_duration(resets_at - now, fine=True)}", style="dim")
     return text
 
 
-def render_status(doc: dict[str, Any], *, note: str | None = None) -> None:
-    """Print the status document as a summary line plus one table row per account."""
-    from rich.console import Console
-    from rich.table import Table
+COLUMNS = (
+    Col("name", shrink=True, min_width=12),
+    Col("plan", optional=True),
+    Col("state"),  # replaced per table: its reason may be cut, never the state or the cooldown
+    Col("5h"),
+    Col("7d"),
+    Col("req", optional=True),
+    Col("err", optional=True),
+    Col("last error", shrink=True, min_width=16, optional=True),
+)
+"""``status`` columns: the state (with the cooldown) and the quota windows are never cut."""
 
-    console = Console(highlight=False)
-    if not console.is_terminal:
-        console = Console(highlight=False, width=max(console.width, 160))
+
+def render_status(
+    doc: dict[str, Any], *, note: str | None = None, wide: bool = False, out: Any = None
+) -> None:
+    """Print the status document as a summary line plus one table row per account, fitted to the
+    console (:mod:`codexgw.cli.tables`): the state column and its cooldown are never cut, quota bars
+    narrow or go, long errors are shortened. ``wide`` shows everything (bars, reasons, full errors)."""
+    console = out if out is not None else table_console(wide=wide)
     now = float(doc.get("time") or time.time())
     pool = doc["pool"]
     headroom = pool.get("headroom") or {}
@@ -80,35 +95,55 @@ def render_status(doc: dict[str, Any], *, note: str | None = None) -> None:
     console.print(" · ".join(summary))
     rows = doc.get("accounts") or []
     if not rows:
-        console.print(NO_ACCOUNTS)
+        console.print(no_accounts())
         return
     first_quota = next((r["quota"] for r in rows if r.get("quota")), None) or {}
     labels = [
         window_label((first_quota.get(w) or {}).get("window_minutes"), w) for w in ("primary", "secondary")
     ]
-    table = Table(box=None, header_style="bold", pad_edge=False)
-    for column in ("name", "plan", "state", labels[0], labels[1], "req", "err", "last error"):
-        table.add_column(column, no_wrap=column not in ("state", "last error"))
-    for row in rows:
-        table.add_row(
-            ("📌 " if row.get("pinned") else "") + str(row["name"]),
-            row.get("plan_type") or "-",
-            _state(row, now),
-            quota_bar((row.get("quota") or {}).get("primary"), now),
-            quota_bar((row.get("quota") or {}).get("secondary"), now),
-            "-" if row.get("requests") is None else str(row["requests"]),
-            "-" if row.get("errors") is None else str(row["errors"]),
-            row.get("last_error") or "",
-        )
-    console.print(table)
+    state_width = max(len("state"), *(_cell_width(_state(r, now, reason=False)) + 1 for r in rows))
+    state = Col("state", shrink=True, min_width=state_width)  # a reason may be cut, never the state
+    columns = [COLUMNS[0], COLUMNS[1], state, Col(labels[0]), Col(labels[1]), *COLUMNS[5:]]
+    has_errors = any(r.get("last_error") for r in rows)
+    if not has_errors:
+        columns = columns[:-1]
+    for bar in (BAR_WIDTH, 6, 0):  # the widest quota bars with which no column is left out
+        cells = [_cells(r, now, bar=bar, wide=wide)[: len(columns)] for r in rows]
+        widths = fit_widths(columns, cells, console.width)
+        if wide or None not in widths:
+            break
+    if wide:
+        console.width = max(console.width, table_width(columns, cells))
+        console.print(fit_table(columns, cells, console.width, wide=True))
+        return
+    console.print(fit_table(columns, cells, console.width))
+    natural = natural_widths(columns, cells)
+    if any(w is None or w < n for w, n in zip(widths, natural, strict=True)):
+        console.print("[dim](shortened to fit; --wide or --json shows all of it)[/dim]")
 
 
-def _state(row: dict[str, Any], now: float) -> str:
-    """``usable``, ``disabled``, ``cooling 4m (usage_limit)``, ``needs_login: reason`` …"""
+def _cells(row: dict[str, Any], now: float, *, bar: int, wide: bool) -> list[Any]:
+    quota = row.get("quota") or {}
+    return [
+        ("📌 " if row.get("pinned") else "") + escape(str(row["name"])),
+        row.get("plan_type") or "-",
+        _state(row, now),
+        quota_bar(quota.get("primary"), now, width=bar),
+        quota_bar(quota.get("secondary"), now, width=bar),
+        "-" if row.get("requests") is None else str(row["requests"]),
+        "-" if row.get("errors") is None else str(row["errors"]),
+        escape(str(row.get("last_error") or "")),
+    ]
+
+
+def _state(row: dict[str, Any], now: float, *, reason: bool = True) -> str:
+    """``usable``, ``disabled``, ``cooling 4m (usage_limit)``, ``needs_login: reason`` (without the
+    reason unless ``reason``) …"""
     if not row.get("enabled"):
         return "[dim]disabled[/dim]"
     if row.get("status") != "active":
-        reason = f": {row['status_reason']}" if row.get("status_reason") else ""
+        why = row.get("status_reason")
+        reason = f": {escape(why)}" if reason and why else ""
         return f"[red]{row.get('status')}[/red]{reason}"
     cooldown = row.get("cooldown")
     if cooldown:
@@ -156,29 +191,53 @@ def status_from_store_dir(store_dir: Any) -> dict[str, Any]:
     )
 
 
+def normalize_url(url: str) -> str:
+    """``localhost:8080`` → ``http://localhost:8080``; a URL with a scheme stays (no trailing ``/``).
+
+    Raises:
+        CliError: the scheme is neither http nor https.
+    """
+    url = url.strip().rstrip("/")
+    if "://" not in url:
+        url = f"http://{url}"
+    scheme = url.split("://", 1)[0].lower()
+    if scheme not in ("http", "https"):
+        raise CliError(f"--url must be an http:// or https:// address, not {url}")
+    return url
+
+
 @click.command("status")
 @click.option(
     "--url",
     envvar="CODEXGW_URL",
     default=DEFAULT_URL,
     show_default=True,
-    help="The running server to ask. Env: CODEXGW_URL.",
+    help="The running server to ask (host:port is enough). Env: CODEXGW_URL.",
 )
 @click.option(
     "--api-key", envvar="CODEXGW_API_KEY", default=None, help="Gateway API key. Env: CODEXGW_API_KEY."
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the status document as JSON.")
+@click.option("--wide", is_flag=True, help="Show everything: quota bars, reasons, whole errors.")
 @click.option("--offline", is_flag=True, help="Do not ask a server; show what the store says.")
 @click.pass_context
-def status(ctx: click.Context, url: str, api_key: str | None, as_json: bool, offline: bool) -> None:
+def status(
+    ctx: click.Context, url: str, api_key: str | None, as_json: bool, wide: bool, offline: bool
+) -> None:
     """Show the pool: strategy, pin, each account's state, cooldown and quota windows.
 
-    Asks the server at --url; if none answers there, shows the store (no live cooldowns or quota).
+    Asks the server at --url. When no --url is given and none answers at the default, shows the store
+    (no live cooldowns or quota); a --url (or CODEXGW_URL) where nothing answers is an error.
     Never shows tokens.
     """
+    from click.core import ParameterSource
+
+    url = normalize_url(url)
     doc = None if offline else fetch_status(url, api_key)
     note = None
     if doc is None:
+        if not offline and ctx.get_parameter_source("url") is not ParameterSource.DEFAULT:
+            raise CliError(f"no codexgw server answers at {url} (is `{cli_name()} serve` running there?)")
         doc = status_from_store_dir((ctx.obj or {}).get("store_dir") or default_store_dir())
         note = (
             "from the store (no live cooldowns or quota)"
@@ -188,4 +247,17 @@ def status(ctx: click.Context, url: str, api_key: str | None, as_json: bool, off
     if as_json:
         click.echo(json.dumps(doc, indent=2))
         return
-    render_status(doc, note=note)
+    render_status(doc, note=note, wide=wide)
+
+
+def _cell_width(markup: str) -> int:
+    from rich.text import Text
+
+    return Text.from_markup(markup).cell_len
+
+
+def escape(text: str) -> str:
+    """``text`` with rich markup escaped (rich loads only when a table is drawn)."""
+    from rich.markup import escape as rich_escape
+
+    return rich_escape(text)

@@ -121,7 +121,7 @@ def users_add(ctx: click.Context, name: str, role: str, password_stdin: bool) ->
 
     name = _name(name, "the user name")
     hashed = _hash(_read_password(password_stdin))
-    store = open_store(ctx.obj["store_dir"])
+    store = open_store(ctx.obj["store_dir"], create=True)
     try:
         add_user(
             store,

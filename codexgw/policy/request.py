@@ -35,15 +35,16 @@ DEFAULT_EFFORT = "medium"
 _RANK = {effort: i for i, effort in enumerate(EFFORTS)}
 
 
-def check_model(key: ApiKey, model: str) -> None:
-    """Refuse ``model`` unless the key's allowlist names it or its base (``gpt-5.5`` allows
-    ``gpt-5.5-high``). A key without a list allows every model.
+def check_model(key: ApiKey, model: str, resolved: str | None = None) -> None:
+    """Refuse ``model`` unless the key's allowlist names it, its base (``gpt-5.5`` allows
+    ``gpt-5.5-high``) or the model it resolved to (``resolved``: an alias's target, as sent
+    upstream). A key without a list allows every model.
 
     Raises:
         ForbiddenError: 403, type ``invalid_request_error``, code ``model_not_allowed``, param ``model``.
     """
     allowed = key.models
-    if allowed is None or model in allowed or split_model_effort(model)[0] in allowed:
+    if allowed is None or model in allowed or split_model_effort(model)[0] in allowed or resolved in allowed:
         return
     raise ForbiddenError(
         f"The model '{model}' is not allowed for this API key (allowed: {', '.join(sorted(allowed))})",
@@ -120,7 +121,8 @@ class RequestPolicy:
         """
         if key is None:
             return {}
-        check_model(key, model)
+        resolved = body.get("model")
+        check_model(key, model, resolved if isinstance(resolved, str) else None)
         headers: dict[str, str] = {}
         if key.limited:
             tokens_today = self.ledger.tokens_today(key.name, now) if key.tokens_per_day is not None else 0

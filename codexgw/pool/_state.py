@@ -38,6 +38,11 @@ class AccountState:
     errors: int = 0
     last_error: str | None = None
     last_used_at: float | None = None
+    seen_cooldown: Cooldown | None = None
+    """The cooldown in force at the last :func:`recoveries` (what a recovery is measured against)."""
+    lifted_by: str | None = None
+    """Why the cooldown was ended early (a quota reading, ``accounts reset``), until the next
+    :func:`recoveries`."""
 
     def cooling(self, now: float) -> bool:
         """True while a cooldown covers ``now`` (epoch s)."""
@@ -154,3 +159,33 @@ def pinned_unavailable(
     if excluded:
         return 0.0, f"the pinned account {name} was already tried for this request"
     return None
+
+
+@dataclass(frozen=True)
+class Recovery:
+    """An account that was cooling down at the previous :meth:`Pool.take_recoveries` and is not now.
+
+    Attributes:
+        account_id, name: the account.
+        reason: the cooldown's reason (``"usage_limit"`` …).
+        why: what ended it: ``"its cooldown ended"``, or what lifted it early.
+    """
+
+    account_id: int
+    name: str
+    reason: str
+    why: str
+
+
+def recoveries(states: list[AccountState], now: float) -> list[Recovery]:
+    """The accounts whose cooldown ended since the last call (see :class:`Recovery`); remembers the
+    cooldowns in force at ``now`` (epoch s) for the next call."""
+    found = []
+    for state in states:
+        current = state.cooldown if state.cooling(now) else None
+        seen = state.seen_cooldown
+        if seen is not None and current is None:
+            why = state.lifted_by or "its cooldown ended"
+            found.append(Recovery(state.account.id, state.account.name, seen.reason, why))
+        state.seen_cooldown, state.lifted_by = current, None
+    return found

@@ -53,6 +53,15 @@ from codexgw.errors import (
     UpstreamStatusError,
     UsageLimitError,
 )
+from codexgw.pool.exhausted import (
+    CoolingMix,
+    cooling_mix,
+    describe,
+    earliest_limit,
+    in_scope,
+    in_words,
+    retry_after,
+)
 from codexgw.pool.health import AccountStatus, health_verdict
 from codexgw.pool.quota import cooldown_until, parse_usage_limit_body
 from codexgw.pool.scheduler import Unavailable
@@ -314,16 +323,6 @@ def _usage_limit(state: AttemptState, *, until: float, body: Any, message: str) 
 # ---------------------------------------------------------------------------------------- no account left
 
 
-class CoolingMix(StrEnum):
-    """Why the cooling accounts cool (``Pool.snapshot`` rows): ``NONE`` cool (every usable one was
-    tried), all for a usage limit (``USAGE_LIMITS``), some (``MIXED``), or none (``OTHER``)."""
-
-    NONE = "none"
-    USAGE_LIMITS = "usage_limits"
-    MIXED = "mixed"
-    OTHER = "other"
-
-
 class ExhaustedAnswer(StrEnum):
     """What the client gets when no account is left but one will be free again: ``USAGE_LIMIT``, a
     429 ``usage_limit_reached`` whose ``resets_at`` is when the earliest account is free (§8.2, §12.1),
@@ -339,23 +338,9 @@ EXHAUSTED_ANSWER: Mapping[CoolingMix, ExhaustedAnswer] = {
     CoolingMix.MIXED: ExhaustedAnswer.POOL_EXHAUSTED,
     CoolingMix.OTHER: ExhaustedAnswer.POOL_EXHAUSTED,
 }
-"""The answer by cooling mix, when ``Unavailable.retry_after_s`` is known and the last error was no
-usage limit. One row per case: changing what the mixed case answers is a change to its row."""
-
-
-def _at_limit(rows: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    return [r for r in rows if r.get("cooling_down_until") and r.get("cooldown_reason") == "usage_limit"]
-
-
-def cooling_mix(rows: Sequence[Mapping[str, Any]]) -> CoolingMix:
-    """Classify ``Pool.snapshot`` rows (``cooling_down_until``, ``cooldown_reason``) by why they cool."""
-    cooling = [r for r in rows if r.get("cooling_down_until")]
-    limits = _at_limit(rows)
-    if not cooling:
-        return CoolingMix.NONE
-    if len(limits) == len(cooling):
-        return CoolingMix.USAGE_LIMITS
-    return CoolingMix.MIXED if limits else CoolingMix.OTHER
+"""The answer by why the accounts in scope are out (``exhausted.cooling_mix``), once some will be free.
+429 only when each is at its usage limit: the Codex CLI shows it as one and does not retry (§12.1), so
+an outage on the others (MIXED) must not look like one. One row per case."""
 
 
 def exhausted_answer(
@@ -365,36 +350,57 @@ def exhausted_answer(
     *,
     now: float,
     plan_types: Mapping[int, str | None],
-    scope: Collection[int] | None = None,
+    pinned: int | None = None,
+    cli: str = "codexgw",
+    allowed: Collection[int] | None = None,
 ) -> CodexgwError:
     """The error to answer with when ``Pool.pick`` said ``pick`` (no account left) at ``now`` (epoch s).
 
-    Pure, never raises. ``rows`` are ``Pool.snapshot(now)``; ``last_error`` is the error of the
-    request's last failed attempt (``None``: none was tried); ``plan_types`` maps account ids to their
-    stored plan (the 429's ``plan_type``: the first account at its usage limit found there); ``scope``
-    the ids the request's API key may use (``None``: all): only those rows count. In order:
-    the last error when it was a usage limit (§12.1: the Codex CLI shows its reset time); when some
-    account will be free again (``pick.retry_after_s`` known), the answer :data:`EXHAUSTED_ANSWER`
-    gives for the rows' :func:`cooling_mix`; else the last error; else a 503 without ``Retry-After``.
+    Pure, never raises. ``rows``: ``Pool.snapshot(now)`` after this request's attempts; ``last_error``:
+    the request's last failed attempt's (``None``: none tried); ``plan_types``: account id → stored
+    plan; ``pinned``: the pinned id (alone in scope); ``cli``: the command as the user runs it (hints);
+    ``allowed``: the ids the request's API key may use (``None``: all): only those rows count, so
+    nothing about an account outside the key's scope reaches its client (teams contract §2).
+
+    * Some account will be free again (``pick.retry_after_s`` known): :data:`EXHAUSTED_ANSWER` for
+      the accounts in scope. The 429's ``resets_at`` is the earliest reset among them, on the first
+      request as on later ones; ``Retry-After`` and the message say the same wait. The 503 names what
+      happened to each account and says the ``Retry-After`` it sends.
+    * None will (nothing enabled with a valid login): the last error, else a 503 without
+      ``Retry-After`` saying how to add (``login``, ``accounts import``) or enable an account.
 
     Returns:
         :class:`~codexgw.errors.UsageLimitError` (429), :class:`~codexgw.errors.PoolExhaustedError`
         (503) or ``last_error``.
     """
-    if isinstance(last_error, UsageLimitError):
-        return last_error
-    if scope is not None:
-        rows = [r for r in rows if r.get("id") in scope]
-    if pick.retry_after_s is not None:
-        if EXHAUSTED_ANSWER[cooling_mix(rows)] is ExhaustedAnswer.USAGE_LIMIT:
-            plan = next((plan_types[r["id"]] for r in _at_limit(rows) if r.get("id") in plan_types), None)
-            return UsageLimitError(
-                f"Every account has reached its usage limit; {pick.reason}",
-                resets_at=now + pick.retry_after_s,
-                plan_type=plan,
-                now=now,
-            )
-        return PoolExhaustedError(pick.reason, retry_after_s=pick.retry_after_s)
-    if last_error is not None:
-        return last_error
-    return PoolExhaustedError(pick.reason)
+    if allowed is not None:
+        rows = [r for r in rows if r.get("id") in allowed]
+    if pick.retry_after_s is None:
+        if last_error is not None or pinned is not None:
+            return last_error or PoolExhaustedError(pick.reason)
+        if not rows:
+            hint = f"add one with `{cli} login pkce` or `{cli} accounts import PATH`"
+        else:
+            hint = f"enable one with `{cli} accounts enable NAME` or log in again with `{cli} login pkce`"
+        return PoolExhaustedError(f"{pick.reason}; {hint}")
+    scope = in_scope(rows, pinned)
+    first = earliest_limit(scope)
+    if EXHAUSTED_ANSWER[cooling_mix(scope)] is ExhaustedAnswer.USAGE_LIMIT and first is not None:
+        resets_at = float(first["cooling_down_until"])
+        name = first.get("name") or f"account id {first.get('id')}"
+        wait = in_words(resets_at - now)
+        message = (
+            f"Every account has reached its usage limit; the earliest ({name}) resets in {wait}"
+            if len(scope) > 1
+            else f"Account {name} has reached its usage limit; it resets in {wait}"
+        )
+        plan = plan_types.get(first["id"]) or next(
+            (plan_types[r["id"]] for r in scope if plan_types.get(r.get("id"))), None
+        )
+        return UsageLimitError(message, resets_at=resets_at, plan_type=plan, now=now)
+    wait_s = pick.retry_after_s
+    return PoolExhaustedError(
+        f"No account can serve this request now: {describe(scope, rows, now, pinned=pinned)}; "
+        f"retry after {retry_after(wait_s)} s",
+        retry_after_s=wait_s,
+    )

@@ -15,6 +15,7 @@ cannot read.
 
 from __future__ import annotations
 
+import dataclasses
 import email.utils
 import json
 import math
@@ -96,6 +97,27 @@ class QuotaSnapshot:
             exhausted = [w.resets_at for w in self.windows if w.resets_at is not None]
         future = [t for t in exhausted if t is not None and t > now]
         return max(future) if future else None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready copy (the fields, each window ``None`` or its three fields)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> QuotaSnapshot | None:
+        """The snapshot :meth:`to_dict` made, or ``None`` for anything else (never raises)."""
+        try:
+            windows = [
+                None if data.get(k) is None else Window(**dict(data[k])) for k in ("primary", "secondary")
+            ]
+            return cls(
+                windows[0],
+                windows[1],
+                float(data["observed_at"]),
+                data.get("plan_type"),
+                bool(data.get("limit_reached")),
+            )
+        except (KeyError, TypeError, ValueError):
+            return None
 
     @property
     def shows_headroom(self) -> bool:

@@ -64,8 +64,10 @@ from codexgw.pool._state import (
     OUT_OF_SCOPE_PIN,
     AccountState,
     Cooldown,
+    Recovery,
     nothing_left,
     pinned_unavailable,
+    recoveries,
 )
 from codexgw.pool.affinity import AffinityTable
 from codexgw.pool.quota import QuotaSnapshot
@@ -92,6 +94,7 @@ __all__ = [
     "Pool",
     "QuotaHeadroom",
     "RandomChoice",
+    "Recovery",
     "RoundRobin",
     "Strategy",
     "Unavailable",
@@ -333,11 +336,20 @@ class Pool:
             until=until, reason=reason, quota=quota, since=now if now is not None else -math.inf
         )
 
-    def clear_cooldown(self, account_id: int) -> None:
-        """End the account's cooldown now (no-op if none)."""
+    def clear_cooldown(
+        self, account_id: int, *, why: str = "its cooldown was cleared", before: float = math.inf
+    ) -> None:
+        """End the account's cooldown now (no-op if none, or if its cause was seen after ``before``,
+        epoch s); ``why`` is what :meth:`take_recoveries` reports."""
         state = self._states.get(account_id)
-        if state is not None:
-            state.cooldown = None
+        if state is not None and state.cooldown is not None and state.cooldown.since <= before:
+            state.seen_cooldown = state.seen_cooldown or state.cooldown  # reported even if never seen
+            state.cooldown, state.lifted_by = None, why
+
+    def take_recoveries(self, now: float) -> list[Recovery]:
+        """The accounts whose cooldown ended (by itself, or lifted early by a quota reading or
+        :meth:`clear_cooldown`) since the last call, for one log line each (``_state.recoveries``)."""
+        return recoveries(list(self._states.values()), now)
 
     def cooldown_of(self, account_id: int, *, now: float) -> tuple[float, str] | None:
         """``(until, reason)`` of a cooldown in force at ``now``, else ``None``."""
@@ -373,7 +385,8 @@ class Pool:
             if current is None or current.quota or current.until < blocked_until:
                 state.cooldown = Cooldown(until=blocked_until, reason="usage_limit", quota=True, since=now)
         elif current is not None and current.quota and snapshot.shows_headroom:
-            state.cooldown = None
+            state.seen_cooldown = state.seen_cooldown or state.cooldown
+            state.cooldown, state.lifted_by = None, "a quota reading shows headroom again"
 
     def record_result(self, account_id: int, *, ok: bool, now: float, error: str | None = None) -> None:
         """Count a finished request: ``requests`` (+1), ``errors`` (+1 unless ``ok``), ``last_error``

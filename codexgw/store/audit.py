@@ -1,4 +1,4 @@
-"""The audit log: who changed what, when (teams contract §4; table ``audit`` of migration step 3).
+"""The audit log: who changed what, when (teams contract §4; table ``audit`` of migration step 4).
 
 Every change the CLI or the admin API makes to users, keys, accounts, the pool or the settings is
 written with its :class:`Audit` entry *in the same transaction* (:func:`write_audit` on the

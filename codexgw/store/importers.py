@@ -10,6 +10,9 @@ Formats recognised by :func:`load_accounts_file`:
   shape, possibly without ``auth_mode``.
 * codex-reverse (Go) ``accounts.json``: ``{"accounts": [{"name", "email", "plan_type",
   "access_token", "refresh_token", "id_token", "api_key", "last_refresh"}, …]}``.
+* codex-multi-auth / codex-app-account-router ``openai-accounts.json``, opencode-multi-auth's
+  ``accounts.json`` (plain or encrypted) and CLIProxyAPI's Codex credential files (one, or a
+  directory of them): see :mod:`codexgw.store.peer_files`. :func:`read_logins` reads any of them.
 """
 
 from __future__ import annotations
@@ -22,6 +25,14 @@ from typing import Any
 
 from codexgw.oauth.jwt import InvalidJWTError, decode_jwt_payload
 from codexgw.store.models import TokenSet
+from codexgw.store.peer_files import (
+    PeerFileError,
+    PeerLogins,
+    cliproxy_entry,
+    decrypt_opencode_store,
+    multi_auth_accounts,
+    opencode_accounts,
+)
 
 _MAX_FILE_BYTES = 16 * 1024 * 1024
 
@@ -179,22 +190,97 @@ def load_codex_auth_json(path: Path) -> TokenSet:
 def load_accounts_file(path: Path) -> list[tuple[str | None, TokenSet]]:
     """Read any supported login file and return ``[(suggested_name_or_None, tokens), …]``.
 
-    Detects a Codex/ChatMock ``auth.json`` (an object with ``tokens``/``auth_mode``/
-    ``OPENAI_API_KEY``) or a codex-reverse ``accounts.json`` (an object with ``accounts``).
+    The importable entries of :func:`read_logins` (entries it skips are left out).
 
     Raises:
-        ImportFailed: as :func:`load_codex_auth_json`, or an unrecognised shape. One line, no token.
+        ImportFailed: as :func:`read_logins`. One line, no token.
+    """
+    return read_logins(path).items
+
+
+def read_logins(path: Path, *, passphrase: str | None = None) -> PeerLogins:
+    """Read any supported login file (or a CLIProxyAPI directory) and say what it held.
+
+    Detects, in order: a directory of CLIProxyAPI credentials; opencode-multi-auth's encrypted store
+    (``passphrase`` opens it); ``accounts`` as an array of camelCase entries (codex-multi-auth's
+    ``openai-accounts.json``) or snake_case ones (codex-reverse); ``accounts`` as an object
+    (opencode-multi-auth); ``"type": "codex"`` (one CLIProxyAPI credential); a Codex/ChatMock
+    ``auth.json`` (``tokens``/``auth_mode``/``OPENAI_API_KEY``).
+
+    Raises:
+        ImportFailed: unreadable, not JSON, an unrecognised shape, a broken entry, an encrypted store
+            without its passphrase, or no importable login at all. One line, no token.
     """
     path = Path(path).expanduser()
     where = str(path)
+    if path.is_dir():
+        return _cliproxy_dir(path)
     data = _read_json(path)
     if not isinstance(data, dict):
         raise ImportFailed(f"{where}: expected a JSON object")
-    if "accounts" in data:
-        return _reverse_accounts(where, data["accounts"])
+    try:
+        if data.get("encrypted") is True and "data" in data:
+            if not passphrase:
+                raise ImportFailed(
+                    f"{where}: is an encrypted opencode-multi-auth store; set CODEX_SOFT_STORE_PASSPHRASE"
+                )
+            data = decrypt_opencode_store(data, passphrase)
+            if not isinstance(data, dict):
+                raise ImportFailed(f"{where}: the decrypted store is not a JSON object")
+        logins = _dispatch(where, data)
+    except PeerFileError as e:
+        raise ImportFailed(f"{where}: {e}") from None
+    if not logins.items:
+        reason = logins.skipped[0] if logins.skipped else "no logins in it"
+        raise ImportFailed(f"{where}: nothing to import ({reason})")
+    return logins
+
+
+def _dispatch(where: str, data: dict[str, Any]) -> PeerLogins:
+    accounts = data.get("accounts")
+    if isinstance(accounts, list) and any(
+        isinstance(e, dict) and ("refreshToken" in e or "accessToken" in e) for e in accounts
+    ):
+        return multi_auth_accounts(accounts)
+    if "accounts" in data and not isinstance(accounts, dict):
+        return PeerLogins(format="codex-reverse accounts.json", items=_reverse_accounts(where, accounts))
+    if isinstance(accounts, dict):
+        return opencode_accounts(accounts, _last_refresh)
+    if data.get("type") == "codex":
+        logins = PeerLogins(format="CLIProxyAPI Codex credential")
+        result = cliproxy_entry(data, _last_refresh)
+        if isinstance(result, str):
+            logins.skipped.append(result)
+        else:
+            logins.items.append((None, result))
+        return logins
     if any(k in data for k in ("tokens", "auth_mode", "OPENAI_API_KEY")):
-        return [(None, _codex_auth(where, data))]
+        return PeerLogins(format="Codex auth.json", items=[(None, _codex_auth(where, data))])
     raise ImportFailed(
-        f"{where}: not a recognised login file (expected a Codex auth.json with 'tokens' "
-        "or an accounts.json with 'accounts')"
+        f"{where}: not a recognised login file (expected a Codex auth.json with 'tokens', an "
+        'accounts.json with \'accounts\', or a CLIProxyAPI credential with "type": "codex")'
     )
+
+
+def _cliproxy_dir(directory: Path) -> PeerLogins:
+    """Every ``*.json`` of a CLIProxyAPI auth directory whose ``type`` is ``codex``."""
+    logins = PeerLogins(format="CLIProxyAPI auth directory")
+    for path in sorted(directory.glob("*.json")):
+        data = _read_json(path)
+        if not isinstance(data, dict) or data.get("type") != "codex":
+            kind = data.get("type") if isinstance(data, dict) else None
+            logins.skipped.append(
+                f"{path.name}: not a Codex credential" + (f" (type {kind!r})" if kind else "")
+            )
+            continue
+        try:
+            result = cliproxy_entry(data, _last_refresh, label=path.name)
+        except PeerFileError as e:
+            raise ImportFailed(f"{path}: {e}") from None
+        if isinstance(result, str):
+            logins.skipped.append(result)
+        else:
+            logins.items.append((None, result))
+    if not logins.items:
+        raise ImportFailed(f"{directory}: no CLIProxyAPI Codex credential (codex-*.json) in this directory")
+    return logins

@@ -1,4 +1,4 @@
-"""API keys in the store (teams contract §1; table ``api_keys`` of migration step 3).
+"""API keys in the store (teams contract §1; table ``api_keys`` of migration step 4).
 
 Only the SHA-256 digest of a secret and its visible prefix are stored (the secret is shown once,
 by whoever created it). A key's owner must be a user, its ``accounts`` existing account names; a

@@ -20,7 +20,12 @@ Step 2 adds the pool's persisted choices (``codexgw/store/pool_settings.py``)::
     pool_settings(key TEXT PK, value TEXT)    -- 'strategy' (a strategy name), 'pinned_account_id'
                                               -- (an accounts.id as text); triggers bump 'generation'
 
-Step 3 adds teams (issue 12; ``store/users.py``, ``store/keys.py``, ``store/usage.py``)::
+Step 3 adds encryption at rest (``codexgw/store/crypto.py``)::
+
+    store_key(id INTEGER PK CHECK (id = 1), kdf TEXT 'scrypt', salt BLOB, n, r, p INTEGER,
+              check_value TEXT)          -- no row: not encrypted; one row: secret columns are enc1:…
+
+Step 4 adds teams (issue 12; ``store/users.py``, ``store/keys.py``, ``store/usage.py``)::
 
     users(name TEXT PK, role 'admin'|'member', password 'scrypt$n$r$p$salt$hash',
           created_at REAL, updated_at REAL)
@@ -111,6 +116,18 @@ _V2: Migration = (
     END""",
 )
 
+_V3: Migration = (
+    """CREATE TABLE store_key (
+        id          INTEGER PRIMARY KEY CHECK (id = 1),
+        kdf         TEXT NOT NULL,
+        salt        BLOB NOT NULL,
+        n           INTEGER NOT NULL,
+        r           INTEGER NOT NULL,
+        p           INTEGER NOT NULL,
+        check_value TEXT NOT NULL
+    )""",
+)
+
 
 def _bump_on(table: str, event: str, columns: str = "") -> str:
     of = f" OF {columns}" if columns else ""
@@ -124,7 +141,7 @@ _KEY_POLICY_COLUMNS = (
     "expires_at, reasoning_mode, max_effort, revoked_at, old_prefix, old_digest, grace_until"
 )
 
-_V3: Migration = (
+_V4: Migration = (
     """CREATE TABLE users (
         name       TEXT PRIMARY KEY,
         role       TEXT NOT NULL DEFAULT 'member',
@@ -195,7 +212,7 @@ _V3: Migration = (
     _bump_on("api_keys", "DELETE"),
 )
 
-MIGRATIONS: list[Migration] = [_V1, _V2, _V3]
+MIGRATIONS: list[Migration] = [_V1, _V2, _V3, _V4]
 """All steps, oldest first; ``len(MIGRATIONS)`` is the schema version this codexgw writes."""
 
 

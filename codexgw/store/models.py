@@ -7,6 +7,7 @@ a ``repr``, a log line or a traceback of these objects never shows them. Use
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,6 +15,8 @@ from codexgw.oauth.jwt import fingerprint
 from codexgw.pool.health import eligible
 
 _MAX_NAME_LEN = 64
+SECRET_COLUMNS = ("id_token", "access_token", "refresh_token", "api_key")
+"""The ``accounts`` columns holding secrets (stored encrypted in an encrypted store)."""
 
 ON_USE_MARGIN_S = 60.0
 """An access token about to be sent upstream must still be valid this long, seconds (the on-use
@@ -182,8 +185,22 @@ def default_name(email: str | None) -> str:
     return cleaned[: _MAX_NAME_LEN - 4] or "account"
 
 
-def row_to_account(row: Any) -> Account:
-    """Build an :class:`Account` from an ``accounts`` row (a ``sqlite3.Row``)."""
+def _as_stored(value: Any, column: str) -> Any:
+    return value
+
+
+def row_to_account(row: Any, open_secret: Callable[[Any, str], Any] = _as_stored) -> Account:
+    """Build an :class:`Account` from an ``accounts`` row (a ``sqlite3.Row``).
+
+    Args:
+        row: the row.
+        open_secret: ``(stored value, "accounts.<column>") → value`` for the secret columns; the
+            store passes :meth:`codexgw.store.crypto.Opener.__call__`, which decrypts.
+
+    Raises:
+        StoreError: from ``open_secret`` (an encrypted store opened without its key).
+    """
+    secret = {c: open_secret(row[c], f"accounts.{c}") for c in SECRET_COLUMNS}
     return Account(
         id=row["id"],
         name=row["name"],
@@ -192,10 +209,10 @@ def row_to_account(row: Any) -> Account:
         plan_type=row["plan_type"],
         user_id=row["user_id"],
         fedramp=bool(row["fedramp"]),
-        id_token=row["id_token"],
-        access_token=row["access_token"],
-        refresh_token=row["refresh_token"],
-        api_key=row["api_key"],
+        id_token=secret["id_token"],
+        access_token=secret["access_token"],
+        refresh_token=secret["refresh_token"],
+        api_key=secret["api_key"],
         access_expires_at=row["access_expires_at"],
         last_refresh=row["last_refresh"],
         enabled=bool(row["enabled"]),

@@ -22,6 +22,11 @@ Theory of operation:
 * **Files and threads** as in :mod:`codexgw.store.sqlite`: a separate file (so a busy conversation log
   never contends with the account store), a connection per operation, safe from any thread; the
   server calls it through ``trio.to_thread``.
+* **Encryption at rest.** The items are conversation content: in an encrypted store the ``input``
+  and ``output`` columns are AES-GCM ``enc1:…`` values under the account store's key (``opener``;
+  :mod:`codexgw.store.crypto`). Ids, sizes and times stay clear (the index needs them).
+  ``secure_delete = FAST`` zeroes replaced values where that costs no extra I/O; ``store encrypt``
+  vacuums the rest away.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from codexgw.store.crypto import Opener, is_encrypted
 from codexgw.store.models import StoreError
 
 __all__ = ["RESPONSES_DB_FILENAME", "History", "ResponseStore", "StoredResponse"]
@@ -115,6 +121,8 @@ class ResponseStore:
         ttl_s: see :data:`DEFAULT_TTL_S`.
         max_responses: see :data:`DEFAULT_MAX_RESPONSES`.
         max_bytes: see :data:`DEFAULT_MAX_BYTES`.
+        opener: seals and opens the item columns (the account store's :attr:`Store.opener`);
+            default: unencrypted.
     """
 
     def __init__(
@@ -124,7 +132,9 @@ class ResponseStore:
         ttl_s: float = DEFAULT_TTL_S,
         max_responses: int = DEFAULT_MAX_RESPONSES,
         max_bytes: int = DEFAULT_MAX_BYTES,
+        opener: Opener | None = None,
     ) -> None:
+        self.opener = opener or Opener()
         self.directory = Path(directory).expanduser()
         self.path = self.directory / RESPONSES_DB_FILENAME
         self.ttl_s = ttl_s
@@ -161,6 +171,7 @@ class ResponseStore:
         conn = sqlite3.connect(self.path, timeout=10.0, isolation_level=None)
         conn.execute("PRAGMA busy_timeout=10000")
         conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA secure_delete=FAST")
         return conn
 
     def put(self, response: StoredResponse, *, now: float | None = None) -> None:
@@ -169,6 +180,8 @@ class ResponseStore:
         input_json = json.dumps(response.input, separators=(",", ":"))
         output_json = json.dumps(response.output, separators=(",", ":"))
         size = len(input_json) + len(output_json)
+        input_json = self.opener.seal(input_json, "responses.input")  # type: ignore[assignment]
+        output_json = self.opener.seal(output_json, "responses.output")  # type: ignore[assignment]
         row = (response.id, response.previous_id, response.account_id, input_json, output_json, size)
         ids = [(item["id"], response.id) for item in response.output if isinstance(item.get("id"), str)]
         with closing(self._connect()) as conn:
@@ -212,7 +225,8 @@ class ResponseStore:
             )
         history = History(account_id=chain[0][1])
         for _id, account_id, input_json, output_json in reversed(chain):
-            inputs, outputs = json.loads(input_json), json.loads(output_json)
+            inputs = json.loads(self.opener(input_json, "responses.input"))
+            outputs = json.loads(self.opener(output_json, "responses.output"))
             history.items += inputs + outputs
             history.owners += [None] * len(inputs) + [account_id] * len(outputs)
         return history
@@ -239,7 +253,7 @@ class ResponseStore:
                     continue
                 response_id, account_id, output_json = row
                 if response_id not in rows:
-                    rows[response_id] = (account_id, json.loads(output_json))
+                    rows[response_id] = (account_id, json.loads(self.opener(output_json, "responses.output")))
                 for item in rows[response_id][1]:
                     if isinstance(item, dict) and item.get("id") == item_id:
                         found[item_id] = (item, account_id)
@@ -276,3 +290,40 @@ class ResponseStore:
         """Number of rows (expired ones not yet pruned included)."""
         with closing(self._connect()) as conn:
             return int(conn.execute("SELECT count(*) FROM responses").fetchone()[0])
+
+    def reseal(self, opener: Opener) -> int:
+        """Rewrite every row's items through ``opener`` (encrypting or decrypting them), in one
+        transaction, and use it from now on. Rows already in the wanted form are left alone.
+        Returns the number of rows rewritten.
+
+        Raises:
+            StoreError: a row does not open with the current opener.
+        """
+        count = 0
+        with closing(self._connect()) as conn:
+            conn.execute("PRAGMA secure_delete=ON")
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                ids = [r[0] for r in conn.execute("SELECT id FROM responses")]
+                for response_id in ids:
+                    input_json, output_json = conn.execute(
+                        "SELECT input, output FROM responses WHERE id = ?", (response_id,)
+                    ).fetchone()
+                    sealed = opener.cipher is not None
+                    if is_encrypted(input_json) == sealed and is_encrypted(output_json) == sealed:
+                        continue
+                    conn.execute(
+                        "UPDATE responses SET input = ?, output = ? WHERE id = ?",
+                        (
+                            opener.seal(self.opener(input_json, "responses.input"), "responses.input"),
+                            opener.seal(self.opener(output_json, "responses.output"), "responses.output"),
+                            response_id,
+                        ),
+                    )
+                    count += 1
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+        self.opener = opener
+        return count

@@ -18,6 +18,11 @@ Theory of operation:
 * **Clock.** Methods take ``now`` (epoch seconds); ``None`` means ``time.time()``.
 * **Tokens into columns.** What a login's tokens say about its row (identity, plan, expiry, from
   the JWT claims) is computed in :mod:`codexgw.store.upsert`, inside these transactions.
+* **Encryption at rest.** When the store has a ``store_key`` row, the secret columns hold AES-GCM
+  ``enc1:…`` values (:mod:`codexgw.store.crypto`); :meth:`Store.open` needs the passphrase then and
+  refuses a wrong one before anything is read or written. :attr:`Store.opener` reads and writes
+  those columns. ``secure_delete`` is on, so replaced values are zeroed in the file;
+  :mod:`codexgw.store.encryption` turns encryption on and off.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from contextlib import closing, contextmanager
 from pathlib import Path
 from urllib.parse import quote
 
+from codexgw.store.crypto import KeyRecord, Opener, open_key
 from codexgw.store.migrations import MIGRATIONS, SchemaTooNewError, migrate
 from codexgw.store.models import Account, StoreError, TokenSet, check_name, row_to_account
 from codexgw.store.renames import rename_account_refs
@@ -67,16 +73,28 @@ class Store:
     def __init__(self, directory: Path) -> None:
         self.directory = Path(directory).expanduser()
         self.path = self.directory / DB_FILENAME
+        self.opener = Opener()
+        """Reads and writes the secret columns (with the store's cipher once opened with its key)."""
+
+    @property
+    def encrypted(self) -> bool:
+        """True when this store was opened with its key and its secrets are encrypted."""
+        return self.opener.cipher is not None
 
     # -- opening --------------------------------------------------------------------------------
 
     @classmethod
-    def open(cls, directory: Path | str) -> Store:
+    def open(cls, directory: Path | str, *, passphrase: str | None = None) -> Store:
         """Create (0700 dir, 0600 file) or open the store, switch on WAL and apply migrations.
+
+        Args:
+            directory: the store directory.
+            passphrase: the store's passphrase, needed when it is encrypted (ignored otherwise).
 
         Raises:
             StoreError: the directory or file cannot be created/opened, the file is not a
-                database, or its schema is newer than this codexgw knows.
+                database, its schema is newer than this codexgw knows, or it is encrypted and
+                ``passphrase`` is missing or wrong (nothing is written then).
         """
         store = cls(Path(directory))
         try:
@@ -105,7 +123,25 @@ class Store:
         except sqlite3.DatabaseError as e:
             raise StoreError(f"store {store.path}: {e}") from None
         store._tighten_files()
+        record = store.key_record()
+        if record is not None:
+            if not passphrase:
+                raise StoreError(
+                    f"store {store.directory} is encrypted; set CODEXGW_STORE_KEY to its passphrase "
+                    "(or CODEXGW_STORE_KEY_FILE to a file holding it)"
+                )
+            store.opener = Opener(open_key(record, passphrase, where=f"store {store.directory}"))
         return store
+
+    def key_record(self) -> KeyRecord | None:
+        """The ``store_key`` row (salt, scrypt cost, check value), or ``None`` when not encrypted."""
+        with self._read() as conn:
+            row = conn.execute("SELECT salt, n, r, p, check_value FROM store_key WHERE id = 1").fetchone()
+        if row is None:
+            return None
+        return KeyRecord(
+            salt=bytes(row["salt"]), n=row["n"], r=row["r"], p=row["p"], check_value=row["check_value"]
+        )
 
     def _tighten_files(self) -> None:
         for suffix in ("", "-wal", "-shm"):
@@ -118,6 +154,7 @@ class Store:
         conn.row_factory = sqlite3.Row
         conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
         conn.execute("PRAGMA foreign_keys = ON")
+        conn.execute("PRAGMA secure_delete = ON")  # replaced token values are zeroed, not left in free space
         return conn
 
     @contextmanager
@@ -157,19 +194,21 @@ class Store:
     def list_accounts(self) -> list[Account]:
         """Return all accounts (enabled or not), ordered by ``id``."""
         with self._read() as conn:
-            return [row_to_account(r) for r in conn.execute("SELECT * FROM accounts ORDER BY id")]
+            return [
+                row_to_account(r, self.opener) for r in conn.execute("SELECT * FROM accounts ORDER BY id")
+            ]
 
     def get_account(self, name: str) -> Account | None:
         """Return the account called ``name``, or ``None``."""
         with self._read() as conn:
             row = conn.execute("SELECT * FROM accounts WHERE name = ?", (name,)).fetchone()
-        return row_to_account(row) if row else None
+        return row_to_account(row, self.opener) if row else None
 
     def get_account_by_id(self, id: int) -> Account | None:
         """Return the account with row id ``id``, or ``None``."""
         with self._read() as conn:
             row = conn.execute("SELECT * FROM accounts WHERE id = ?", (id,)).fetchone()
-        return row_to_account(row) if row else None
+        return row_to_account(row, self.opener) if row else None
 
     # -- account writes -------------------------------------------------------------------------
 
@@ -197,14 +236,14 @@ class Store:
             StoreError: id_token not a JWT, no account id anywhere, bad or taken name.
         """
         with self._write() as conn:
-            return upsert_account_row(conn, tokens, name, _now(now))
+            return upsert_account_row(conn, tokens, name, _now(now), self.opener)
 
     def upsert_accounts(
         self, items: Iterable[tuple[str | None, TokenSet]], *, now: float | None = None
     ) -> list[tuple[Account, bool]]:
         """Like :meth:`upsert_account` for several ``(name, tokens)`` pairs, all or nothing."""
         with self._write() as conn:
-            return [upsert_account_row(conn, tokens, name, _now(now)) for name, tokens in items]
+            return [upsert_account_row(conn, tokens, name, _now(now), self.opener) for name, tokens in items]
 
     def remove_account(self, name: str) -> bool:
         """Delete the account called ``name`` (and its lease). Returns False if there was none."""
@@ -275,10 +314,17 @@ class Store:
         """
         with self._write() as conn:
             row = conn.execute("SELECT * FROM accounts WHERE id = ?", (account_id,)).fetchone()
-            if row is None or row["refresh_token"] != expected_refresh_token:
+            if (
+                row is None
+                or self.opener(row["refresh_token"], "accounts.refresh_token") != expected_refresh_token
+            ):
                 return False
             values = refreshed_columns(
-                access_token=access_token, refresh_token=refresh_token, id_token=id_token, now=now
+                access_token=access_token,
+                refresh_token=refresh_token,
+                id_token=id_token,
+                now=now,
+                opener=self.opener,
             )
             sets = ", ".join(f"{k} = :{k}" for k in values)
             conn.execute(f"UPDATE accounts SET {sets} WHERE id = :id", {**values, "id": account_id})

@@ -19,17 +19,22 @@ from codexgw.oauth.jwt import (
     plan_type_from_access_token,
 )
 from codexgw.pool.health import AccountStatus
+from codexgw.store.crypto import Opener
 from codexgw.store.models import Account, StoreError, TokenSet, check_name, default_name, row_to_account
+
+PLAIN = Opener()
+"""The opener of an unencrypted store."""
 
 __all__ = ["refreshed_columns", "upsert_account_row"]
 
 
 def upsert_account_row(
-    conn: sqlite3.Connection, tokens: TokenSet, name: str | None, now: float
+    conn: sqlite3.Connection, tokens: TokenSet, name: str | None, now: float, opener: Opener = PLAIN
 ) -> tuple[Account, bool]:
     """Insert or update the row of the login ``tokens`` on ``conn`` (inside the caller's write).
 
-    The matching rule, the name and the columns written are :meth:`Store.upsert_account`'s.
+    The matching rule, the name and the columns written are :meth:`Store.upsert_account`'s; the
+    tokens are stored through ``opener`` (encrypted in an encrypted store).
 
     Returns:
         ``(account, created)``.
@@ -68,9 +73,9 @@ def upsert_account_row(
         "email": claims.email,
         "plan_type": plan,
         "fedramp": int(claims.fedramp),
-        "id_token": tokens.id_token,
-        "access_token": tokens.access_token,
-        "refresh_token": tokens.refresh_token,
+        "id_token": opener.seal(tokens.id_token, "accounts.id_token"),
+        "access_token": opener.seal(tokens.access_token, "accounts.access_token"),
+        "refresh_token": opener.seal(tokens.refresh_token, "accounts.refresh_token"),
         "access_expires_at": access_token_expiry(tokens.access_token),
         "last_refresh": tokens.last_refresh,
         "status": AccountStatus.ACTIVE,
@@ -78,7 +83,7 @@ def upsert_account_row(
         "updated_at": now,
     }
     if tokens.api_key is not None:
-        values["api_key"] = tokens.api_key
+        values["api_key"] = opener.seal(tokens.api_key, "accounts.api_key")
     if match is not None:
         if name is not None:
             values["name"] = name
@@ -100,17 +105,22 @@ def upsert_account_row(
         params = ", ".join(f":{k}" for k in values)
         row_id = int(conn.execute(f"INSERT INTO accounts ({cols}) VALUES ({params})", values).lastrowid)
     row = conn.execute("SELECT * FROM accounts WHERE id = ?", (row_id,)).fetchone()
-    return row_to_account(row), match is None
+    return row_to_account(row, opener), match is None
 
 
 def refreshed_columns(
-    *, access_token: str | None, refresh_token: str | None, id_token: str | None, now: float
+    *,
+    access_token: str | None,
+    refresh_token: str | None,
+    id_token: str | None,
+    now: float,
+    opener: Opener = PLAIN,
 ) -> dict[str, Any]:
     """The ``accounts`` columns a refresh result sets (codex-protocol.md §3): ``last_refresh`` and
     ``updated_at`` = ``now``, status ``active``; each token given (not ``None``) with what it says:
     ``access_expires_at`` and plan from the access token, email, user id, fedramp and plan from the
     id_token (an id_token that does not parse is still stored, its claims skipped).
-    ``chatgpt_account_id`` is never among them.
+    ``chatgpt_account_id`` is never among them. Tokens are stored through ``opener``.
     """
     values: dict[str, Any] = {
         "last_refresh": now,
@@ -120,7 +130,7 @@ def refreshed_columns(
     }
     plan = None
     if id_token is not None:
-        values["id_token"] = id_token
+        values["id_token"] = opener.seal(id_token, "accounts.id_token")
         try:
             claims = identity_from_id_token(id_token)
         except InvalidJWTError:
@@ -133,11 +143,11 @@ def refreshed_columns(
                 values["user_id"] = claims.chatgpt_user_id
             values["fedramp"] = int(claims.fedramp)
     if access_token is not None:
-        values["access_token"] = access_token
+        values["access_token"] = opener.seal(access_token, "accounts.access_token")
         values["access_expires_at"] = access_token_expiry(access_token)
         plan = plan or plan_type_from_access_token(access_token)
     if refresh_token is not None:
-        values["refresh_token"] = refresh_token
+        values["refresh_token"] = opener.seal(refresh_token, "accounts.refresh_token")
     if plan:
         values["plan_type"] = plan
     return values

@@ -1,4 +1,4 @@
-"""Usage counters in the store (teams contract §3; table ``usage`` of migration step 3).
+"""Usage counters in the store (teams contract §3; table ``usage`` of migration step 4).
 
 The server's ledger (:class:`codexgw.policy.usage.Ledger`) is flushed here in batches:
 :func:`add_usage` adds a batch and the keys' last use in one transaction and reads today's totals

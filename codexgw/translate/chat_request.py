@@ -23,12 +23,14 @@ Mapping, field by field:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from codexgw.errors import InvalidRequestError
 from codexgw.translate._validate import optional_bool, optional_type, require_model, require_object
 from codexgw.translate.chat_messages import messages_to_input
-from codexgw.translate.params import EFFORTS, ENCRYPTED_REASONING, Prepared, split_model_effort
+from codexgw.translate.model_names import DEFAULT_ALIASES, EFFORTS, resolve_model, split_model_effort
+from codexgw.translate.params import ENCRYPTED_REASONING, Prepared
 
 __all__ = ["DROPPED_CHAT_PARAMS", "chat_to_responses"]
 
@@ -62,8 +64,13 @@ _HANDLED = frozenset(
 )  # fmt: skip
 
 
-def chat_to_responses(body: object, *, default_instructions: str) -> Prepared:
+def chat_to_responses(
+    body: object, *, default_instructions: str, aliases: Mapping[str, str] | None = None
+) -> Prepared:
     """Translate a ``POST /v1/chat/completions`` body into the backend Responses request.
+
+    ``model`` may be an alias (``aliases``, default
+    :data:`~codexgw.translate.model_names.DEFAULT_ALIASES`) and carry an effort suffix.
 
     Returns:
         :class:`Prepared` whose ``body`` is ``{"model", "instructions", "input", ["tools",
@@ -74,7 +81,7 @@ def chat_to_responses(body: object, *, default_instructions: str) -> Prepared:
         InvalidRequestError: naming the offending field (``messages[2].content[0]``, ``tools[1]`` …).
     """
     body = require_object(body)
-    model, suffix_effort = split_model_effort(require_model(body))
+    model, suffix_effort = split_model_effort(resolve_model(require_model(body), aliases or DEFAULT_ALIASES))
     stream = bool(optional_bool(body, "stream"))
     _refuse_unsupported(body)
     out: dict[str, Any] = {

@@ -4,17 +4,19 @@ The backend (codex-protocol.md §6.3, design.md §3) requires ``stream: true`` a
 expects ``include`` to carry ``"reasoning.encrypted_content"``, wants ``system`` mapped to ``developer``,
 cannot resolve item ``id``s (nothing is stored), and rejects several sampling and bookkeeping
 parameters. :func:`prepare_responses_request` applies all of that to a ``POST /v1/responses`` body;
-:func:`split_model_effort` reads a reasoning effort off a model name (``gpt-5.5-high``) for both the
-Responses and the Chat Completions paths.
+Model names (effort suffixes such as ``gpt-5.5-high``, aliases such as ``codex-mini``) are read
+with :mod:`codexgw.translate.model_names`, for both the Responses and the Chat Completions paths.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from codexgw.errors import InvalidRequestError
 from codexgw.translate._validate import optional_bool, optional_type, require_model, require_object
+from codexgw.translate.model_names import DEFAULT_ALIASES, EFFORTS, resolve_model, split_model_effort
 
 __all__ = [
     "EFFORTS",
@@ -24,9 +26,6 @@ __all__ = [
     "prepare_responses_request",
     "split_model_effort",
 ]
-
-EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh")
-"""Reasoning efforts the backend knows (codex-protocol.md §10, ``ReasoningEffort``)."""
 
 REJECTED_RESPONSES_PARAMS = (
     "max_output_tokens",
@@ -74,25 +73,17 @@ class Prepared:
     legacy_functions: bool = False
 
 
-def split_model_effort(model: str) -> tuple[str, str | None]:
-    """Split a reasoning-effort suffix off a model name.
-
-    ``"gpt-5.5-high"`` → ``("gpt-5.5", "high")``; ``"gpt-5.4-mini"`` → ``("gpt-5.4-mini", None)``.
-    Suffixes are the :data:`EFFORTS`: none, minimal, low, medium, high, xhigh.
-    """
-    base, sep, suffix = model.rpartition("-")
-    if sep and base and suffix in EFFORTS:
-        return base, suffix
-    return model, None
-
-
-def prepare_responses_request(body: object, *, default_instructions: str) -> Prepared:
+def prepare_responses_request(
+    body: object, *, default_instructions: str, aliases: Mapping[str, str] | None = None
+) -> Prepared:
     """Validate a ``POST /v1/responses`` body and apply the backend fix-ups (codex-protocol.md §6.3).
 
     * ``stream: true``, ``store: false`` forced (``Prepared.stream`` keeps what the client asked).
     * ``instructions`` = ``default_instructions`` when absent or null.
     * ``include`` gains ``"reasoning.encrypted_content"`` unless ``reasoning`` is explicitly null.
-    * a model suffix (``gpt-5.5-high``) becomes ``reasoning.effort`` (it wins over the body's effort).
+    * an alias (``codex-mini``; ``aliases``, default :data:`~codexgw.translate.model_names.DEFAULT_ALIASES`)
+      becomes its model; a model suffix (``gpt-5.5-high``) becomes ``reasoning.effort`` (it wins over the
+      body's effort).
     * a string ``input`` becomes one user message; ``system`` items become ``developer``; item ``id``s
       and ``prompt_cache_breakpoint``s are removed (``call_id`` kept); ``input_text``/``output_text``
       parts are fixed to match the message role. ``input`` stays one item for one item.
@@ -108,7 +99,7 @@ def prepare_responses_request(body: object, *, default_instructions: str) -> Pre
             ``input[i]``); a known field has the wrong type.
     """
     body = require_object(body)
-    model, effort = split_model_effort(require_model(body))
+    model, effort = split_model_effort(resolve_model(require_model(body), aliases or DEFAULT_ALIASES))
     instructions = body.get("instructions")
     if instructions is None:
         instructions = default_instructions

@@ -16,15 +16,17 @@ import dataclasses
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 import trio
 
 from codexgw.auth.refresh import NeedsLogin, Refresher
+from codexgw.config import command_name
 from codexgw.metrics import Metrics
 from codexgw.oauth.tokens import RefreshError
 from codexgw.pool.health import AccountStatus
+from codexgw.pool.quota import QuotaSnapshot
 from codexgw.pool.scheduler import AccountView, Pool
 from codexgw.store.models import ON_USE_MARGIN_S
 from codexgw.store.pool_settings import PoolSettings, read_pool_settings
@@ -73,6 +75,10 @@ class AccountState:
         self.accounts: dict[int, Account] = {}
         """id → the account as last loaded, refreshed or changed in status."""
         self._generation: int | None = None
+        self._resets_seen: dict[int, float] | None = None
+        """The stored cooldown-reset requests already followed (``None``: not loaded yet)."""
+        self._readings_seen: dict[int, Any] = {}
+        """``observed_at`` of the stored ``accounts usage`` reading already taken in, per account."""
         self._pending_health: dict[int, tuple[str, str]] = {}
         """Status changes applied in memory but not yet written to the store (id → status, reason)."""
         self.followers: list[Callable[[dict[int, Account]], Awaitable[None]]] = []
@@ -100,7 +106,19 @@ class AccountState:
         return True
 
     def _apply_pool_settings(self, stored: PoolSettings) -> None:
-        """Follow the store's strategy and pin (``accounts strategy/pin/unpin`` from the CLI)."""
+        """Follow the store's strategy, pin and cooldown resets (``accounts strategy/pin/unpin/reset``
+        from the CLI). Reset requests stored before this server loaded the store are not replayed."""
+        for account_id, reading in stored.quota_readings.items():  # `accounts usage`: as our own probes
+            if self._readings_seen.get(account_id) == reading.get("observed_at"):
+                continue  # taken in already (a reset since must not be undone by it)
+            self._readings_seen[account_id] = reading.get("observed_at")
+            snapshot = QuotaSnapshot.from_dict(reading)
+            if snapshot is not None:
+                self.pool.record_quota(account_id, snapshot)  # older than what we hold: ignored
+        seen, self._resets_seen = self._resets_seen, dict(stored.cooldown_resets)
+        for account_id, requested_at in stored.cooldown_resets.items():
+            if seen is not None and seen.get(account_id) != requested_at:
+                self.pool.clear_cooldown(account_id, why="`accounts reset` cleared it", before=requested_at)
         if stored.strategy and stored.strategy != self.pool.strategy_name:
             try:
                 self.pool.set_strategy(stored.strategy)
@@ -131,8 +149,17 @@ class AccountState:
             try:
                 if await self.reload():
                     log.info("accounts reloaded from the store (%d)", len(self.accounts))
+                    if not any(a.eligible for a in self.accounts.values()):
+                        log.warning("%s", nothing_to_serve(self.accounts.values()))
             except Exception as exc:  # a locked or briefly unreadable store must not kill the server
                 log.warning("could not read the store: %s", exc)
+            for back in self.pool.take_recoveries(self.clock()):
+                log.info(
+                    "account %s is usable again: %s (it was cooling down: %s)",
+                    back.name,
+                    back.why,
+                    back.reason,
+                )
             if self.clock() >= next_purge:
                 self.pool.affinity.purge(self.clock())
                 next_purge = self.clock() + AFFINITY_PURGE_S
@@ -265,4 +292,23 @@ def _view(account: Account) -> AccountView:
         status=account.status,
         weight=account.weight,
         plan_type=account.plan_type,
+    )
+
+
+def nothing_to_serve(accounts: Iterable[Account]) -> str:
+    """The warning ``serve`` logs when no account can serve: what the store holds and the command to
+    add (or bring back) one, as the user runs it."""
+    cli = command_name()
+    accounts = list(accounts)
+    if not accounts:
+        return (
+            f"no account to serve with: the store has none; add one with `{cli} login pkce` or "
+            f"`{cli} accounts import ~/.codex/auth.json` (picked up within a second, no restart)"
+        )
+    disabled = sum(1 for a in accounts if not a.enabled)
+    broken = len(accounts) - disabled
+    return (
+        f"no account can serve: {disabled} disabled, {broken} needing a login or out of service; "
+        f"`{cli} accounts enable NAME`, `{cli} login pkce --name NAME --relogin`, or add one with "
+        f"`{cli} accounts import ~/.codex/auth.json`"
     )

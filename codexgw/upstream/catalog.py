@@ -2,23 +2,26 @@
 
 :class:`Catalog` fetches ``GET {upstream}/codex/models`` (codex-protocol.md §6.1) with an account's
 token and caches it; :data:`BUILTIN_MODELS` (§10) answers when no account can fetch it.
-:func:`openai_model_list` (sans-IO) renders either as OpenAI's ``GET /v1/models``.
+:func:`openai_model_list` (sans-IO) renders either as OpenAI's ``GET /v1/models``. While the fetched
+catalogue is fresh, a request for a model it does not list is refused before any account is used
+(:meth:`Catalog.check_model`: 400 ``model_not_found``).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import httpx
 
 from codexgw.client.calls import request
 from codexgw.config import CODEX_CLIENT_VERSION
-from codexgw.errors import UpstreamConnectionError
+from codexgw.errors import InvalidRequestError, UpstreamConnectionError
 from codexgw.oauth.tokens import RefreshError
 from codexgw.translate.classify import parse_json_body
+from codexgw.translate.model_names import DEFAULT_ALIASES
 from codexgw.upstream.accounts import AccountState
 from codexgw.upstream.headers import plain_headers
 
@@ -96,6 +99,26 @@ class Catalog:
         self._cached = (now + self._ttl_s, models)
         return models
 
+    def known_slugs(self) -> frozenset[str] | None:
+        """The slugs of the fetched catalogue while its cache is fresh (hidden models included), or
+        ``None`` when the catalogue is not known (never fetched, expired, or only the built-in list)."""
+        if self._cached is None or self._cached[0] <= self._clock():
+            return None
+        return frozenset(m["slug"] for m in self._cached[1])
+
+    def check_model(self, model: object) -> None:
+        """Refuse a model the known catalogue does not list (:func:`unknown_model`); nothing when the
+        catalogue is not known (the backend then answers for itself).
+
+        Raises:
+            InvalidRequestError: 400 ``model_not_found``, ``param: "model"``.
+        """
+        slugs = self.known_slugs()
+        if slugs is not None and isinstance(model, str):
+            error = unknown_model(model, slugs)
+            if error is not None:
+                raise error
+
     async def _fetch(self) -> list[dict[str, Any]] | None:
         candidates = [a for a in self._accounts.accounts.values() if a.eligible]
         for account in candidates[:FETCH_ACCOUNTS]:
@@ -123,11 +146,29 @@ class Catalog:
         return None
 
 
-def openai_model_list(models: list[dict[str, Any]], *, created: int = 0) -> dict[str, Any]:
+def unknown_model(model: str, slugs: frozenset[str]) -> InvalidRequestError | None:
+    """The 400 for a ``model`` (its reasoning-effort suffix already split off, an alias resolved)
+    that is not among ``slugs``, or ``None`` when it is. Pure."""
+    if model in slugs:
+        return None
+    listed = ", ".join(sorted(slugs)[:6])
+    return InvalidRequestError(
+        f"The model '{model}' is not served by the ChatGPT accounts behind this gateway; "
+        f"GET /v1/models lists the ones that are ({listed})",
+        param="model",
+        code="model_not_found",
+    )
+
+
+def openai_model_list(
+    models: list[dict[str, Any]], *, created: int = 0, aliases: Mapping[str, str] | None = None
+) -> dict[str, Any]:
     """Render upstream ``ModelInfo`` dicts (codex-protocol.md §6.1) as OpenAI's model list.
 
     Listed models come first in ``priority`` order, followed by each one's reasoning-effort variants
-    (``gpt-5.5-high``), which ``/v1/chat/completions`` and ``/v1/responses`` also accept.
+    (``gpt-5.5-high``), then the model aliases (``aliases``, default
+    :data:`~codexgw.translate.model_names.DEFAULT_ALIASES`) in name order; every route accepts all
+    of them.
 
     Returns:
         ``{"object": "list", "data": [{"id", "object": "model", "created", "owned_by"}]}``.
@@ -140,6 +181,8 @@ def openai_model_list(models: list[dict[str, Any]], *, created: int = 0) -> dict
             effort = level.get("effort") if isinstance(level, dict) else None
             if isinstance(effort, str):
                 data.append(_entry(f"{m['slug']}-{effort}", created))
+    listed = {entry["id"] for entry in data}
+    data += [_entry(name, created) for name in sorted(aliases or DEFAULT_ALIASES) if name not in listed]
     return {"object": "list", "data": data}
 
 

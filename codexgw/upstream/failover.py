@@ -33,6 +33,7 @@ from typing import Any, NoReturn, TypeVar
 import httpx
 
 from codexgw.client.calls import read_body
+from codexgw.config import command_name
 from codexgw.errors import CodexgwError, UpstreamConnectionError
 from codexgw.oauth.tokens import RefreshError
 from codexgw.pool.affinity import session_key
@@ -116,11 +117,13 @@ async def open_stream(
         A peeked :class:`UpstreamStream`; the caller must ``aclose()`` it.
 
     Raises:
+        InvalidRequestError: 400 ``model_not_found``: the known catalogue does not list the model.
         UsageLimitError: 429, every account that could serve hit its usage limit.
         PoolExhaustedError: 503, no account can serve now (``Retry-After`` set when one frees up).
         UpstreamStatusError: the upstream rejected the request itself (relayed status and body).
         UpstreamError: the upstream kept failing on every account tried.
     """
+    gw.catalog.check_model(body.get("model"))
     session_id = session_id_for(client_headers, body)
     content = json.dumps(body, separators=(",", ":")).encode()
 
@@ -157,6 +160,7 @@ async def post_compact(
     Returns:
         ``(parsed JSON body, account that served)``.
     """
+    gw.catalog.check_model(body.get("model"))
     session_id = session_id_for(client_headers, body)
     content = json.dumps(body, separators=(",", ":")).encode()
 
@@ -212,8 +216,16 @@ async def _failover(
         if isinstance(pick, Unavailable):
             now = gw.clock()
             plan_types = {a.id: a.plan_type for a in gw.accounts.values()}
-            rows = gw.pool.snapshot(now)
-            raise exhausted_answer(pick, rows, last_error, now=now, plan_types=plan_types, scope=scope)
+            raise exhausted_answer(
+                pick,
+                gw.pool.snapshot(now),
+                last_error,
+                now=now,
+                plan_types=plan_types,
+                pinned=gw.pool.pinned,
+                cli=command_name(),
+                allowed=scope,
+            )
         account = gw.accounts[pick.account_id]
         tried.add(account.id)
         try:

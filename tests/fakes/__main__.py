@@ -26,11 +26,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--accounts", type=int, default=1)
     parser.add_argument("--auth-json-dir", type=Path)
     parser.add_argument("--url-file", type=Path)
+    parser.add_argument(
+        "--delta-interval-ms", type=float, default=0.0, help="pause between streamed text deltas (ms)"
+    )
     return parser.parse_args(argv)
 
 
 async def run(args: argparse.Namespace) -> None:
     fake = FakeUpstream()
+    fake.delta_interval_s = max(0.0, args.delta_interval_ms) / 1000
     accounts = [fake.add_account(email=f"user{i}@example.com") for i in range(1, max(0, args.accounts) + 1)]
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with trio.open_nursery() as nursery:

@@ -374,6 +374,8 @@ class Backend:
                 return  # the app ends mid-body: the server drops the connection, no last chunk
             if hold is not None and index == hold_at:
                 await hold.wait()
+            if self.fake.delta_interval_s and event.get("type") == "response.output_text.delta":
+                await self.fake.sleep(self.fake.delta_interval_s)
             await resp.body(sse.encode(event), more=True)
         await resp.body(b"", more=False)
 

@@ -12,7 +12,7 @@ import os
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -107,6 +107,9 @@ class FakeUpstream:
         device_interval: the ``interval`` the user-code endpoint answers (a JSON string, §2).
         reuse_revokes_family: reusing a refresh token also revokes the newer one of that login.
         enforce_usage_limits: an account that got a ``UsageLimit`` keeps answering 429 until reset.
+        delta_interval_s: seconds between two streamed text deltas, as a real model types them;
+            0 (the default, for tests) sends them at once. ``make demo`` paces its stream.
+        sleep: how the fake waits those seconds (``trio.sleep``; a test may record instead).
     """
 
     def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
@@ -127,6 +130,8 @@ class FakeUpstream:
         self.device_interval: str = INTERVAL
         self.reuse_revokes_family = True
         self.enforce_usage_limits = True
+        self.delta_interval_s = 0.0
+        self.sleep: Callable[[float], Awaitable[None]] = trio.sleep
         self.devices = DeviceAuthorizations(self)
         self.auth_codes: dict[str, dict[str, Any]] = {}
         self._access: dict[str, _AccessGrant] = {}
