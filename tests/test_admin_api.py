@@ -351,6 +351,10 @@ async def test_events_stream_what_happens_and_members_see_only_theirs(env: Env) 
         await ada.call("POST", "/api/keys", json={"name": "ada-ci"})
         await eventually(lambda: seen["root"].count("key") == 2 and "request" in seen["root"])
         await eventually(lambda: "key" in seen["ada"])
+        gw = env.gateway
+        (account_id,) = gw.accounts
+        gw.pool.cool_down(account_id, until=env.clock.now + 600, reason="rate_limited")  # the watcher sees it
+        await eventually(lambda: "account" in seen["ada"] and "account" in seen["root"])
         nursery.cancel_scope.cancel()
     assert seen["ada"].count("key") == 1  # her own key only, not root's
     await eventually(lambda: not env.gateway.teams.events.listening)

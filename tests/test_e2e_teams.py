@@ -185,6 +185,8 @@ async def test_a_model_outside_the_allowlist_is_refused(env: Env) -> None:
         await in_thread(client.responses.create, model="gpt-5.4", input="hi")
     assert await in_thread(ask, client, "hi", model="gpt-5.5-high")  # an effort of an allowed model
     assert len(env.fake.responses_requests()) == 1
+    listed = [m.id for m in await in_thread(lambda: list(client.models.list()))]
+    assert listed and all(m == "gpt-5.5" or m.startswith("gpt-5.5-") for m in listed)  # what it may use
 
 
 async def test_effort_ceiling_lowers_and_names_it_and_the_keys_reasoning_display(env: Env) -> None:

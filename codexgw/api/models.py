@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from quart import Blueprint, Response
 
-from codexgw.api.common import gateway, json_response
+from codexgw.api.common import current_exchange, gateway, json_response
+from codexgw.policy.request import allows_model
 from codexgw.upstream.catalog import openai_model_list
 
 bp = Blueprint("models", __name__)
@@ -13,9 +14,14 @@ bp = Blueprint("models", __name__)
 @bp.get("/v1/models")
 @bp.get("/models")
 async def list_models() -> Response:
-    """OpenAI's model list, from the upstream catalogue (cached) or the built-in fallback."""
+    """OpenAI's model list, from the upstream catalogue (cached) or the built-in fallback; for an API
+    key with a model allowlist, the models it allows (teams contract §2)."""
     gw = gateway()
-    return json_response(openai_model_list(await gw.models(), aliases=gw.settings.model_aliases))
+    listing = openai_model_list(await gw.models(), aliases=gw.settings.model_aliases)
+    key = current_exchange().key
+    if key is not None and key.models is not None:
+        listing["data"] = [m for m in listing["data"] if allows_model(key, str(m.get("id")))]
+    return json_response(listing)
 
 
 @bp.get("/health")

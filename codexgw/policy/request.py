@@ -25,7 +25,7 @@ from codexgw.policy.limits import Limiter
 from codexgw.policy.usage import NO_KEY, Ledger, tokens_of
 from codexgw.translate.params import EFFORTS, split_model_effort
 
-__all__ = ["EFFORT_HEADER", "RequestPolicy", "cap_effort", "check_model", "reasoning_mode"]
+__all__ = ["EFFORT_HEADER", "RequestPolicy", "allows_model", "cap_effort", "check_model", "reasoning_mode"]
 
 EFFORT_HEADER = "x-codexgw-effort-lowered"
 """Names an effort the key's ceiling lowered: ``xhigh->medium`` (``default->medium`` when the
@@ -33,6 +33,15 @@ request named none)."""
 DEFAULT_EFFORT = "medium"
 """The backend's default effort for most models (codex-protocol.md §10)."""
 _RANK = {effort: i for i, effort in enumerate(EFFORTS)}
+
+
+def allows_model(key: ApiKey, model: str, resolved: str | None = None) -> bool:
+    """True when the key's allowlist (if any) names ``model``, its base without an effort suffix,
+    or ``resolved`` (the model an alias stands for)."""
+    allowed = key.models
+    return (
+        allowed is None or model in allowed or split_model_effort(model)[0] in allowed or resolved in allowed
+    )
 
 
 def check_model(key: ApiKey, model: str, resolved: str | None = None) -> None:
@@ -43,11 +52,10 @@ def check_model(key: ApiKey, model: str, resolved: str | None = None) -> None:
     Raises:
         ForbiddenError: 403, type ``invalid_request_error``, code ``model_not_allowed``, param ``model``.
     """
-    allowed = key.models
-    if allowed is None or model in allowed or split_model_effort(model)[0] in allowed or resolved in allowed:
+    if allows_model(key, model, resolved):
         return
     raise ForbiddenError(
-        f"The model '{model}' is not allowed for this API key (allowed: {', '.join(sorted(allowed))})",
+        f"The model '{model}' is not allowed for this API key (allowed: {', '.join(sorted(key.models or ()))})",
         param="model",
         code="model_not_allowed",
     )

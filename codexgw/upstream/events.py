@@ -32,6 +32,14 @@ BUFFER = 256
 WATCH_S = 1.0
 
 
+def _comparable(row: dict[str, Any]) -> dict[str, Any]:
+    """``row`` without what changes by the clock alone (a cooldown's seconds left, ``in_s``)."""
+    cooldown = row.get("cooldown")
+    if isinstance(cooldown, dict):
+        return {**row, "cooldown": {k: v for k, v in cooldown.items() if k != "in_s"}}
+    return row
+
+
 @dataclass(frozen=True)
 class Event:
     """One event: ``kind`` (``account``, ``pool``, ``login``, ``request``, ``key``) and its JSON data."""
@@ -113,11 +121,11 @@ class EventHub:
             while self._subs:
                 try:
                     for owner, row in self.account_rows():
-                        key = row.get("name")
-                        if last.get(key) != row:
+                        key, seen = row.get("name"), _comparable(row)
+                        if last.get(key) != seen:
                             if key in last:
                                 self.publish("account", row, owners=(owner,))
-                            last[key] = row
+                            last[key] = seen
                 except Exception as exc:  # a bug here must not end the serve nursery
                     log.warning("account events: %s", exc)
                 await trio.sleep(WATCH_S)
