@@ -85,6 +85,9 @@ async def test_once_a_key_exists_every_v1_request_needs_one_on_loopback_too(env:
     with pytest.raises(openai.AuthenticationError):
         await in_thread(env.openai(api_key="sk-unused").models.list)
     assert (await in_thread(ask, env.openai(api_key=secret), "hi")).choices[0].message.content  # type: ignore[attr-defined]
+    teams = env.gateway.teams
+    assert await eventually(lambda: teams.today("ci")["requests"] == 1)
+    assert teams.today("-")["requests"] == 0  # a refused request is nobody's usage
 
 
 async def test_rpm_answers_429_at_the_request_over_the_limit_with_openai_headers(env: Env) -> None:

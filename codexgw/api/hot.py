@@ -158,7 +158,6 @@ class HotRoutes:
             metrics=self.gw.metrics,
             route=path,
             teams=self.gw.teams,
-            accounted=True,
         )
         headers: dict[str, str] = {}
         for name, value in scope["headers"]:
@@ -200,6 +199,7 @@ class HotRoutes:
         try:
             # first, as on the Quart routes: no key, no hint about the routes
             authenticate(self.gw, exchange.path, call.headers, exchange)
+            exchange.accounted = True  # a refused key's request is no key's usage
             if exchange.key is not None and exchange.key.reasoning_mode is not None:
                 call.reasoning_mode = exchange.key.reasoning_mode  # the request's header still wins
             if exchange.method != "POST":
