@@ -90,6 +90,11 @@ class Settings:
         graceful_timeout_s: how long shutdown waits for open requests.
         accounts_poll_s: how often the server checks the store for CLI changes.
         heartbeat_s: write an SSE comment after this much upstream silence on an open stream.
+        keepalive_after_s: a streamed answer with no output after this long gets its 200 headers
+            and SSE comments (every ``heartbeat_s``) while failover goes on (0 = never: the client
+            waits in silence for the first output).
+        ws_max_age_s: a Responses WebSocket older than this answers ``response.create`` with the
+            backend's ``websocket_connection_limit_reached`` (60 minutes, codex-protocol.md §9).
         log_format: ``text`` or ``json`` log lines.
         log_level: one of :data:`LOG_LEVELS`.
         reasoning_mode: default reasoning display in Chat Completions (``content``/``think``/``hidden``).
@@ -124,6 +129,8 @@ class Settings:
     graceful_timeout_s: float = 3.0
     accounts_poll_s: float = 1.0
     heartbeat_s: float = 15.0
+    keepalive_after_s: float = 10.0
+    ws_max_age_s: float = 3600.0
     log_format: str = "text"
     reasoning_mode: str = "content"
     strategy: str | None = None

@@ -41,7 +41,8 @@ class Running:
 
 
 def hypercorn_config(settings: Settings) -> object:
-    """The hypercorn config: bind, TLS with ALPN ``h2``/``http/1.1``, graceful shutdown, quiet logs."""
+    """The hypercorn config: bind, TLS with ALPN ``h2``/``http/1.1``, graceful shutdown, quiet logs,
+    and the WebSocket limits (message size ``max_body_bytes``, a ping every ``heartbeat_s``)."""
     from hypercorn.config import Config
 
     config = Config()
@@ -56,6 +57,8 @@ def hypercorn_config(settings: Settings) -> object:
     config.h2_max_concurrent_streams = 1000
     config.include_server_header = False
     config.backlog = 2048  # hypercorn's 100 overflows when thousands of clients connect at once
+    config.websocket_max_message_size = settings.max_body_bytes  # larger: close 1009, message too big
+    config.websocket_ping_interval = settings.heartbeat_s  # proxies on the way see traffic
     if settings.certfile:
         config.certfile = settings.certfile
         config.keyfile = settings.keyfile

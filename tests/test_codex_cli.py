@@ -9,21 +9,24 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import os
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trio
 
 from tests.conftest import Env
-from tests.fakes import CustomToolCall, Failed, Text, ToolCall, UsageLimit
+from tests.fakes import CustomToolCall, Failed, Hold, Text, ToolCall, UsageLimit
 
 pytestmark = pytest.mark.trio
 
-CODEX_VERSION = "0.169.0"
-"""The Codex CLI release these tests pin (codex-protocol.md §12.1 was recorded with it)."""
+CODEX_VERSION = "0.171.0"
+"""The Codex CLI release these tests pin (codex-protocol.md §12.1 was recorded with 0.169.0; what
+Codex sends over the Responses WebSocket, which these tests rely on, was recorded with 0.171.0)."""
 CACHE = Path(__file__).resolve().parent.parent / ".cache" / "codex"
 API_KEY = "test-gateway-key"
 
@@ -193,14 +196,76 @@ async def test_stream_failing_before_output_fails_over_unseen(codex_bin: Path, e
     assert len(served) == 2 and served[0] != served[1]
 
 
-async def test_websocket_provider_falls_back_to_http(codex_bin: Path, env: Env) -> None:
-    """With ``supports_websockets = true`` Codex tries a WebSocket first; the 426 sends it to HTTP."""
+# -- over the Responses WebSocket (supports_websockets = true) ----------------------------------------
+
+WS = "supports_websockets = true\n"
+
+
+def ws_turns(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """The access-log lines of WebSocket turns (``WS /v1/responses …``)."""
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "codexgw.access" and r.getMessage().startswith("WS ")
+    ]
+
+
+async def test_codex_exec_over_websocket(codex_bin: Path, env: Env, caplog: pytest.LogCaptureFixture) -> None:
+    """Codex opens the WebSocket, warms up (answered by codexgw, no upstream call), then sends its
+    turn as ``previous_response_id`` + the new items; codexgw sends the whole conversation upstream."""
     env.add_account("alice")
-    env.fake.script(None, Text("Over HTTP after all."))
-    await env.start()
-    result = await codex_exec(codex_bin, env, "say hi", provider_extra="supports_websockets = true\n")
+    env.fake.script(None, Text("Hi over the WebSocket."))
+    await env.start(api_key=API_KEY)
+    with caplog.at_level(logging.INFO, logger="codexgw.access"):
+        result = await codex_exec(codex_bin, env, "say hi", provider_extra=WS)
     assert result.returncode == 0, output(result)
-    assert result.stdout.decode().strip() == "Over HTTP after all."
+    assert result.stdout.decode().strip() == "Hi over the WebSocket."
+    (upstream,) = env.fake.responses_requests()
+    assert upstream.json["input"][0]["role"] == "developer"  # the warm-up's base instructions
+    assert upstream.json["input"][-1]["content"][0]["text"] == "say hi"
+    assert upstream.headers["originator"] == "codex_exec"
+    assert not [r for r in caplog.records if r.name == "codexgw.access" and r.getMessage().startswith("POST")]
+    assert len(ws_turns(caplog)) == 2  # the warm-up and the turn
+
+
+async def test_codex_tool_round_trip_over_websocket(
+    codex_bin: Path, env: Env, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The tool follow-up comes on the same socket with only the ``function_call_output``; codexgw
+    expands it from the socket's turns (``store: false`` included)."""
+    env.add_account("alice")
+    command = json.dumps({"cmd": "echo tool-ran-ok"})
+    env.fake.script(None, ToolCall("exec_command", command, call_id="call_ws_1"), Text("The command ran."))
+    await env.start()
+    with caplog.at_level(logging.INFO, logger="codexgw.access"):
+        result = await codex_exec(
+            codex_bin, env, "run echo", "--dangerously-bypass-approvals-and-sandbox", provider_extra=WS
+        )
+    assert result.returncode == 0, output(result)
+    assert result.stdout.decode().strip() == "The command ran."
+    first, second = env.fake.responses_requests()
+    items = second.json["input"][len(first.json["input"]) :]
+    assert [i["type"] for i in items] == ["function_call", "function_call_output"]
+    assert items[1]["call_id"] == "call_ws_1" and "tool-ran-ok" in items[1]["output"]
+    assert len(ws_turns(caplog)) == 3  # warm-up, turn, follow-up: one socket, no HTTP fallback
+
+
+async def test_codex_shows_the_usage_limit_over_websocket(codex_bin: Path, env: Env) -> None:
+    """Every account at its limit: an ``error`` event with status 429 and ``resets_at``; Codex prints
+    its usage-limit message with the reset time and does not retry."""
+    env.add_account("alice")
+    env.fake.script(None, UsageLimit(resets_in_s=7200))
+    await env.start()
+    resets_at = env.clock.now + 7200
+    result = await codex_exec(codex_bin, env, "say hi", provider_extra=WS)
+    assert result.returncode != 0, output(result)
+    text = result.stderr.decode() + result.stdout.decode()
+    assert "usage limit" in text, output(result)
+    times = {
+        dt.datetime.fromtimestamp(t, dt.UTC).strftime("%-I:%M %p")
+        for t in (resets_at - 60, resets_at, resets_at + 60)
+    }
+    assert any(t in text for t in times), (times, output(result))
     assert len(env.fake.responses_requests()) == 1
 
 
@@ -251,3 +316,89 @@ async def test_config_written_by_configure_codex_works(codex_bin: Path, env: Env
         )
     assert ran.returncode == 0, output(ran)
     assert ran.stdout.decode().strip() == "Configured."
+
+
+# -- keep-alive before the first output ----------------------------------------------------------------
+
+
+def release_when_committed(monkeypatch: pytest.MonkeyPatch, hold: Hold) -> None:
+    """Release ``hold`` once codexgw committed a Responses stream to its keep-alive (the headers and
+    the first comment are out), so the upstream's answer comes only after the comments began."""
+    import codexgw.api.responses as route
+
+    original = route.keep_alive_then_relay
+
+    async def committed(*args: Any, **kwargs: Any) -> Any:
+        hold.release.set()
+        async for chunk in original(*args, **kwargs):
+            yield chunk
+
+    monkeypatch.setattr(route, "keep_alive_then_relay", committed)
+
+
+async def test_codex_over_http_after_a_silent_start(
+    codex_bin: Path, env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A silent upstream: Codex gets the headers and comments, then the answer, as usual."""
+    env.add_account("alice")
+    hold = Hold(then=Text("Worth the wait."))
+    env.fake.script(None, hold)
+    release_when_committed(monkeypatch, hold)
+    await env.start(keepalive_after_s=0.1, heartbeat_s=0.1)
+    result = await codex_exec(codex_bin, env, "think")
+    assert result.returncode == 0, output(result)
+    assert result.stdout.decode().strip() == "Worth the wait."
+
+
+async def test_codex_over_http_usage_limit_after_the_keepalive(
+    codex_bin: Path, env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every account at its limit, found out after the comments began: the stream ends with
+    ``response.failed`` carrying the usage-limit code and reset. Codex 0.171 retries an in-stream
+    failure once ("Reconnecting... 1/1"); the retry finds the account cooling and gets the HTTP 429
+    at once, so Codex shows its usage-limit message with the reset time; the upstream sees one
+    request."""
+    env.add_account("alice")
+    hold = Hold(then=UsageLimit(resets_in_s=7200))
+    env.fake.script(None, hold)
+    release_when_committed(monkeypatch, hold)
+    await env.start(keepalive_after_s=0.1, heartbeat_s=0.1)
+    resets_at = env.clock.now + 7200
+    result = await codex_exec(codex_bin, env, "say hi")
+    assert result.returncode != 0, output(result)
+    text = result.stderr.decode() + result.stdout.decode()
+    assert "usage limit" in text, output(result)
+    times = {
+        dt.datetime.fromtimestamp(t, dt.UTC).strftime("%-I:%M %p")
+        for t in (resets_at - 60, resets_at, resets_at + 60)
+    }
+    assert any(t in text for t in times), (times, output(result))
+    assert len(env.fake.responses_requests()) == 1
+
+
+async def test_codex_websocket_survives_a_silence_longer_than_its_idle_timeout(
+    codex_bin: Path, env: Env
+) -> None:
+    """Codex's idle timer counts text frames only (pings do not reset it): with a 1.5 s
+    ``stream_idle_timeout_ms`` and an upstream silent for 3 s before its first output, codexgw's
+    ``keepalive`` frames (every 0.3 s here) keep the turn alive on its one socket. The silence is
+    real time: Codex is a separate process whose clock cannot be faked."""
+    env.add_account("alice")
+    hold = Hold(after_headers=True, then=Text("After a long think."))
+    env.fake.script(None, hold)
+    await env.start(keepalive_after_s=0.3, heartbeat_s=0.3)
+
+    async def release_after_silence() -> None:
+        await hold.reached.wait()
+        await trio.sleep(3.0)
+        hold.release.set()
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(release_after_silence)
+        result = await codex_exec(
+            codex_bin, env, "think", provider_extra=WS + "stream_idle_timeout_ms = 1500\n"
+        )
+    assert result.returncode == 0, output(result)
+    assert result.stdout.decode().strip() == "After a long think."
+    assert "Reconnecting" not in result.stderr.decode() and "Falling back" not in result.stderr.decode()
+    assert len(env.fake.responses_requests()) == 1

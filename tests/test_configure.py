@@ -57,6 +57,7 @@ def test_existing_config_keeps_comments_and_other_keys_and_writes_a_backup(tmp_p
         "name": "codexgw",
         "base_url": "http://127.0.0.1:9000/v1",
         "wire_api": "responses",
+        "supports_websockets": True,
     }
     assert data["model_providers"]["other"]["name"] == "Other"
     assert data["profiles"]["fast"]["notes"].startswith("[model_providers.codexgw]")
@@ -99,6 +100,7 @@ def test_existing_provider_block_is_updated_in_place(tmp_path: Path) -> None:
         "name": "My gateway",
         "base_url": "http://127.0.0.1:8123/v1",
         "wire_api": "responses",
+        "supports_websockets": True,
         "env_key": "CODEXGW_API_KEY",
         "stream_max_retries": 2,
     }
@@ -193,3 +195,16 @@ def test_it_prints_the_model_and_warns_when_codex_would_pick_its_own(tmp_path: P
     odd = CliRunner().invoke(configure, ["codex", "--codex-home", str(other), "--model", "o3"])
     assert "Model: o3 (set now)" in odd.stdout
     assert "warning: o3 is not a model ChatGPT accounts are known to serve" in odd.stderr
+
+
+def test_supports_websockets_is_set_and_an_existing_false_is_turned_on(tmp_path: Path) -> None:
+    """codexgw serves the Responses WebSocket, so the provider says ``supports_websockets = true``
+    (a ``false`` written before is changed, with its line's comment kept)."""
+    (tmp_path / "config.toml").write_text(
+        '[model_providers.codexgw]\nname = "codexgw"\nsupports_websockets = false  # was 426\n'
+    )
+    out = run(tmp_path)
+    text = (tmp_path / "config.toml").read_text()
+    assert "supports_websockets = true  # was 426\n" in text
+    assert tomllib.loads(text)["model_providers"]["codexgw"]["supports_websockets"] is True
+    assert "set supports_websockets = true (was false)" in out

@@ -193,6 +193,9 @@ async def test_a_model_outside_the_allowlist_is_refused(env: Env) -> None:
     assert len(env.fake.responses_requests()) == 1
     listed = [m.id for m in await in_thread(lambda: list(client.models.list()))]
     assert listed and all(m == "gpt-5.5" or m.startswith("gpt-5.5-") for m in listed)  # what it may use
+    assert (await in_thread(client.models.retrieve, "gpt-5.5-high")).id == "gpt-5.5-high"
+    with pytest.raises(openai.NotFoundError):
+        await in_thread(client.models.retrieve, "gpt-5.4")
 
 
 async def test_effort_ceiling_lowers_and_names_it_and_the_keys_reasoning_display(env: Env) -> None:
@@ -347,3 +350,32 @@ def _text(url: str, secret: str) -> str:
     import httpx
 
     return httpx.get(url, headers={"authorization": f"Bearer {secret}"}, timeout=10).text
+
+
+async def test_the_websocket_transport_keeps_the_keys_scope_and_policy(env: Env) -> None:
+    """The Codex CLI's WebSocket: the handshake's key decides every turn's accounts and policy."""
+    from tests.test_responses_ws import create, message
+    from tests.wsclient import Rejected, connect
+
+    env.add_account("shared")
+    mine = env.add_account("ada-acct")
+    user(env, "ada")
+    own(env, "ada-acct", "ada")
+    secret = key(env, "ada-ws", owner="ada", models=["gpt-5.5"], rpm=2)
+    await env.start()
+    with pytest.raises(Rejected) as info:
+        await connect(env.url, headers={"authorization": "Bearer cgw-unknown"})
+    assert info.value.status == 401
+    ws = await connect(env.url, headers={"authorization": f"Bearer {secret}"})
+    for topic in ("one", "two"):
+        await ws.send_json(create([message("user", topic, f"m-{topic}")]))
+        assert (await ws.recv_until("response.completed"))[-1]["type"] == "response.completed"
+    assert set(served_by(env)) == {mine.chatgpt_account_id}
+    await ws.send_json(create([message("user", "three", "m3")]))
+    [error] = await ws.recv_until("error")
+    assert error["status"] == 429 and error["error"]["code"] == "rate_limit_exceeded"
+    env.clock.advance(61)
+    await ws.send_json(create([message("user", "four", "m4")], model="gpt-5.4"))
+    [refused] = await ws.recv_until("error")
+    assert refused["status"] == 403 and refused["error"]["code"] == "model_not_allowed"
+    assert await eventually(lambda: env.gateway.teams.today("ada-ws")["requests"] == 4)

@@ -63,7 +63,7 @@ def test_the_document_is_well_formed_openapi_3_1() -> None:
             names = declared | {p["name"] for p in op.get("parameters", []) if p["in"] == "path"}
             assert names == set(re.findall(r"{(\w+)}", path)), (path, method)
             assert op["summary"] and op["responses"], (path, method)
-            upgrade = set(op["responses"]) == {"426"}  # the WebSocket transport, refused
+            upgrade = "101" in op["responses"]  # the WebSocket transport
             assert upgrade or any(code.startswith("2") for code in op["responses"]), (path, method)
             for code, answer in op["responses"].items():
                 assert re.fullmatch(r"[1-5]\d\d", code) and answer["description"], (path, method, code)
@@ -89,9 +89,10 @@ def _rules() -> set[tuple[str, str]]:
         path = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule)
         methods = {m.lower() for m in rule.methods or ()} - {"head", "options"}
         if getattr(rule, "websocket", False):
-            methods = {"get"}  # the WebSocket upgrade (answered 426)
+            methods = {"get"}  # a WebSocket upgrade
         served |= {(m, path) for m in methods}
     served |= {("post", p) for p in (*chat.PATHS, *responses.PATHS)}
+    served |= {("get", p) for p in responses.PATHS}  # the Responses WebSocket (an upgrade request)
     return served
 
 

@@ -1,5 +1,5 @@
 """End to end: ``/v1/responses`` for Codex-shaped bodies, the ``openai`` SDK, ``previous_response_id``
-chains, ``/v1/responses/compact``, the WebSocket refusal and compressed request bodies."""
+chains, ``/v1/responses/compact``, the WebSocket upgrade and compressed request bodies."""
 
 from __future__ import annotations
 
@@ -481,8 +481,9 @@ async def test_compact_on_a_server_error_everywhere_is_a_502(env: Env) -> None:
 # -- transport ---------------------------------------------------------------------------------------
 
 
-async def test_websocket_upgrade_is_answered_426(env: Env) -> None:
-    """Codex tries a WebSocket first when the provider says so; 426 sends it to HTTP at once (§9)."""
+async def test_websocket_upgrade_is_accepted(env: Env) -> None:
+    """Codex's upgrade on ``/v1/responses`` gets 101 (the WebSocket transport, §9, tested in
+    test_responses_ws.py); a plain GET there is still a 405."""
     await env.start()
     host, port = env.url.removeprefix("http://").rsplit(":", 1)
     stream = await trio.open_tcp_stream(host, int(port))
@@ -496,7 +497,8 @@ async def test_websocket_upgrade_is_answered_426(env: Env) -> None:
         with trio.fail_after(5):
             while b"\r\n\r\n" not in data:
                 data += await stream.receive_some(4096)
-    assert data.startswith(b"HTTP/1.1 426"), data[:100]
+    assert data.startswith(b"HTTP/1.1 101"), data[:100]
+    assert b"sec-websocket-accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n" in data
     async with httpx.AsyncClient(base_url=env.url) as client:
         assert (await client.get("/v1/responses")).status_code == 405
 

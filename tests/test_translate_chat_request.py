@@ -98,7 +98,7 @@ def test_golden_conversation_with_every_role() -> None:
         {
             "type": "message",
             "role": "assistant",
-            "content": [{"type": "output_text", "text": "4"}, {"type": "output_text", "text": "no"}],
+            "content": [{"type": "output_text", "text": "4"}, {"type": "refusal", "refusal": "no"}],
         },
         {"type": "function_call", "call_id": "call_7", "name": "old", "arguments": "{}"},
         {"type": "function_call_output", "call_id": "call_7", "output": "legacy result"},
@@ -398,7 +398,17 @@ def test_stop_is_returned_not_sent(stop: Any, expected: list[str]) -> None:
         (base(stream_options=[]), "stream_options"),
         (base(tools={"type": "function"}), "tools"),
         (base(tools=["f"]), "tools[0]"),
-        (base(tools=[{"type": "custom", "custom": {"name": "x"}}]), "tools[0].type"),
+        (base(tools=[{"type": "code_interpreter"}]), "tools[0].type"),
+        (base(tools=[{"type": "custom", "custom": {"description": "d"}}]), "tools[0].custom.name"),
+        (
+            base(tools=[{"type": "custom", "custom": {"name": "x", "format": {"type": "grammar"}}}]),
+            "tools[0].custom.format.grammar",
+        ),
+        (
+            base(tools=[{"type": "custom", "custom": {"name": "x", "format": {"type": "json"}}}]),
+            "tools[0].custom.format.type",
+        ),
+        (base(tool_choice={"type": "custom", "custom": {}}), "tool_choice.custom.name"),
         (base(tools=[{"type": "function"}]), "tools[0].function"),
         (base(tools=[{"type": "function", "function": {"description": "d"}}]), "tools[0].function.name"),
         (
@@ -560,3 +570,65 @@ def test_any_valid_chat_request_translates_to_a_valid_backend_request(
     assert all(s for s in prepared.stop)
     for name in ("temperature", "max_tokens", "user", "metadata"):
         assert (name in prepared.dropped) == (name in params)
+
+
+def test_custom_tools_choice_and_calls_map_to_responses_custom_tools() -> None:
+    """Chat ``custom`` tools (text or grammar format) become Responses custom tools; an assistant's
+    custom call a ``custom_tool_call`` and the tool message answering it a ``custom_tool_call_output``
+    (codex-protocol.md §6.3), next to an ordinary function call."""
+    grammar = {"type": "grammar", "grammar": {"syntax": "lark", "definition": "start: /.+/"}}
+    body = base(
+        tools=[
+            {"type": "custom", "custom": {"name": "patch", "description": "apply", "format": grammar}},
+            {"type": "custom", "custom": {"name": "note", "format": {"type": "text"}}},
+            {"type": "custom", "custom": {"name": "bare"}},
+            {"type": "function", "function": {"name": "calc"}},
+        ],
+        tool_choice={"type": "custom", "custom": {"name": "patch"}},
+        messages=[
+            {"role": "user", "content": "go"},
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {"id": "call_c", "type": "custom", "custom": {"name": "patch", "input": "*** Begin"}},
+                    {"id": "call_f", "type": "function", "function": {"name": "calc", "arguments": "{}"}},
+                ],
+            },
+            {"role": "tool", "tool_call_id": "call_c", "content": "applied"},
+            {"role": "tool", "tool_call_id": "call_f", "content": "4"},
+        ],
+    )
+    out = chat(body).body
+    assert out["tools"][:3] == [
+        {
+            "type": "custom",
+            "name": "patch",
+            "description": "apply",
+            "format": {"type": "grammar", "syntax": "lark", "definition": "start: /.+/"},
+        },
+        {"type": "custom", "name": "note", "format": {"type": "text"}},
+        {"type": "custom", "name": "bare"},
+    ]
+    assert out["tool_choice"] == {"type": "custom", "name": "patch"}
+    assert out["input"][1:] == [
+        {"type": "custom_tool_call", "call_id": "call_c", "name": "patch", "input": "*** Begin"},
+        {"type": "function_call", "call_id": "call_f", "name": "calc", "arguments": "{}"},
+        {"type": "custom_tool_call_output", "call_id": "call_c", "output": "applied"},
+        {"type": "function_call_output", "call_id": "call_f", "output": "4"},
+    ]
+    allowed = {
+        "type": "allowed_tools",
+        "allowed_tools": {
+            "mode": "required",
+            "tools": [
+                {"type": "custom", "custom": {"name": "patch"}},
+                {"type": "function", "function": {"name": "calc"}},
+            ],
+        },
+    }
+    assert chat(base(tool_choice=allowed)).body["tool_choice"] == {
+        "type": "allowed_tools",
+        "mode": "required",
+        "tools": [{"type": "custom", "name": "patch"}, {"type": "function", "name": "calc"}],
+    }

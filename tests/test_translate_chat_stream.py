@@ -196,12 +196,75 @@ def test_done_item_sends_only_what_the_deltas_missed() -> None:
     assert content(run(two_messages)) == "AB"
 
 
-def test_refusal_deltas_are_content() -> None:
-    events = [{"type": "response.refusal.delta", "item_id": "m", "delta": "I can't"}, ev.completed()]
-    assert content(run(events)) == "I can't"
+def test_refusal_deltas_are_delta_refusal_not_content() -> None:
+    """A refusal streams as ``delta.refusal`` (OpenAI's field), after the role chunk; ``content``
+    stays empty, and the message's ``done`` item repeats nothing that was streamed."""
+    refusal_item = {"type": "message", "id": "m", "content": [{"type": "refusal", "refusal": "I can't"}]}
+    events = [
+        {"type": "response.refusal.delta", "item_id": "m", "delta": "I "},
+        {"type": "response.refusal.delta", "item_id": "m", "delta": "can't"},
+        {"type": "response.output_item.done", "output_index": 0, "item": refusal_item},
+        ev.completed(),
+    ]
+    chunks = run(events)
+    assert content(chunks) == ""
+    refusals = [c["choices"][0]["delta"].get("refusal") for c in chunks if c["choices"]]
+    assert [r for r in refusals if r] == ["I ", "can't"]
+    assert chunks[0]["choices"][0]["delta"] == {"role": "assistant", "content": ""}
+
+
+def test_refusal_only_in_the_done_item_is_sent_once() -> None:
+    refusal_item = {"type": "message", "id": "m", "content": [{"type": "refusal", "refusal": "No."}]}
+    chunks = run(
+        [{"type": "response.output_item.done", "output_index": 0, "item": refusal_item}, ev.completed()]
+    )
+    assert [c["choices"][0]["delta"].get("refusal") for c in chunks if c["choices"]][1] == "No."
+    assert content(chunks) == ""
 
 
 # -- tool calls ----------------------------------------------------------------------------------------
+
+
+def test_custom_tool_call_streams_as_a_custom_tool_call() -> None:
+    """A ``custom_tool_call`` streams as ``tool_calls[{type: "custom", custom: {name, input}}]`` then
+    ``custom.input`` pieces; the done item adds what no delta carried; ``finish_reason: tool_calls``."""
+    item = {"type": "custom_tool_call", "id": "ctc_1", "call_id": "call_1", "name": "patch", "input": ""}
+    events = [
+        {"type": "response.output_item.added", "output_index": 0, "item": item},
+        {
+            "type": "response.custom_tool_call_input.delta",
+            "item_id": "ctc_1",
+            "output_index": 0,
+            "delta": "*** ",
+        },
+        {
+            "type": "response.custom_tool_call_input.delta",
+            "item_id": "ctc_1",
+            "output_index": 0,
+            "delta": "Begin",
+        },
+        {
+            "type": "response.output_item.done",
+            "output_index": 0,
+            "item": {**item, "input": "*** Begin Patch"},
+        },
+        ev.completed(),
+    ]
+    chunks = run(events)
+    tool_deltas = [c["choices"][0]["delta"] for c in chunks if c["choices"] and c["choices"][0]["delta"]]
+    assert tool_deltas == [
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {"index": 0, "id": "call_1", "type": "custom", "custom": {"name": "patch", "input": ""}}
+            ],
+        },
+        {"tool_calls": [{"index": 0, "custom": {"input": "*** "}}]},
+        {"tool_calls": [{"index": 0, "custom": {"input": "Begin"}}]},
+        {"tool_calls": [{"index": 0, "custom": {"input": " Patch"}}]},
+    ]
+    assert chunks[-1]["choices"][0]["finish_reason"] == "tool_calls"
 
 
 def test_tool_call_chunks_and_finish_reason() -> None:

@@ -313,3 +313,17 @@ def test_any_valid_request_meets_the_backend_requirements(
     assert "reasoning.encrypted_content" in out["include"]
     if effort:
         assert out["reasoning"]["effort"] == effort[1:]
+
+
+def test_unknown_reasoning_keys_are_dropped_and_named() -> None:
+    """pydantic-ai's Responses model sends ``reasoning: {"context": "all_turns"}`` for gpt-5.5: only
+    ``effort`` and ``summary`` go upstream (§6.3); the rest is reported as ``reasoning.<key>``."""
+    prepared = prep(
+        {"model": "gpt-5.5", "input": "x", "reasoning": {"effort": "low", "context": "all_turns", "x": None}}
+    )
+    assert prepared.body["reasoning"] == {"effort": "low"}
+    assert prepared.dropped == ["reasoning.context"]
+    prepared = prep({"model": "gpt-5.5-high", "input": "x", "temperature": 1, "reasoning": {"context": "a"}})
+    assert prepared.body["reasoning"] == {"effort": "high"}
+    assert prepared.dropped == ["temperature", "reasoning.context"]
+    assert prep({"model": "gpt-5.5", "input": "x", "reasoning": {"summary": "auto"}}).dropped == []

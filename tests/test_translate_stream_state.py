@@ -9,10 +9,15 @@ from codexgw.translate.stream_state import TRANSITIONS, Outcome, StreamEvent, St
 S, E = StreamState, StreamEvent
 
 LEGAL = [
+    (S.BEFORE_OUTPUT, E.COMMIT, S.COMMITTED),
     (S.BEFORE_OUTPUT, E.OUTPUT, S.STREAMING),
     (S.BEFORE_OUTPUT, E.END, S.DONE),
     (S.BEFORE_OUTPUT, E.FAIL, S.FAILED),
     (S.BEFORE_OUTPUT, E.CLIENT_CLOSE, S.CLIENT_CLOSED),
+    (S.COMMITTED, E.OUTPUT, S.STREAMING),
+    (S.COMMITTED, E.END, S.DONE),
+    (S.COMMITTED, E.FAIL, S.FAILED),
+    (S.COMMITTED, E.CLIENT_CLOSE, S.CLIENT_CLOSED),
     (S.STREAMING, E.OUTPUT, S.STREAMING),
     (S.STREAMING, E.STOP, S.STOPPING),
     (S.STREAMING, E.END, S.DONE),
@@ -67,6 +72,7 @@ def test_output_after_the_end_is_refused() -> None:
     ("state", "finished", "outcome"),
     [
         (S.BEFORE_OUTPUT, False, None),
+        (S.COMMITTED, False, None),
         (S.STREAMING, False, None),
         (S.STOPPING, True, Outcome.STOPPED),
         (S.STOPPED, True, Outcome.STOPPED),
@@ -91,3 +97,11 @@ def test_a_client_leaving_never_changes_a_decided_outcome() -> None:
             assert state.after(E.CLIENT_CLOSE).outcome is state.outcome
         else:
             assert state.after(E.CLIENT_CLOSE).outcome is Outcome.CLIENT_CLOSED
+
+
+def test_only_the_states_before_any_output_await_it() -> None:
+    """``awaiting_output``: nothing of the answer went out yet (the keep-alive's comments are none),
+    so the first output opens it; committing twice is a bug."""
+    assert {s for s in StreamState if s.awaiting_output} == {S.BEFORE_OUTPUT, S.COMMITTED}
+    with pytest.raises(StreamStateError):
+        S.COMMITTED.after(E.COMMIT)

@@ -14,14 +14,16 @@ from codexgw.api import admin, chat, compact, manage, models, responses
 from codexgw.api.boundary import error_answer, status_error
 from codexgw.api.common import authenticate, current_exchange, json_response
 from codexgw.api.hot import HotRoutes, Route
+from codexgw.api.responses_ws import WebSocketRoutes
 from codexgw.upstream.gateway import Gateway
 
 DEFAULT_INSTRUCTIONS = "You are a helpful assistant."
 """``instructions`` sent when the client gives none (codex-protocol.md §6.3: keep it present)."""
 
 
-def create_app(gw: Gateway, *, reasoning_mode: str | None = None) -> HotRoutes:
-    """Build the ASGI app serving ``gw``: the hot routes on plain ASGI in front of the Quart app.
+def create_app(gw: Gateway, *, reasoning_mode: str | None = None) -> WebSocketRoutes:
+    """Build the ASGI app serving ``gw``: the Responses WebSocket and the hot routes on plain ASGI
+    (:mod:`codexgw.api.responses_ws`, :mod:`codexgw.api.hot`) in front of the Quart app.
 
     Args:
         gw: the gateway state every route reads.
@@ -36,7 +38,8 @@ def create_app(gw: Gateway, *, reasoning_mode: str | None = None) -> HotRoutes:
         **dict.fromkeys(chat.PATHS, chat.create_chat_completion),
         **dict.fromkeys(responses.PATHS, responses.create_response),
     }
-    return HotRoutes(app, gw, routes, default_instructions=DEFAULT_INSTRUCTIONS)
+    hot = HotRoutes(app, gw, routes, default_instructions=DEFAULT_INSTRUCTIONS)
+    return WebSocketRoutes(hot, gw, default_instructions=DEFAULT_INSTRUCTIONS)
 
 
 def create_quart_app(gw: Gateway) -> QuartTrio:
@@ -49,7 +52,7 @@ def create_quart_app(gw: Gateway) -> QuartTrio:
         PROVIDE_AUTOMATIC_OPTIONS=False,
     )
     app.extensions["codexgw"] = gw
-    for module in (responses, compact, models, admin):
+    for module in (compact, models, admin):
         app.register_blueprint(module.bp)
     manage.register(app, gw)
 

@@ -13,10 +13,18 @@ from codexgw.translate.chat_request import chat_to_responses
 from codexgw.translate.chat_stream import REASONING_MODES, ChatStreamTranslator, responses_usage
 from codexgw.translate.failures import failure_exception, openai_error
 from codexgw.upstream.failover import open_stream
+from codexgw.upstream.keepalive import Opening, keep_alive_then_relay, open_or_wait
 from codexgw.upstream.relay import collect, relay, upstream_closed
+from codexgw.upstream.stream import UpstreamStream
 
 REASONING_HEADER = "x-codexgw-reasoning"
 PATHS = ("/v1/chat/completions", "/chat/completions")
+
+
+def _name_model(translator: ChatStreamTranslator, stream: UpstreamStream) -> None:
+    """Chunks name the upstream's ``OpenAI-Model`` when it sent one (§7), whatever the events say."""
+    if stream.model:
+        translator.model, translator.pin_model = stream.model, True
 
 
 def _reasoning_mode(call: Call) -> str:
@@ -38,23 +46,40 @@ async def create_chat_completion(call: Call) -> JSONReply | StreamReply:
         body, default_instructions=call.default_instructions, aliases=gw.settings.model_aliases
     )
     call.admit(str(body.get("model")), prepared.body)
-    stream = await open_stream(gw, prepared.body, call.headers, scope=call.exchange.scope)
-    if stream.early_error is not None:  # failed before any output: an HTTP error, as OpenAI answers
-        await upstream_closed(stream)
-        raise failure_exception(openai_error(stream.early_error))
-    headers = response_headers(stream, prepared.dropped)
+    wait_s = gw.settings.keepalive_after_s if prepared.stream else 0
+    scope = call.exchange.scope
+    opened = await open_or_wait(
+        gw, lambda: open_stream(gw, prepared.body, call.headers, scope=scope), wait_s=wait_s
+    )
     completion_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
     created = int(time.time())
-    model = stream.model or str(body.get("model"))
     translator = ChatStreamTranslator(
         completion_id=completion_id,
         created=created,
-        model=model,
+        model=str(body.get("model")),
         include_usage=prepared.include_usage,
         reasoning_mode=mode,
         stop=prepared.stop,
         legacy_functions=prepared.legacy_functions,
     )
+    if isinstance(opened, Opening):  # no output yet after the keep-alive wait: commit (keepalive.py)
+        call.exchange.model = translator.model
+
+        def on_stream(stream: UpstreamStream) -> None:
+            _name_model(translator, stream)
+            call.exchange.account, call.exchange.model = stream.account.name, translator.model
+
+        events = keep_alive_then_relay(
+            gw, opened, translator, on_stream=on_stream, on_end=call.exchange.end_stream
+        )
+        return StreamReply(events, response_headers(None, prepared.dropped), opening=opened)
+    stream = opened
+    if stream.early_error is not None:  # failed before any output: an HTTP error, as OpenAI answers
+        await upstream_closed(stream)
+        raise failure_exception(openai_error(stream.early_error))
+    headers = response_headers(stream, prepared.dropped)
+    _name_model(translator, stream)
+    model = translator.model
     call.exchange.account, call.exchange.model = stream.account.name, model
     if prepared.stream:
         events = relay(gw, stream, translator, on_end=call.exchange.end_stream)
@@ -66,6 +91,7 @@ async def create_chat_completion(call: Call) -> JSONReply | StreamReply:
         reasoning_mode=mode,
         stop=prepared.stop,
         legacy_functions=prepared.legacy_functions,
+        pin_model=translator.pin_model,
     )
     try:
         await collect(stream, builder.feed, until=lambda: builder.done)

@@ -47,9 +47,10 @@ def json_response(payload: Any, *, status: int = 200, headers: dict[str, str] | 
     )
 
 
-def response_headers(stream: UpstreamStream, dropped: list[str]) -> dict[str, str]:
-    """Headers for a relayed answer: the upstream's relayed headers plus the dropped-params list."""
-    headers = dict(stream.headers)
+def response_headers(stream: UpstreamStream | None, dropped: list[str]) -> dict[str, str]:
+    """Headers for a relayed answer: the upstream's relayed headers (none when the headers go out
+    before the stream is open: the keep-alive) plus the dropped-params list."""
+    headers = dict(stream.headers) if stream is not None else {}
     if dropped:
         headers[DROPPED_PARAMS_HEADER] = ", ".join(dropped)
     return headers

@@ -34,6 +34,7 @@ from codexgw.upstream.relay import upstream_closed
 
 if TYPE_CHECKING:
     from codexgw.upstream.gateway import Gateway
+    from codexgw.upstream.keepalive import Opening
     from codexgw.upstream.stream import UpstreamStream
 
 ASGIApp = Callable[
@@ -98,13 +99,15 @@ class JSONReply:
 class StreamReply:
     """A ``text/event-stream`` answer; ``body`` finishes the exchange itself when it ends.
 
-    ``upstream`` is closed after the body in any case: a body never started (the client left
-    between the route's return and the first write) never runs its own ``finally``.
+    ``upstream`` (or the ``opening`` of a keep-alive answer, :mod:`codexgw.upstream.keepalive`) is
+    closed after the body in any case: a body never started (the client left between the route's
+    return and the first write) never runs its own ``finally``.
     """
 
     body: AsyncIterator[bytes]
     headers: dict[str, str] = field(default_factory=dict)
     upstream: UpstreamStream | None = None
+    opening: Opening | None = None
 
 
 Route = Callable[[Call], Awaitable["JSONReply | StreamReply"]]
@@ -278,3 +281,5 @@ async def _send_stream(send: Callable[[dict], Awaitable[None]], reply: StreamRep
     finally:
         if reply.upstream is not None and not reply.upstream.response.is_closed:
             await upstream_closed(reply.upstream)
+        if reply.opening is not None:
+            await reply.opening.aclose()

@@ -10,20 +10,19 @@
   (:mod:`codexgw.store.responses`) and expands the request (:mod:`codexgw.translate.history`): this
   module looks the ids up. The follow-up prefers the account that produced the previous response.
 * ``POST /v1/responses/compact``: :mod:`codexgw.api.compact`.
-* A WebSocket upgrade on ``/v1/responses`` is answered HTTP 426, which makes Codex fall back to HTTP
-  at once (§9).
+* The WebSocket transport on the same path (§9): :mod:`codexgw.api.responses_ws`.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Awaitable
 from typing import Any
 
 import trio
-from quart import Blueprint, Response
 
-from codexgw.api.common import json_response, response_headers
+from codexgw.api.common import response_headers
 from codexgw.api.hot import Call, JSONReply, StreamReply
 from codexgw.store.responses import History, ResponseStore, StoredResponse
 from codexgw.translate.aggregate import ResponseAggregator
@@ -39,9 +38,10 @@ from codexgw.translate.params import prepare_responses_request
 from codexgw.translate.passthrough import ResponsesPassthrough
 from codexgw.upstream.failover import open_stream
 from codexgw.upstream.gateway import Gateway
+from codexgw.upstream.keepalive import Opening, keep_alive_then_relay, open_or_wait
 from codexgw.upstream.relay import Saver, collect, relay, upstream_closed
+from codexgw.upstream.stream import UpstreamStream
 
-bp = Blueprint("responses", __name__)
 log = logging.getLogger("codexgw.responses")
 
 PATHS = ("/v1/responses", "/responses")
@@ -65,21 +65,39 @@ async def create_response(call: Call) -> JSONReply | StreamReply:
     call.admit(str(body.get("model")), prepared.body)
     n_history = len(history.items) if history else 0
     keep = isinstance(body, dict) and body.get("store") is not False
-    stream = await open_stream(
-        gw,
-        prepared.body,
-        call.headers,
-        prefer_account_id=history.account_id if history else None,
-        body_for=body_for(prepared.body, history.owners) if history else None,
-        scope=call.exchange.scope,
-    )
-    headers = response_headers(stream, prepared.dropped)
-    model = stream.model or str(prepared.body.get("model"))
-    call.exchange.account, call.exchange.model = stream.account.name, model
     turn_input = prepared.body["input"][n_history:]
-    save = _saver(gw, await responses_store(gw), stream.account.id, previous_id, turn_input) if keep else None
+    store = await responses_store(gw) if keep else None
+
+    def opener() -> Awaitable[UpstreamStream]:
+        return open_stream(
+            gw,
+            prepared.body,
+            call.headers,
+            prefer_account_id=history.account_id if history else None,
+            body_for=body_for(prepared.body, history.owners) if history else None,
+            scope=call.exchange.scope,
+        )
+
+    def on_stream(stream: UpstreamStream) -> Saver | None:
+        """Name the serving account and model; the saver that keeps this turn (``store`` not false)."""
+        call.exchange.account = stream.account.name
+        call.exchange.model = stream.model or str(prepared.body.get("model"))
+        if store is None:
+            return None
+        return response_saver(gw, store, stream.account.id, previous_id, turn_input)
+
+    opened = await open_or_wait(gw, opener, wait_s=gw.settings.keepalive_after_s if prepared.stream else 0)
+    passthrough = ResponsesPassthrough(keep_items=keep, failure_id=f"resp_{uuid.uuid4().hex}")
+    if isinstance(opened, Opening):  # no output yet after the keep-alive wait: commit (keepalive.py)
+        call.exchange.model = str(prepared.body.get("model"))
+        events = keep_alive_then_relay(
+            gw, opened, passthrough, on_stream=on_stream, on_end=call.exchange.end_stream
+        )
+        return StreamReply(events, response_headers(None, prepared.dropped), opening=opened)
+    stream = opened
+    headers = response_headers(stream, prepared.dropped)
+    save = on_stream(stream)
     if prepared.stream:
-        passthrough = ResponsesPassthrough(keep_items=save is not None, failure_id=f"resp_{uuid.uuid4().hex}")
         events = relay(gw, stream, passthrough, on_end=call.exchange.end_stream, save=save)
         return StreamReply(events, headers, upstream=stream)
     aggregator = ResponseAggregator()
@@ -88,25 +106,14 @@ async def create_response(call: Call) -> JSONReply | StreamReply:
     finally:
         await upstream_closed(stream)
     response = aggregator.final_response()
+    if stream.model:  # the model that served it (codex-protocol.md §7), as the chat answers name it
+        response["model"] = stream.model
     call.exchange.usage = response.get("usage")
     if save is not None:
         await save(str(response.get("id") or ""), list(response.get("output") or []))
     response["previous_response_id"] = previous_id
     response["store"] = keep
     return JSONReply(response, headers=headers)
-
-
-@bp.websocket("/v1/responses")
-@bp.websocket("/responses")
-async def responses_websocket() -> Response:
-    """Refuse the WebSocket transport with HTTP 426 so Codex falls back to HTTP SSE (§9)."""
-    error = {
-        "message": "codexgw serves the Responses API over HTTP (SSE) only; use POST /v1/responses",
-        "type": "invalid_request_error",
-        "param": None,
-        "code": "websocket_not_supported",
-    }
-    return json_response({"error": error}, status=426, headers={"upgrade": "HTTP/1.1"})
 
 
 # -- the store of kept responses ------------------------------------------------------------------
@@ -150,7 +157,7 @@ async def expand_history(gw: Gateway, body: Any) -> tuple[str | None, History | 
     return previous_id, History(items=items, owners=owners, account_id=account_id), body
 
 
-def _saver(
+def response_saver(
     gw: Gateway,
     store: ResponseStore,
     account_id: int,

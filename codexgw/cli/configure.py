@@ -1,13 +1,14 @@
 """``codexgw configure codex``: point the Codex CLI at this gateway by editing its ``config.toml``.
 
 Codex reads ``$CODEX_HOME/config.toml`` (default ``~/.codex``; codex-protocol.md §5, §12.1). A custom
-provider block makes it POST ``{base_url}/responses``::
+provider block makes it open a WebSocket on ``{base_url}/responses`` (or POST there)::
 
     model_provider = "codexgw"
     [model_providers.codexgw]
     name = "codexgw"
     base_url = "http://127.0.0.1:8080/v1"
     wire_api = "responses"
+    supports_websockets = true       # the Responses WebSocket (codex-protocol.md §9)
     env_key = "CODEXGW_API_KEY"      # only when the gateway needs a key
 
 The file is edited as text, so comments, key order and every other table stay byte for byte; only
@@ -62,7 +63,10 @@ class ConfigEdit:
     changes: list[str]
 
 
-def _toml_string(value: str) -> str:
+def _toml_string(value: str | bool) -> str:
+    """A TOML value: ``true``/``false`` for a bool, else a basic string."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
     return json.dumps(value, ensure_ascii=False)  # a JSON string is a valid TOML basic string
 
 
@@ -84,7 +88,9 @@ def _key_of(line: str) -> str | None:
     return key[1:-1] if key[:1] in "\"'" else key
 
 
-def _set_key(lines: list[str], start: int, end: int, key: str, value: str | None) -> tuple[int, str | None]:
+def _set_key(
+    lines: list[str], start: int, end: int, key: str, value: str | bool | None
+) -> tuple[int, str | None]:
     """Set ``key = value`` (``None``: remove it) in ``lines[start:end]``.
 
     Returns:
@@ -103,7 +109,8 @@ def _set_key(lines: list[str], start: int, end: int, key: str, value: str | None
                 return 0, None
             indent = lines[i][: len(lines[i]) - len(lines[i].lstrip())]
             lines[i] = f"{indent}{key} = {_toml_string(value)}{_trailing_comment(lines[i])}\n"
-            return 0, f"set {key} = {_toml_string(value)} (was {_toml_string(str(old))})"
+            was = old if isinstance(old, bool) else str(old)
+            return 0, f"set {key} = {_toml_string(value)} (was {_toml_string(was)})"
     if value is None:
         return 0, None
     at = start
@@ -180,9 +187,13 @@ def edit_codex_config(
         if change:
             changes.append(change)
     header = next((i for path, i in _sections(lines) if path == ["model_providers", provider]), None)
-    wanted = {"base_url": base_url, "wire_api": "responses"}
+    wanted: dict[str, str | bool | None] = {
+        "base_url": base_url,
+        "wire_api": "responses",
+        "supports_websockets": True,  # codexgw serves the Responses WebSocket (§9): Codex's first choice
+    }
     if isinstance(env_key, str) or env_key is None:
-        wanted["env_key"] = env_key  # type: ignore[assignment]
+        wanted["env_key"] = env_key
     if header is None:
         if provider in before.get("model_providers", {}):
             raise ConfigError(

@@ -119,6 +119,11 @@ SERVE_OPTIONS: tuple[Option, ...] = (
         "serve", "probe_interval", float, 300.0,
         "Seconds between /wham/usage quota probes of each account (0 = never).", low=0,
     ),
+    Option(
+        "serve", "keepalive_after", float, 10.0,
+        "Seconds without output before a stream gets its headers and SSE comments while failover "
+        "goes on (0 = never: the client waits in silence).", low=0,
+    ),
 )  # fmt: skip
 """Every ``serve`` option, in ``--help`` order."""
 
@@ -352,6 +357,7 @@ def settings_from(
         reasoning_mode=resolved.serve("reasoning_mode"),
         strategy=resolved.serve("strategy"),
         probe_interval_s=resolved.serve("probe_interval"),
+        keepalive_after_s=resolved.serve("keepalive_after"),
         model_aliases=merged_aliases(resolved.aliases),
         notify=notify,
         store_passphrase=store_passphrase,

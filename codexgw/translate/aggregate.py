@@ -102,6 +102,7 @@ class ChatAccumulator:
 
     def __init__(self) -> None:
         self.content: list[str] = []
+        self.refusal: list[str] = []
         self.reasoning: list[str] = []
         self.tool_calls: dict[int, dict[str, Any]] = {}
         self.function_call: dict[str, str] | None = None
@@ -117,17 +118,12 @@ class ChatAccumulator:
             delta = choice.get("delta") or {}
             if delta.get("content"):
                 self.content.append(delta["content"])
+            if delta.get("refusal"):
+                self.refusal.append(delta["refusal"])
             if delta.get("reasoning_content"):
                 self.reasoning.append(delta["reasoning_content"])
             for call in delta.get("tool_calls") or ():
-                acc = self.tool_calls.setdefault(
-                    call["index"], {"id": "", "type": "function", "function": {"name": "", "arguments": ""}}
-                )
-                acc["id"] += call.get("id") or ""
-                acc["type"] = call.get("type") or acc["type"]
-                function = call.get("function") or {}
-                acc["function"]["name"] += function.get("name") or ""
-                acc["function"]["arguments"] += function.get("arguments") or ""
+                self._add_call(call)
             legacy = delta.get("function_call")
             if legacy:
                 if self.function_call is None:
@@ -137,20 +133,43 @@ class ChatAccumulator:
             if choice.get("finish_reason"):
                 self.finish_reason = choice["finish_reason"]
 
+    def _add_call(self, call: dict[str, Any]) -> None:
+        """Merge one ``tool_calls`` delta entry: a function call's ``function`` pieces, or a custom
+        tool's ``custom`` ones (``{"id", "type": "custom", "custom": {"name", "input"}}``)."""
+        custom = call.get("type") == "custom" or "custom" in call
+        acc = self.tool_calls.get(call["index"])
+        if acc is None:
+            if custom:
+                acc = {"id": "", "type": "custom", "custom": {"name": "", "input": ""}}
+            else:
+                acc = {"id": "", "type": "function", "function": {"name": "", "arguments": ""}}
+            self.tool_calls[call["index"]] = acc
+        acc["id"] += call.get("id") or ""
+        if custom:
+            piece = call.get("custom") or {}
+            acc["custom"]["name"] += piece.get("name") or ""
+            acc["custom"]["input"] += piece.get("input") or ""
+            return
+        function = call.get("function") or {}
+        acc["function"]["name"] += function.get("name") or ""
+        acc["function"]["arguments"] += function.get("arguments") or ""
+
     def completion(self, *, completion_id: str, created: int, model: str) -> dict[str, Any]:
         """``{"id", "object": "chat.completion", "created", "model", "system_fingerprint",
         "choices": [{"index": 0, "message": {"role", "content", ["reasoning_content"], ["tool_calls"],
         "refusal": None, "annotations": []}, "logprobs": None, "finish_reason"}], "usage"}``.
 
-        ``content`` is ``None`` when the answer is only tool calls (as OpenAI answers); a legacy
-        ``function_call`` ``{"name", "arguments"}`` replaces ``tool_calls`` when one was streamed.
+        ``content`` is ``None`` when the answer is only tool calls or a refusal (as OpenAI answers);
+        ``refusal`` is the refusal text, else ``None``; a legacy ``function_call`` ``{"name",
+        "arguments"}`` replaces ``tool_calls`` when one was streamed.
         """
         tool_calls = [self.tool_calls[k] for k in sorted(self.tool_calls)]
         content = "".join(self.content)
+        refusal = "".join(self.refusal) or None
         message: dict[str, Any] = {
             "role": "assistant",
-            "content": content if content or not (tool_calls or self.function_call) else None,
-            "refusal": None,
+            "content": content if content or not (tool_calls or self.function_call or refusal) else None,
+            "refusal": refusal,
             "annotations": [],
         }
         if self.reasoning:
@@ -197,6 +216,7 @@ class ChatCompletionBuilder:
         reasoning_mode: ReasoningMode = "content",
         stop: Sequence[str] = (),
         legacy_functions: bool = False,
+        pin_model: bool = False,
     ) -> None:
         self.completion_id = completion_id
         self.created = created
@@ -208,6 +228,7 @@ class ChatCompletionBuilder:
             reasoning_mode=reasoning_mode,
             stop=stop,
             legacy_functions=legacy_functions,
+            pin_model=pin_model,
         )
         self._acc = ChatAccumulator()
 

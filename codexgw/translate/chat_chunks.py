@@ -9,8 +9,8 @@ codex-protocol.md §7) and returns the chunks to send, shaped exactly as OpenAI 
      "choices": [{"index": 0, "delta": {…}, "logprobs": None, "finish_reason": None | str}],
      ["usage": None]}                       # "usage" key only when include_usage (OpenAI does the same)
 
-States (:mod:`codexgw.translate.stream_state`, one table): ``BEFORE_OUTPUT`` (nothing sent yet) →
-``STREAMING`` (role chunk sent) → ``DONE``; a stop-sequence match moves to ``STOPPING`` (the final
+States (:mod:`codexgw.translate.stream_state`, one table): ``BEFORE_OUTPUT`` (nothing sent yet;
+``COMMITTED``: only keep-alive comments) → ``STREAMING`` (role chunk sent) → ``DONE``; a stop-sequence match moves to ``STOPPING`` (the final
 chunk is sent, later output is ignored, ``stop_hit`` tells the caller it may close the upstream;
 ``response.completed`` still yields the usage chunk, then ``STOPPED``). ``response.failed`` or
 ``error`` ends in ``FAILED`` with :attr:`error` set. Feeding a done translator raises ``RuntimeError``
@@ -20,11 +20,11 @@ chunk is sent, later output is ignored, ``stop_hit`` tells the caller it may clo
   upstream that fails before any output produces no chunk (the caller can still answer with an HTTP
   error or fail over). When that first output is a tool call, the role rides on the call's chunk with
   ``"content": None``, as OpenAI streams it.
-* ``response.output_text.delta`` → ``delta.content``. ``response.output_item.done`` for a message or a
-  function call sends any text/arguments that no delta carried (streams with only ``done`` items).
-* function calls → ``delta.tool_calls`` ``[{index, id, type, function: {name, arguments: ""}}]`` at
-  ``output_item.added``, then ``[{index, function: {arguments: delta}}]`` per arguments delta
-  (:class:`~codexgw.translate.chat_tools.ToolCalls`).
+* ``response.output_text.delta`` → ``delta.content``, ``response.refusal.delta`` → ``delta.refusal``
+  (never in ``content``); ``response.output_item.done`` sends what no delta carried.
+* function calls → ``delta.tool_calls`` ``[{index, id, type, function: {name, arguments: ""}}]``, then
+  ``[{index, function: {arguments: delta}}]`` per piece; a ``custom_tool_call`` the same with
+  ``type: "custom"``, ``custom: {name, input}`` (:class:`~codexgw.translate.chat_tools.ToolCalls`).
 * reasoning summary deltas → ``delta.reasoning_content`` (mode ``content``), or
   ``<think>\\n…\\n</think>\\n\\n`` inside ``content`` (mode ``think``), or nothing
   (``hidden``); summary parts are joined by a blank line.
@@ -47,9 +47,10 @@ from collections.abc import Callable, Sequence
 from typing import Any, Literal, get_args
 
 from codexgw.translate.chat_stop import StopMatcher
-from codexgw.translate.chat_tools import ToolCall, ToolCalls
+from codexgw.translate.chat_tools import CALL_FIELDS, ToolCall, ToolCalls
 from codexgw.translate.failures import TRUNCATED, OpenAIError, response_error
 from codexgw.translate.stream_state import StreamEvent, StreamState
+from codexgw.translate.usage import chat_usage
 
 __all__ = [
     "REASONING_MODES",
@@ -76,27 +77,6 @@ _INCOMPLETE_FINISH = {"max_output_tokens": "length", "content_filter": "content_
 """``finish_reason`` for ``response.incomplete`` by ``incomplete_details.reason`` (else as completed)."""
 
 
-def chat_usage(usage: dict[str, Any] | None) -> dict[str, Any] | None:
-    """Responses ``usage`` (codex-protocol.md §7) → Chat Completions ``usage``; ``None`` stays ``None``.
-
-    ``{"prompt_tokens": input_tokens, "completion_tokens": output_tokens, "total_tokens",
-    "prompt_tokens_details": {"cached_tokens"}, "completion_tokens_details": {"reasoning_tokens"}}``.
-    """
-    if not isinstance(usage, dict):
-        return None
-    prompt = usage.get("input_tokens") or 0
-    completion = usage.get("output_tokens") or 0
-    cached = (usage.get("input_tokens_details") or {}).get("cached_tokens") or 0
-    reasoning = (usage.get("output_tokens_details") or {}).get("reasoning_tokens") or 0
-    return {
-        "prompt_tokens": prompt,
-        "completion_tokens": completion,
-        "total_tokens": usage.get("total_tokens") or prompt + completion,
-        "prompt_tokens_details": {"cached_tokens": cached},
-        "completion_tokens_details": {"reasoning_tokens": reasoning},
-    }
-
-
 class ChatChunkTranslator:
     """Translate one upstream response into chat completion chunks (see the module docstring).
 
@@ -105,7 +85,8 @@ class ChatChunkTranslator:
             once the answer is decided (terminal event, stop match, :meth:`finish`).
         error: the OpenAI error object ``{"message", "type", "code", "param"}`` when the upstream failed
             (the caller ends the stream with ``data: {"error": …}`` and no ``[DONE]``), else ``None``.
-        model: the model named in chunks, updated from the upstream's ``response.model``.
+        model: the model named in chunks: the upstream's ``OpenAI-Model`` header when the caller
+            had one (``pin_model``), else the one asked for, updated from ``response.model``.
         usage: the chat ``usage`` once the upstream reported it.
         finish_reason: the finish reason sent, once sent.
     """
@@ -120,9 +101,11 @@ class ChatChunkTranslator:
         reasoning_mode: ReasoningMode = "content",
         stop: Sequence[str] = (),
         legacy_functions: bool = False,
+        pin_model: bool = False,
     ) -> None:
         self.completion_id = completion_id
         self.legacy_functions = legacy_functions
+        self.pin_model = pin_model
         self.created = created
         self.model = model
         self.include_usage = include_usage
@@ -135,13 +118,15 @@ class ChatChunkTranslator:
         self._stop = StopMatcher(stops) if stops else None
         self._think_open = False
         self._msg_chars = 0  # text characters streamed for the current message item
+        self._refusal_chars = 0  # refusal characters streamed for the current message item
         self._reasoning_chars = 0  # reasoning characters streamed for the current reasoning item
         self._reasoning_key: tuple[Any, Any] | None = None
         self._calls = ToolCalls(legacy_functions)
         self._handlers: dict[str, Callable[[dict[str, Any]], list[dict[str, Any]]]] = {
             "response.output_text.delta": self._on_text_delta,
-            "response.refusal.delta": self._on_text_delta,
+            "response.refusal.delta": self._on_refusal_delta,
             "response.function_call_arguments.delta": self._on_arguments_delta,
+            "response.custom_tool_call_input.delta": self._on_arguments_delta,
             "response.reasoning_summary_text.delta": self._on_reasoning_delta,
             "response.reasoning_text.delta": self._on_reasoning_delta,
             "response.output_item.added": self._on_item_added,
@@ -219,7 +204,7 @@ class ChatChunkTranslator:
 
     def _open(self) -> list[dict[str, Any]]:
         """The role chunk, the first time output is sent; then ``[]``."""
-        if self.state is not _BEFORE_OUTPUT:
+        if not self.state.awaiting_output:
             return []
         self.state = self.state.after(_OUTPUT)
         return [self._chunk({"role": "assistant", "content": ""})]
@@ -245,6 +230,18 @@ class ChatChunkTranslator:
         if self.state is _STREAMING and self._stop is None and not self._think_open:
             return [self._chunk({"content": delta})]
         return self._text(delta)
+
+    def _on_refusal_delta(self, event: dict[str, Any]) -> list[dict[str, Any]]:
+        delta = event.get("delta")
+        if not delta or not isinstance(delta, str):
+            return []
+        self._refusal_chars += len(delta)
+        return self._refusal(delta)
+
+    def _refusal(self, text: str) -> list[dict[str, Any]]:
+        if self.stop_hit:
+            return []
+        return [*self._open(), *self._flush_held(), *self._close_think(), self._chunk({"refusal": text})]
 
     def _text(self, text: str) -> list[dict[str, Any]]:
         if self.stop_hit:
@@ -292,12 +289,12 @@ class ChatChunkTranslator:
     # -- items and tool calls ----------------------------------------------------------------------
 
     def _start_tool(self, item: dict[str, Any], output_index: Any) -> list[dict[str, Any]]:
-        if self.stop_hit or not self._calls.accepts():
+        if self.stop_hit or not self._calls.accepts_item(item):
             return []
         # A call as the very first output carries the role itself, with ``content: null`` (as OpenAI
         # streams it), so the accumulated message has ``content: None`` like the non-streamed one.
         opening: dict[str, Any] = {}
-        if self.state is _BEFORE_OUTPUT:
+        if self.state.awaiting_output:
             opening = {"role": "assistant", "content": None}
             self.state = self.state.after(_OUTPUT)
         out = [*self._flush_held(), *self._close_think()]
@@ -319,10 +316,10 @@ class ChatChunkTranslator:
         if not isinstance(item, dict):
             return []
         kind = item.get("type")
-        if kind == "function_call":
+        if kind in CALL_FIELDS:
             return self._start_tool(item, event.get("output_index"))
         if kind == "message":
-            self._msg_chars = 0
+            self._msg_chars = self._refusal_chars = 0
         elif kind == "reasoning":
             self._reasoning_chars = 0
         return []
@@ -332,22 +329,22 @@ class ChatChunkTranslator:
         if not isinstance(item, dict) or self.stop_hit:
             return []
         kind = item.get("type")
-        if kind == "function_call":
+        if kind in CALL_FIELDS:
             tool = self._calls.find(item.get("id"), event.get("output_index"), item.get("call_id"))
             if tool is None:
                 return self._start_tool(item, event.get("output_index"))
-            arguments = item.get("arguments")
+            arguments = item.get(CALL_FIELDS[kind])
             if isinstance(arguments, str) and len(arguments) > tool.sent:
                 return self._arguments(tool, arguments[tool.sent :])
             return []
         if kind == "message":
             seen, self._msg_chars = self._msg_chars, 0
-            text = "".join(
-                part.get("text") or part.get("refusal") or ""
-                for part in item.get("content") or ()
-                if isinstance(part, dict) and part.get("type") in ("output_text", "refusal")
-            )
-            return self._text(text[seen:]) if len(text) > seen else []
+            refused, self._refusal_chars = self._refusal_chars, 0
+            parts = [part for part in item.get("content") or () if isinstance(part, dict)]
+            text = "".join(p.get("text") or "" for p in parts if p.get("type") == "output_text")
+            refusal = "".join(p.get("refusal") or "" for p in parts if p.get("type") == "refusal")
+            out = self._text(text[seen:]) if len(text) > seen else []
+            return out + self._refusal(refusal[refused:]) if len(refusal) > refused else out
         if kind == "reasoning":
             seen, self._reasoning_chars = self._reasoning_chars, 0
             if seen:
@@ -363,7 +360,12 @@ class ChatChunkTranslator:
 
     def _on_response_update(self, event: dict[str, Any]) -> list[dict[str, Any]]:
         response = event.get("response")
-        if isinstance(response, dict) and isinstance(response.get("model"), str) and response["model"]:
+        if (
+            not self.pin_model
+            and isinstance(response, dict)
+            and isinstance(response.get("model"), str)
+            and response["model"]
+        ):
             self.model = response["model"]
         return []
 

@@ -4,9 +4,12 @@ Shapes produced::
 
     {"type": "message", "role": "developer"|"user",
      "content": [{"type": "input_text", "text": …}, {"type": "input_image", "image_url": …, "detail": …}]}
-    {"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": …}]}
+    {"type": "message", "role": "assistant",
+     "content": [{"type": "output_text", "text": …}, {"type": "refusal", "refusal": …}]}
     {"type": "function_call", "call_id": …, "name": …, "arguments": "<json string>"}
     {"type": "function_call_output", "call_id": …, "output": "<text>"}
+    {"type": "custom_tool_call", "call_id": …, "name": …, "input": "<text>"}      (a custom tool's call)
+    {"type": "custom_tool_call_output", "call_id": …, "output": "<text>"}         (its tool message)
 
 Legacy ``function_call``/``function`` messages carry no ids; each assistant ``function_call`` gets the
 call id ``call_<message index>`` and the next ``function`` message with the same ``name`` answers it.
@@ -36,6 +39,7 @@ def messages_to_input(messages: object) -> list[dict[str, Any]]:
         raise InvalidRequestError("'messages' must be a non-empty array", param="messages")
     items: list[dict[str, Any]] = []
     legacy_calls: dict[str, list[str]] = {}
+    custom_calls: set[str] = set()  # call ids of custom tools' calls: their results are custom outputs
     for i, msg in enumerate(messages):
         p = f"messages[{i}]"
         if not isinstance(msg, dict):
@@ -48,14 +52,15 @@ def messages_to_input(messages: object) -> list[dict[str, Any]]:
         elif role == "user":
             items.append(_message("user", _user_parts(msg.get("content"), p)))
         elif role == "assistant":
-            _assistant(msg, p, i, items, legacy_calls)
+            _assistant(msg, p, i, items, legacy_calls, custom_calls)
         elif role == "tool":
             call_id = msg.get("tool_call_id")
             if not isinstance(call_id, str) or not call_id:
                 raise InvalidRequestError(
                     "a tool message needs its 'tool_call_id'", param=f"{p}.tool_call_id"
                 )
-            items.append({"type": "function_call_output", "call_id": call_id, "output": _output_text(msg, p)})
+            kind = "custom_tool_call_output" if call_id in custom_calls else "function_call_output"
+            items.append({"type": kind, "call_id": call_id, "output": _output_text(msg, p)})
         else:  # legacy "function" result
             name = msg.get("name")
             pending = legacy_calls.get(name) if isinstance(name, str) else None
@@ -90,8 +95,10 @@ def _text_parts(
     for j, part in enumerate(content):
         pp = f"{p}.content[{j}]"
         kind = _part_type(part, pp)
-        if kind == "text" or (allow_refusal and kind == "refusal"):
+        if kind == "text":
             parts.append({"type": part_type, "text": _part_text(part, kind, pp)})
+        elif allow_refusal and kind == "refusal":
+            parts.append({"type": "refusal", "refusal": _part_text(part, kind, pp)})
         else:
             raise _unsupported_part(kind, pp, p)
     return parts
@@ -152,13 +159,19 @@ def _image(image: object, pp: str) -> dict[str, Any]:
 
 
 def _assistant(
-    msg: dict[str, Any], p: str, i: int, items: list[dict[str, Any]], legacy_calls: dict[str, list[str]]
+    msg: dict[str, Any],
+    p: str,
+    i: int,
+    items: list[dict[str, Any]],
+    legacy_calls: dict[str, list[str]],
+    custom_calls: set[str],
 ) -> None:
     content = msg.get("content")
     parts = [] if content is None else _text_parts(content, p, "output_text", allow_refusal=True)
-    parts = [part for part in parts if part["text"]]
-    if not parts and isinstance(msg.get("refusal"), str) and msg["refusal"]:
-        parts = [{"type": "output_text", "text": msg["refusal"]}]
+    parts = [part for part in parts if part.get("text") or part.get("refusal")]
+    refusal = msg.get("refusal")
+    if isinstance(refusal, str) and refusal and not any(p["type"] == "refusal" for p in parts):
+        parts.append({"type": "refusal", "refusal": refusal})  # the message's refusal field
     if parts:
         items.append(_message("assistant", parts))
     tool_calls = msg.get("tool_calls")
@@ -171,8 +184,15 @@ def _assistant(
         call_id = call.get("id")
         if not isinstance(call_id, str) or not call_id:
             raise InvalidRequestError("a tool call needs a string 'id'", param=f"{cp}.id")
-        if call.get("type", "function") != "function":
-            raise InvalidRequestError("only 'function' tool calls are supported", param=f"{cp}.type")
+        kind = call.get("type", "function")
+        if kind == "custom":
+            items.append(_custom_call(call_id, call.get("custom"), f"{cp}.custom"))
+            custom_calls.add(call_id)
+            continue
+        if kind != "function":
+            raise InvalidRequestError(
+                "only 'function' and 'custom' tool calls are supported", param=f"{cp}.type"
+            )
         items.append(_function_call(call_id, call.get("function"), f"{cp}.function"))
     legacy = msg.get("function_call")
     if legacy is not None:
@@ -193,6 +213,17 @@ def _function_call(call_id: str, fn: object, fp: str) -> dict[str, Any]:
     elif not isinstance(arguments, str):
         raise InvalidRequestError("'arguments' must be a JSON string", param=f"{fp}.arguments")
     return {"type": "function_call", "call_id": call_id, "name": fn["name"], "arguments": arguments}
+
+
+def _custom_call(call_id: str, custom: object, cp: str) -> dict[str, Any]:
+    if not isinstance(custom, dict) or not isinstance(custom.get("name"), str) or not custom["name"]:
+        raise InvalidRequestError("a custom tool call needs a string 'name'", param=f"{cp}.name")
+    text = custom.get("input")
+    if text is None:
+        text = ""
+    elif not isinstance(text, str):
+        raise InvalidRequestError("'input' must be a string", param=f"{cp}.input")
+    return {"type": "custom_tool_call", "call_id": call_id, "name": custom["name"], "input": text}
 
 
 def _output_text(msg: dict[str, Any], p: str) -> str:

@@ -9,12 +9,16 @@ Mapping, field by field:
   item per ``tool_calls`` entry (or legacy ``function_call``); ``tool``/legacy ``function`` →
   ``function_call_output`` with the matching ``call_id``. Audio and file parts are refused.
 * ``tools``/``functions`` → function tools ``{"type":"function","name","description","parameters",
-  "strict"}``; ``tool_choice``/``function_call`` → Responses tool choice; ``parallel_tool_calls`` kept.
+  "strict"}``; ``custom`` tools (text or grammar format) → Responses custom tools ``{"type":"custom",
+  "name","description","format"}``; ``tool_choice``/``function_call`` → Responses tool choice
+  (a named custom tool too); ``parallel_tool_calls`` kept.
   With only legacy ``functions``, :attr:`Prepared.legacy_functions` is set (the answer uses
   ``function_call``) and ``parallel_tool_calls`` defaults to false (that answer holds one call).
 * ``response_format`` → ``text.format``; ``verbosity`` → ``text.verbosity``.
-* ``reasoning_effort`` (or a model suffix, which wins) → ``reasoning.effort``; ``reasoning.summary`` is
-  always ``"auto"`` so summaries can be shown; ``include: ["reasoning.encrypted_content"]``.
+* ``reasoning_effort`` (or a model suffix, which wins; or codex-gateway-pool's ``reasoning_mode``
+  name, :mod:`codexgw.translate.effort_modes`, which ``reasoning_effort`` beats) →
+  ``reasoning.effort``; ``reasoning.summary`` is always ``"auto"`` so summaries can be shown;
+  ``include: ["reasoning.encrypted_content"]``.
 * ``stop`` → :attr:`Prepared.stop`, ``stream_options.include_usage`` → :attr:`Prepared.include_usage`.
 * ``service_tier: "priority"`` and ``prompt_cache_key`` are forwarded; sampling and bookkeeping
   parameters the backend rejects (and unknown ones) are dropped and listed in :attr:`Prepared.dropped`;
@@ -29,6 +33,7 @@ from typing import Any
 from codexgw.errors import InvalidRequestError
 from codexgw.translate._validate import optional_bool, optional_type, require_model, require_object
 from codexgw.translate.chat_messages import messages_to_input
+from codexgw.translate.effort_modes import effort_for_mode
 from codexgw.translate.model_names import DEFAULT_ALIASES, EFFORTS, resolve_model, split_model_effort
 from codexgw.translate.params import ENCRYPTED_REASONING, Prepared
 
@@ -42,6 +47,7 @@ DROPPED_CHAT_PARAMS = frozenset(
         "presence_penalty",
         "max_tokens",
         "max_completion_tokens",
+        "max_output_tokens",
         "seed",
         "logit_bias",
         "metadata",
@@ -60,6 +66,7 @@ _HANDLED = frozenset(
         "model", "messages", "stream", "stream_options", "tools", "tool_choice", "parallel_tool_calls",
         "functions", "function_call", "response_format", "reasoning_effort", "verbosity", "stop",
         "prompt_cache_key", "service_tier", "modalities", "audio", "n", "logprobs", "top_logprobs",
+        "reasoning_mode",
     }
 )  # fmt: skip
 
@@ -106,6 +113,8 @@ def chat_to_responses(
         raise InvalidRequestError(
             f"'reasoning_effort' must be one of {', '.join(EFFORTS)}", param="reasoning_effort"
         )
+    if effort is None and body.get("reasoning_mode") is not None:
+        effort = effort_for_mode(body["reasoning_mode"])
     effort = suffix_effort or effort
     out["reasoning"] = {"effort": effort, "summary": "auto"} if effort else {"summary": "auto"}
     out["store"] = False
@@ -175,13 +184,54 @@ def _function_tool(fn: object, param: str) -> dict[str, Any]:
     return tool
 
 
+def _custom_tool(custom: object, param: str) -> dict[str, Any]:
+    """A chat ``custom`` tool → the Responses custom tool ``{"type": "custom", "name",
+    ["description"], ["format"]}``; a grammar format ``{"type": "grammar", "grammar": {"syntax",
+    "definition"}}`` becomes ``{"type": "grammar", "syntax", "definition"}`` (codex-protocol.md §6.3)."""
+    if not isinstance(custom, dict):
+        raise InvalidRequestError("'custom' must be an object", param=param)
+    name = custom.get("name")
+    if not isinstance(name, str) or not name:
+        raise InvalidRequestError("the custom tool 'name' must be a non-empty string", param=f"{param}.name")
+    tool: dict[str, Any] = {"type": "custom", "name": name}
+    description = custom.get("description")
+    if description is not None:
+        if not isinstance(description, str):
+            raise InvalidRequestError("'description' must be a string", param=f"{param}.description")
+        tool["description"] = description
+    fmt = custom.get("format")
+    if fmt is None:
+        return tool
+    kind = fmt.get("type") if isinstance(fmt, dict) else None
+    if kind == "text":
+        tool["format"] = {"type": "text"}
+    elif kind == "grammar":
+        grammar = fmt.get("grammar")
+        syntax = grammar.get("syntax") if isinstance(grammar, dict) else None
+        definition = grammar.get("definition") if isinstance(grammar, dict) else None
+        if syntax not in ("lark", "regex") or not isinstance(definition, str):
+            raise InvalidRequestError(
+                "a grammar format needs 'grammar': {'syntax': 'lark' or 'regex', 'definition': string}",
+                param=f"{param}.format.grammar",
+            )
+        tool["format"] = {"type": "grammar", "syntax": syntax, "definition": definition}
+    else:
+        raise InvalidRequestError("'format.type' must be 'text' or 'grammar'", param=f"{param}.format.type")
+    return tool
+
+
 def _tools(body: dict[str, Any]) -> list[dict[str, Any]]:
     tools: list[dict[str, Any]] = []
     for i, tool in enumerate(optional_type(body, "tools", list) or ()):
         if not isinstance(tool, dict):
             raise InvalidRequestError("each tool must be an object", param=f"tools[{i}]")
+        if tool.get("type") == "custom":
+            tools.append(_custom_tool(tool.get("custom"), f"tools[{i}].custom"))
+            continue
         if tool.get("type") != "function":
-            raise InvalidRequestError("only 'function' tools are supported", param=f"tools[{i}].type")
+            raise InvalidRequestError(
+                "only 'function' and 'custom' tools are supported", param=f"tools[{i}].type"
+            )
         tools.append(_function_tool(tool.get("function"), f"tools[{i}].function"))
     for i, fn in enumerate(optional_type(body, "functions", list) or ()):
         tools.append(_function_tool(fn, f"functions[{i}]"))
@@ -201,33 +251,34 @@ def _tool_choice(body: dict[str, Any]) -> str | dict[str, Any] | None:
         return choice
     if isinstance(choice, dict):
         kind = choice.get("type")
-        if kind == "function":
-            fn = choice.get("function")
-            name = fn.get("name") if isinstance(fn, dict) else None
-            if isinstance(name, str) and name:
-                return {"type": "function", "name": name}
-            raise InvalidRequestError("the named function must have a 'name'", param=f"{param}.function.name")
+        if kind in ("function", "custom"):
+            named = _named_tool(choice)
+            if named is not None:
+                return named
+            raise InvalidRequestError(
+                f"the named {kind} tool must have a 'name'", param=f"{param}.{kind}.name"
+            )
         if kind == "allowed_tools" and isinstance(choice.get("allowed_tools"), dict):
             allowed = choice["allowed_tools"]
-            names = [
-                t.get("function", {}).get("name") for t in allowed.get("tools") or () if isinstance(t, dict)
-            ]
-            if (
-                allowed.get("mode") in ("auto", "required")
-                and names
-                and all(isinstance(n, str) for n in names)
-            ):
-                return {
-                    "type": "allowed_tools",
-                    "mode": allowed["mode"],
-                    "tools": [{"type": "function", "name": n} for n in names],
-                }
+            named_tools = [_named_tool(t) for t in allowed.get("tools") or ()]
+            if allowed.get("mode") in ("auto", "required") and named_tools and None not in named_tools:
+                return {"type": "allowed_tools", "mode": allowed["mode"], "tools": named_tools}
             raise InvalidRequestError("invalid 'allowed_tools'", param=f"{param}.allowed_tools")
     raise InvalidRequestError(
         "'tool_choice' must be 'auto', 'none', 'required' or "
         '{"type": "function", "function": {"name": …}}',
         param=param,
     )
+
+
+def _named_tool(choice: object) -> dict[str, Any] | None:
+    """``{"type": "function"|"custom", "<type>": {"name"}}`` → ``{"type", "name"}``, else ``None``."""
+    kind = choice.get("type") if isinstance(choice, dict) else None
+    if kind not in ("function", "custom"):
+        return None
+    spec = choice.get(kind)  # type: ignore[union-attr]
+    name = spec.get("name") if isinstance(spec, dict) else None
+    return {"type": kind, "name": name} if isinstance(name, str) and name else None
 
 
 def _text(body: dict[str, Any]) -> dict[str, Any]:

@@ -30,7 +30,7 @@ from codexgw.translate.chat_chunks import (
     chat_usage,
 )
 from codexgw.translate.events import Batch, event_json
-from codexgw.translate.sse import encode_data_done
+from codexgw.translate.sse import encode_comment, encode_data_done
 from codexgw.translate.stream_state import StreamEvent, StreamState
 
 __all__ = [
@@ -86,6 +86,8 @@ class ChatStreamTranslator(ChatChunkTranslator):
     """
 
     drains = False
+    heartbeat = encode_comment("keep-alive")
+    """What the relay writes after a silence: an SSE comment (design §3)."""
     _template: tuple[str, bytes, bytes] | None = None  # (model, prefix, suffix), made on first use
 
     # -- SSE bytes ---------------------------------------------------------------------------------
@@ -203,9 +205,16 @@ class ChatStreamTranslator(ChatChunkTranslator):
             return out + sse_data({"error": self.error})
         return out + DONE
 
+    def commit(self) -> None:
+        """The keep-alive began before any output (:mod:`~codexgw.translate.stream_state`
+        ``COMMITTED``): a failure now ends the stream in-band, with ``data: {"error": …}``."""
+        self.state = self.state.after(StreamEvent.COMMIT)
+
     def fail(self, error: CodexgwError, now: float) -> bytes:
-        """The stream broke after output began (``error``: e.g. the upstream connection): the last
-        bytes, ``data: {"error": …}`` (design §3). ``now`` is unused."""
+        """The stream broke after output began (``error``: e.g. the upstream connection), or every
+        account failed after the keep-alive began: the last bytes, ``data: {"error": …}`` (design
+        §3; a usage limit keeps its ``resets_at`` and ``plan_type``) and no ``[DONE]``. ``now`` is
+        unused."""
         self.error = error.to_body()["error"]  # type: ignore[assignment]
         self.state = self.state.after(StreamEvent.FAIL)
         return sse_data({"error": self.error})

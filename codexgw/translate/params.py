@@ -20,6 +20,7 @@ from codexgw.translate.model_names import DEFAULT_ALIASES, EFFORTS, resolve_mode
 
 __all__ = [
     "EFFORTS",
+    "REASONING_KEYS",
     "REJECTED_RESPONSES_PARAMS",
     "Prepared",
     "is_item_reference",
@@ -45,6 +46,10 @@ REJECTED_RESPONSES_PARAMS = (
 )
 """Parameters the ChatGPT backend rejects (codex-protocol.md §6.3 "Backend requirements"); removed and
 reported in ``Prepared.dropped``. ``service_tier`` is also removed unless it is ``"priority"``."""
+
+REASONING_KEYS = ("effort", "summary")
+"""The keys of ``reasoning`` the backend takes (codex-protocol.md §6.3); any other key (e.g.
+pydantic-ai's ``context``) is removed and reported as ``reasoning.<key>``."""
 
 ENCRYPTED_REASONING = "reasoning.encrypted_content"
 MESSAGE_ROLES = ("user", "assistant", "system", "developer")
@@ -84,6 +89,8 @@ def prepare_responses_request(
     * an alias (``codex-mini``; ``aliases``, default :data:`~codexgw.translate.model_names.DEFAULT_ALIASES`)
       becomes its model; a model suffix (``gpt-5.5-high``) becomes ``reasoning.effort`` (it wins over the
       body's effort).
+    * keys of ``reasoning`` other than :data:`REASONING_KEYS` are removed and reported as
+      ``reasoning.<key>`` (pydantic-ai sends ``reasoning: {"context": "all_turns"}``).
     * a string ``input`` becomes one user message; ``system`` items become ``developer``; item ``id``s
       and ``prompt_cache_breakpoint``s are removed (``call_id`` kept); ``input_text``/``output_text``
       parts are fixed to match the message role. ``input`` stays one item for one item.
@@ -137,6 +144,12 @@ def prepare_responses_request(
         out[key] = value
     if _stripped_breakpoint(body.get("input")):
         dropped.append("prompt_cache_breakpoint")
+    if reasoning is not None and any(k not in REASONING_KEYS for k in reasoning):
+        dropped += [
+            f"reasoning.{k}" for k, v in reasoning.items() if k not in REASONING_KEYS and v is not None
+        ]
+        reasoning = {k: v for k, v in reasoning.items() if k in REASONING_KEYS}
+        out["reasoning"] = reasoning
     if effort is not None:
         reasoning = {**(reasoning or {}), "effort": effort}
         out["reasoning"] = reasoning

@@ -11,7 +11,9 @@ write per batch of events. :class:`ResponsesPassthrough` watches them on the way
 * the batch holding the terminal event is held until the response is stored
   (:meth:`~ResponsesPassthrough.take_kept`): a follow-up naming it can then never arrive first;
 * an upstream that fails after output began, or ends without a terminal event, gets a
-  ``response.failed`` event as the stream's last (design §3).
+  ``response.failed`` event as the stream's last (design §3); so does a stream whose accounts all
+  failed after the keep-alive comments began (``COMMITTED``), with the error codexgw would have
+  answered as HTTP (a usage limit keeps its code and ``resets_at``).
 
 Unlike the chat stream, the passthrough reads on after the terminal event, to the upstream's end,
 and relays whatever comes (``drains``).
@@ -25,10 +27,10 @@ from typing import Any
 from codexgw.errors import CodexgwError
 from codexgw.translate.events import TERMINAL_EVENTS, Batch, event_json, event_type
 from codexgw.translate.failures import TRUNCATED
-from codexgw.translate.sse import SSEEvent, encode_event
+from codexgw.translate.sse import SSEEvent, encode_comment, encode_event
 from codexgw.translate.stream_state import StreamEvent, StreamState
 
-__all__ = ["CAPTURED_EVENTS", "ResponsesPassthrough", "failed_event"]
+__all__ = ["CAPTURED_EVENTS", "ResponsesPassthrough", "failed_data", "failed_event", "in_band_error"]
 
 CAPTURED_EVENTS = frozenset({"response.output_item.done", "response.completed", "response.incomplete"})
 """The events whose data the passthrough reads: the output items and the final response."""
@@ -37,22 +39,43 @@ _ITEM_DONE = "response.output_item.done"
 _BEFORE_OUTPUT = StreamState.BEFORE_OUTPUT
 
 
-def failed_event(message: str, *, response_id: str, created_at: int) -> bytes:
-    """A ``response.failed`` SSE event for an upstream failure after output began (design §3).
+def failed_data(
+    message: str, *, response_id: str, created_at: int, error: dict[str, Any] | None = None
+) -> str:
+    """The JSON of a ``response.failed`` event codexgw ends a stream with (design §3).
 
     Its ``response``: ``{"id", "object": "response", "created_at" (epoch s), "status": "failed",
-    "error": {"code": "server_error", "message"}, "output": [], "usage": None}``.
+    "error", "output": [], "usage": None}``; ``error`` is ``{"code": "server_error", "message"}``
+    unless given (then it is used as it is: codex-rs reads ``code``, ``message``, ``type``,
+    ``plan_type``, ``resets_at``, codex-protocol.md §7).
     """
     response = {
         "id": response_id,
         "object": "response",
         "created_at": created_at,
         "status": "failed",
-        "error": {"code": "server_error", "message": message},
+        "error": error if error is not None else {"code": "server_error", "message": message},
         "output": [],
         "usage": None,
     }
-    return encode_event(json.dumps({"type": "response.failed", "response": response}), "response.failed")
+    return json.dumps({"type": "response.failed", "response": response})
+
+
+def failed_event(
+    message: str, *, response_id: str, created_at: int, error: dict[str, Any] | None = None
+) -> bytes:
+    """:func:`failed_data` as an SSE event, for an upstream failure after output began (design §3)
+    or, with ``error``, every account failing after the keep-alive began."""
+    data = failed_data(message, response_id=response_id, created_at=created_at, error=error)
+    return encode_event(data, "response.failed")
+
+
+def in_band_error(error: CodexgwError) -> dict[str, Any]:
+    """The ``response.error`` for ``error`` when it ends a stream whose headers went out before any
+    output (the keep-alive): what codexgw would have answered as HTTP, with ``code`` (its type when
+    it has no code) and, for a usage limit, ``resets_at`` and ``plan_type`` (§7, §8.2)."""
+    body = error.to_body()["error"]
+    return {**body, "code": body.get("code") or body.get("type")}
 
 
 class ResponsesPassthrough:
@@ -71,6 +94,8 @@ class ResponsesPassthrough:
     """
 
     drains = True
+    heartbeat = encode_comment("keep-alive")
+    """What the relay writes after a silence: an SSE comment (design §3)."""
 
     def __init__(self, *, keep_items: bool, failure_id: str) -> None:
         self.state = _BEFORE_OUTPUT
@@ -87,7 +112,12 @@ class ResponsesPassthrough:
         When the batch holds the terminal event and the response is kept, :meth:`take_kept` then
         gives it: store it before writing these bytes.
         """
-        if self.state is _BEFORE_OUTPUT:
+        self.observe(batch)
+        return b"".join([raw for _event, raw in batch])
+
+    def observe(self, batch: Batch) -> None:
+        """Follow one batch of upstream events: the state, the captured response, what to keep."""
+        if self.state.awaiting_output:
             self.state = self.state.after(StreamEvent.OUTPUT)
         captured = self._captured
         ending = False
@@ -102,7 +132,6 @@ class ResponsesPassthrough:
                 )
         if ending and self._keep and self.response is not None:
             self._kept = (str(self.response.get("id") or ""), self.output)
-        return b"".join([raw for _event, raw in batch])
 
     def _capture(self, kind: str | None, sse_event: SSEEvent) -> None:
         event = event_json(sse_event)
@@ -135,11 +164,23 @@ class ResponsesPassthrough:
         self.state = self.state.after(StreamEvent.FAIL)
         return failed_event(TRUNCATED["message"], response_id=self._failure_id, created_at=int(now))
 
+    def commit(self) -> None:
+        """The keep-alive began before any output (:mod:`~codexgw.translate.stream_state`
+        ``COMMITTED``): a failure now ends the stream in-band."""
+        self.state = self.state.after(StreamEvent.COMMIT)
+
     def fail(self, error: CodexgwError, now: float) -> bytes:
         """The upstream broke (``error``): a ``response.failed`` carrying its message, the stream's
-        last bytes. ``now``: epoch s, the event's ``created_at``."""
+        last bytes. Before any output (committed: every account failed after the keep-alive began)
+        it carries the whole error (:func:`in_band_error`), so the Codex CLI sees a usage limit as
+        one. ``now``: epoch s, the event's ``created_at``."""
+        return encode_event(self.fail_data(error, now), "response.failed")
+
+    def fail_data(self, error: CodexgwError, now: float) -> str:
+        """:meth:`fail`'s event as JSON (the WebSocket sends it as a text frame)."""
+        full = in_band_error(error) if self.state.awaiting_output else None
         self.state = self.state.after(StreamEvent.FAIL)
-        return failed_event(error.message, response_id=self._failure_id, created_at=int(now))
+        return failed_data(error.message, response_id=self._failure_id, created_at=int(now), error=full)
 
     def client_closed(self) -> None:
         """The relay is torn down (the client left, or the stream is over): see the state table."""

@@ -6,25 +6,37 @@ Both streamed answers, the Chat Completions translation and the Responses passth
 the same states; everything that changes a stream's state is a row of :data:`TRANSITIONS` (the model
 is h11's ``_state.py``), so no caller re-derives "is it over?" from flags of its own::
 
-    BEFORE_OUTPUT --OUTPUT--> STREAMING        the first bytes for the client were produced
+    BEFORE_OUTPUT --COMMIT--> COMMITTED        no output yet after the keep-alive wait: the 200
+                                                headers and SSE comments go out; failover is
+                                                still invisible, but an error now ends the
+                                                stream in-band (no HTTP status can carry it)
+    BEFORE_OUTPUT, COMMITTED --OUTPUT--> STREAMING   the first bytes for the client were produced
     BEFORE_OUTPUT, STREAMING --STOP--> STOPPING   a stop sequence matched (chat): the answer is over,
                                                 the upstream's end may still be read for its usage
-    BEFORE_OUTPUT, STREAMING --END--> DONE     response.completed (chat: also response.incomplete)
-    BEFORE_OUTPUT, STREAMING --FAIL--> FAILED  response.failed / error, a stream cut before its
-                                                terminal event, a broken upstream connection
+    BEFORE_OUTPUT, COMMITTED, STREAMING --END--> DONE    response.completed (chat: also
+                                                response.incomplete)
+    BEFORE_OUTPUT, COMMITTED, STREAMING --FAIL--> FAILED   response.failed / error, a stream cut
+                                                before its terminal event, a broken upstream
+                                                connection; from COMMITTED also every account
+                                                failing (the in-band end of the keep-alive)
     STOPPING --END or FAIL--> STOPPED          the upstream ended after the stop: not an error
     DONE, FAILED --FAIL--> FAILED              the passthrough reads on after the terminal event; a
                                                 connection that breaks then is still reported failed
-    BEFORE_OUTPUT, STREAMING --CLIENT_CLOSE--> CLIENT_CLOSED   the client went away first
+    BEFORE_OUTPUT, COMMITTED, STREAMING --CLIENT_CLOSE--> CLIENT_CLOSED   the client went away first
     any finished state --CLIENT_CLOSE--> itself   the client leaving after the end changes nothing
 
 Any other (state, event) pair is a bug in the caller and raises :class:`StreamStateError` naming
 both. A state is *finished* (:attr:`StreamState.finished`) once the client's answer is decided: the
 relay stops reading (chat) and the access-log :class:`Outcome` is known (:attr:`StreamState.outcome`).
+A state *awaits output* (:attr:`StreamState.awaiting_output`: ``BEFORE_OUTPUT`` and ``COMMITTED``)
+while no byte of the answer itself has gone out: the first output opens the answer (chat's role
+chunk).
 
-Failover is allowed only while ``BEFORE_OUTPUT`` holds for the upstream's events too; the failover
-shell decides that from the events it peeks (:data:`codexgw.translate.events.PRE_OUTPUT_EVENTS`)
-before a stream reaches a route, so the states here start once a stream belongs to the route.
+Failover is allowed only while the client has no output, in ``BEFORE_OUTPUT`` or ``COMMITTED``
+(keep-alive comments are no output); the failover shell decides that from the events it peeks
+(:data:`codexgw.translate.events.PRE_OUTPUT_EVENTS`) before a stream reaches a route, so the
+upstream's failures before output never show here; ``COMMITTED`` only changes how the route's
+final error goes out (in-band, not as an HTTP status).
 """
 
 from __future__ import annotations
@@ -46,6 +58,8 @@ class Outcome(enum.Enum):
 class StreamEvent(enum.Enum):
     """What happens to a stream (the table's columns)."""
 
+    COMMIT = "commit"
+    """The keep-alive wait passed with no output: the 200 headers and comments go out."""
     OUTPUT = "output"
     """Bytes for the client were produced (a chat chunk, a passed-through batch)."""
     STOP = "stop"
@@ -67,9 +81,11 @@ class StreamState(enum.Enum):
         finished: the client's answer is decided (nothing more is read for it, except the usage
             after a stop).
         outcome: the :class:`Outcome` of a finished state, ``None`` before.
+        awaiting_output: no output has gone out yet (``BEFORE_OUTPUT``, ``COMMITTED``).
     """
 
     BEFORE_OUTPUT = "before_output"
+    COMMITTED = "committed"
     STREAMING = "streaming"
     STOPPING = "stopping"
     STOPPED = "stopped"
@@ -79,6 +95,7 @@ class StreamState(enum.Enum):
 
     finished: bool
     outcome: Outcome | None
+    awaiting_output: bool
 
     __hash__ = object.__hash__  # members are singletons: identity hashing, in C (Enum's is Python)
 
@@ -107,6 +124,13 @@ _S, _E = StreamState, StreamEvent
 
 TRANSITIONS: dict[StreamState, dict[StreamEvent, StreamState]] = {
     _S.BEFORE_OUTPUT: {
+        _E.COMMIT: _S.COMMITTED,
+        _E.OUTPUT: _S.STREAMING,
+        _E.END: _S.DONE,
+        _E.FAIL: _S.FAILED,
+        _E.CLIENT_CLOSE: _S.CLIENT_CLOSED,
+    },
+    _S.COMMITTED: {
         _E.OUTPUT: _S.STREAMING,
         _E.END: _S.DONE,
         _E.FAIL: _S.FAILED,
@@ -129,6 +153,7 @@ TRANSITIONS: dict[StreamState, dict[StreamEvent, StreamState]] = {
 
 _OUTCOMES: dict[StreamState, Outcome | None] = {
     _S.BEFORE_OUTPUT: None,
+    _S.COMMITTED: None,
     _S.STREAMING: None,
     _S.STOPPING: Outcome.STOPPED,
     _S.STOPPED: Outcome.STOPPED,
@@ -141,4 +166,5 @@ for _state, _outcome in _OUTCOMES.items():
     # plain attributes, not properties: the relay asks ``state.finished`` on its hot path
     _state.finished = _outcome is not None
     _state.outcome = _outcome
+    _state.awaiting_output = _state in (_S.BEFORE_OUTPUT, _S.COMMITTED)
 del _state, _outcome

@@ -2,9 +2,9 @@
 
 :class:`Catalog` fetches ``GET {upstream}/codex/models`` (codex-protocol.md §6.1) with an account's
 token and caches it; :data:`BUILTIN_MODELS` (§10) answers when no account can fetch it.
-:func:`openai_model_list` (sans-IO) renders either as OpenAI's ``GET /v1/models``. While the fetched
-catalogue is fresh, a request for a model it does not list is refused before any account is used
-(:meth:`Catalog.check_model`: 400 ``model_not_found``).
+:func:`openai_model_list` and :func:`openai_model` (sans-IO) render either as OpenAI's ``GET /v1/models``
+and ``GET /v1/models/{id}``. While the fetched catalogue is fresh, a request for a model it does not
+list is refused before any account is used (:meth:`Catalog.check_model`: 400 ``model_not_found``).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from codexgw.config import CODEX_CLIENT_VERSION
 from codexgw.errors import InvalidRequestError, UpstreamConnectionError
 from codexgw.oauth.tokens import RefreshError
 from codexgw.translate.classify import parse_json_body
-from codexgw.translate.model_names import DEFAULT_ALIASES
+from codexgw.translate.model_names import DEFAULT_ALIASES, resolve_model
 from codexgw.upstream.accounts import AccountState
 from codexgw.upstream.headers import plain_headers
 
@@ -188,3 +188,34 @@ def openai_model_list(
 
 def _entry(model_id: str, created: int) -> dict[str, Any]:
     return {"id": model_id, "object": "model", "created": created, "owned_by": "openai"}
+
+
+def openai_model(
+    models: list[dict[str, Any]],
+    model_id: str,
+    *,
+    created: int = 0,
+    aliases: Mapping[str, str] | None = None,
+) -> dict[str, Any] | None:
+    """The OpenAI model object ``GET /v1/models/{model_id}`` answers, or ``None`` for an unknown id.
+
+    Known ids: every slug of ``models`` (listed or hidden: the routes accept both) and its
+    reasoning-effort variants (``gpt-5.5-high``, one per ``supported_reasoning_levels`` entry), and
+    the model aliases (``aliases``, default :data:`~codexgw.translate.model_names.DEFAULT_ALIASES`,
+    with or without an effort suffix) whose target is one of those, as :func:`openai_model_list`
+    lists them. The entry keeps the id asked for, as OpenAI answers an alias.
+
+    Returns:
+        ``{"id", "object": "model", "created", "owned_by": "openai"}`` or ``None``.
+    """
+    target = resolve_model(model_id, DEFAULT_ALIASES if aliases is None else aliases)
+    for m in models:
+        slug = m["slug"]
+        efforts = [
+            level.get("effort")
+            for level in m.get("supported_reasoning_levels") or []
+            if isinstance(level, dict)
+        ]
+        if target == slug or any(target == f"{slug}-{e}" for e in efforts if isinstance(e, str)):
+            return _entry(model_id, created)
+    return None

@@ -32,7 +32,7 @@ import trio
 from codexgw.errors import CodexgwError
 from codexgw.translate.events import Batch, event_json
 from codexgw.translate.stream_state import Outcome, StreamState
-from codexgw.upstream.heartbeat import HEARTBEAT, with_heartbeat
+from codexgw.upstream.heartbeat import with_heartbeat
 
 if TYPE_CHECKING:
     from codexgw.upstream.gateway import Gateway
@@ -53,10 +53,15 @@ class StreamHandler(Protocol):
     Attributes:
         state: the stream's state; the loop asks ``state.finished`` after each batch.
         drains: keep reading (and relaying) after the answer finished, to the upstream's end.
+
+    The methods return bytes (SSE) or, for the WebSocket's handler, a list of text frames: what
+    :func:`relay` yields is whatever they return.
     """
 
     state: StreamState
     drains: bool
+    heartbeat: Any
+    """What to write after a silence (an SSE comment; a keep-alive frame on the WebSocket)."""
 
     def feed_batch(self, batch: Batch) -> bytes:
         """The bytes to write for a batch of upstream events (``b""`` for none)."""
@@ -71,7 +76,12 @@ class StreamHandler(Protocol):
         ...
 
     def fail(self, error: CodexgwError, now: float) -> bytes:
-        """The last bytes after the upstream broke with ``error`` (``now``: epoch s)."""
+        """The last bytes after the upstream broke with ``error`` (``now``: epoch s); also every
+        account failing after :meth:`commit` (the in-band error)."""
+        ...
+
+    def commit(self) -> None:
+        """The headers went out before any output (keep-alive, :mod:`codexgw.upstream.keepalive`)."""
         ...
 
     def client_closed(self) -> None:
@@ -96,7 +106,7 @@ async def relay(
     *,
     on_end: StreamEnd,
     save: Saver | None = None,
-) -> AsyncIterator[bytes]:
+) -> AsyncIterator[Any]:
     """Relay ``stream`` to the client through ``handler`` (see the module docstring).
 
     Args:
@@ -108,17 +118,19 @@ async def relay(
             out, so a follow-up naming it can never arrive first; ``None`` when nothing is kept.
 
     Yields:
-        The bytes to write, each a whole number of SSE events (or heartbeat comments).
+        What the handler gives (never empty): for SSE the bytes to write, each a whole number of
+        events (or heartbeat comments); for the WebSocket a list of text frames.
     """
-    last = b""  # the bytes of the batch that finished the answer: they go out with the handler's end
+    last = None  # the output of the batch that finished the answer: it goes out with the handler's end
     feed = handler.feed_batch
     drains = handler.drains
+    on_silence = handler.heartbeat
     try:
         heartbeat = with_heartbeat(stream.batches(), nursery=gw.nursery, interval_s=gw.settings.heartbeat_s)
         async with aclosing(heartbeat) as batches:  # closed now when the loop ends, not at GC
             async for batch in batches:
                 if batch is None:
-                    yield HEARTBEAT
+                    yield on_silence
                     continue
                 out = feed(batch)
                 del batch  # hold nothing while the upstream is silent
@@ -131,7 +143,7 @@ async def relay(
                 if out:
                     yield out
                 del out
-        tail = last + handler.end(time.time())
+        tail = handler.end(time.time()) if last is None else last + handler.end(time.time())
         if tail:
             yield tail
     except CodexgwError as exc:

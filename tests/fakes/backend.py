@@ -23,6 +23,7 @@ from .behaviours import (
     Forbidden,
     Hold,
     Incomplete,
+    Refusal,
     ServerError,
     Text,
     ToolCall,
@@ -360,7 +361,7 @@ class Backend:
         headers = [
             ("content-type", "text/event-stream; charset=utf-8"),
             ("cache-control", "no-cache"),
-            ("openai-model", model),
+            ("openai-model", getattr(behaviour, "header_model", None) or model),
             ("x-models-etag", models.etag()),
             ("x-codex-turn-state", turn_state),
             *rate_limit_headers(account, self.fake.clock()),
@@ -388,6 +389,9 @@ class Backend:
             chunks = list(behaviour.chunks) if behaviour.chunks is not None else None
             events += builder.message(behaviour.text, chunks)
             events.append(builder.completed(behaviour.usage))
+        elif isinstance(behaviour, Refusal):
+            events += builder.refusal(behaviour.text)
+            events.append(builder.completed())
         elif isinstance(behaviour, ToolCall):
             if behaviour.text_before:
                 events += builder.message(behaviour.text_before)

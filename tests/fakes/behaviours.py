@@ -28,7 +28,9 @@ class Text:
     """A normal streamed assistant message (codex-protocol.md §7).
 
     ``chunks`` gives the exact text deltas (default: ~word-sized pieces of ``text``). ``model`` is
-    the model reported in ``openai-model`` and the response object (default: the requested one).
+    the model reported in ``openai-model`` and the response object (default: the requested one);
+    ``header_model`` overrides the ``openai-model`` header alone (§7: the model actually used, which
+    may differ from the one the response object names).
     ``reasoning_summary`` adds a reasoning item (summary + ``encrypted_content``) before the message.
     """
 
@@ -36,9 +38,18 @@ class Text:
     _: KW_ONLY
     chunks: Sequence[str] | None = None
     model: str | None = None
+    header_model: str | None = None
     reasoning_summary: str | None = None
     usage: Usage | dict[str, int] | None = None
     """Exact counts; a dict takes the :class:`Usage` field names."""
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """The model declines: an assistant message whose one content part is a ``refusal``, streamed as
+    ``response.refusal.delta`` events then ``response.refusal.done`` (the Responses API's shape)."""
+
+    text: str = "I'm sorry, but I can't help with that."
 
 
 @dataclass(frozen=True)
@@ -177,6 +188,7 @@ class Hold:
 
 Behaviour = (
     Text
+    | Refusal
     | ToolCall
     | CustomToolCall
     | UsageLimit

@@ -165,6 +165,29 @@ class StreamBuilder:
         self.output.append(done_item)
         return events
 
+    def refusal(self, text: str) -> list[Event]:
+        """An assistant message holding one ``refusal`` part: added, part, refusal deltas, done."""
+        index = len(self.output)
+        item_id = jwt.random_id("msg_", 24)
+        item = {"id": item_id, "type": "message", "status": "in_progress", "content": [], "role": "assistant"}
+        where = {"item_id": item_id, "output_index": index, "content_index": 0}
+        events = [
+            self.event("response.output_item.added", output_index=index, item=item),
+            self.event("response.content_part.added", **where, part={"type": "refusal", "refusal": ""}),
+        ]
+        for delta in split_words(text):
+            events.append(self.event("response.refusal.delta", **where, delta=delta))
+        part = {"type": "refusal", "refusal": text}
+        done_item = {**item, "status": "completed", "content": [part]}
+        events += [
+            self.event("response.refusal.done", **where, refusal=text),
+            self.event("response.content_part.done", **where, part=part),
+            self.event("response.output_item.done", output_index=index, item=done_item),
+        ]
+        self.output.append(done_item)
+        self._output_chars += len(text)
+        return events
+
     def reasoning(self, summary: str) -> list[Event]:
         """A reasoning item with one summary part and ``encrypted_content`` (§7)."""
         index = len(self.output)

@@ -111,6 +111,9 @@ def _check_reasoning(reasoning: Any) -> Rejection | None:
         return None
     if not isinstance(reasoning, dict):
         return invalid("Invalid type for 'reasoning': expected an object.", "reasoning", "invalid_type")
+    for key in reasoning:
+        if key not in ("effort", "summary"):  # the only keys codex-rs sends (§6.3)
+            return invalid(f"Unknown parameter: 'reasoning.{key}'.", f"reasoning.{key}", "unknown_parameter")
     effort = reasoning.get("effort")
     if effort is not None and effort not in EFFORTS:
         return invalid(

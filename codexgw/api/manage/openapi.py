@@ -15,7 +15,7 @@ from quart import Blueprint, Response
 from codexgw import __version__
 from codexgw.api.common import json_response
 from codexgw.api.manage.openapi_admin import admin_paths
-from codexgw.api.manage.openapi_ops import JSON, KEY_AUTH, OPEN, errors_of, op
+from codexgw.api.manage.openapi_ops import JSON, KEY_AUTH, OPEN, errors_of, op, path_param
 from codexgw.api.manage.schemas import SCHEMAS, ref
 
 __all__ = ["bp", "document"]
@@ -68,24 +68,39 @@ def _paths() -> dict[str, Any]:
         "/v1/responses": {
             "post": _v1("Create a model response (OpenAI Responses API)", "ResponsesRequest", stream=True),
             "get": {
-                "summary": "The WebSocket transport of the Responses API (an upgrade request)",
+                "summary": "The Responses API over a WebSocket (the Codex CLI's transport): an upgrade "
+                "request; each response.create is a turn, with the handshake's API key and its policy",
                 "tags": ["openai"],
+                "security": KEY_AUTH,
                 "responses": {
-                    "426": {
-                        "description": "refused: use POST (the Codex CLI falls back to HTTP at once)",
+                    "101": {"description": "switching protocols: events as text frames"},
+                    "401": {
+                        "description": "invalid_api_key, before the upgrade",
                         "content": {JSON: {"schema": ref("Error")}},
-                    }
+                    },
                 },
             },
         },
         "/v1/chat/completions": {
             "post": _v1("Create a chat completion (OpenAI Chat Completions)", "ChatRequest", stream=True)
         },
-        "/v1/models": {"get": _v1("List models", None, stream=False)},
+        "/v1/models": {
+            "get": _v1("List models (a key with an allowlist: the models it allows)", None, stream=False)
+        },
+        "/v1/models/{model}": {
+            "parameters": [path_param("model", "a model id, an effort variant or an alias")],
+            "get": _v1(
+                "One model (404 model_not_found, also outside the key's allowlist)", None, stream=False
+            ),
+        },
+        "/v1/modes": {"get": _v1("The reasoning modes and the models that accept each", None, stream=False)},
         "/v1/responses/compact": {"post": _v1("Compact a conversation", "ResponsesRequest", stream=False)},
     }
     for path in list(v1):
-        alias = {m: {**o, "summary": o["summary"] + " (alias without /v1)"} for m, o in v1[path].items()}
+        alias = {
+            m: {**o, "summary": o["summary"] + " (alias without /v1)"} if m != "parameters" else o
+            for m, o in v1[path].items()
+        }
         v1[path.removeprefix("/v1")] = alias
     return {
         **v1,
