@@ -164,3 +164,22 @@ def test_accounts_set_owner_and_no_owner(store_dir: Path) -> None:
     assert [e["action"] for e in entries][:2] == ["account.update", "account.update"]
     assert all(e["actor"].startswith("cli:") for e in entries)
     assert run(store_dir, "audit", "--since", "bad").exit_code == 2
+
+
+def test_the_account_and_pool_commands_write_audit_entries(store_dir: Path) -> None:
+    """Every change through the CLI is audited as cli:<os user>, the read-only commands are not."""
+    assert run(store_dir, "accounts", "disable", "alice-acct").exit_code == 0
+    assert run(store_dir, "accounts", "rename", "alice-acct", "alice").exit_code == 0
+    assert run(store_dir, "accounts", "pin", "alice").exit_code == 0
+    assert run(store_dir, "accounts", "strategy").exit_code == 0  # shown, not changed
+    assert run(store_dir, "accounts", "strategy", "quota").exit_code == 0
+    assert run(store_dir, "accounts", "list").exit_code == 0
+    assert run(store_dir, "accounts", "enable", "nobody").exit_code != 0  # failed: nothing written
+    entries = json.loads(run(store_dir, "audit", "--json").output)
+    assert [(e["action"], e["target"]) for e in reversed(entries)] == [
+        ("account.disable", "alice-acct"),
+        ("account.rename", "alice-acct"),
+        ("pool.pin", "alice"),
+        ("pool.strategy", "quota"),
+    ]
+    assert entries[2]["detail"] == {"new": "alice"} and all(e["actor"].startswith("cli:") for e in entries)

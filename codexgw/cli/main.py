@@ -35,6 +35,7 @@ import click
 from codexgw import __version__
 from codexgw.cli import scheduling
 from codexgw.cli.accounts import accounts
+from codexgw.cli.audited import audit_commands
 from codexgw.cli.common import EXIT_FAILURE, EXIT_INTERRUPTED, cli_name, store_option
 from codexgw.cli.config_cmd import config
 from codexgw.cli.configure import configure
@@ -184,3 +185,5 @@ for _command in [
     setup,
 ]:
     store_option(_command)
+
+audit_commands(main)  # the account, pool and store commands write their audit entries (issue 12)
