@@ -379,3 +379,26 @@ async def test_the_websocket_transport_keeps_the_keys_scope_and_policy(env: Env)
     [refused] = await ws.recv_until("error")
     assert refused["status"] == 403 and refused["error"]["code"] == "model_not_allowed"
     assert await eventually(lambda: env.gateway.teams.today("ada-ws")["requests"] == 4)
+
+
+async def test_a_failed_keys_reload_is_tried_again_at_the_next_poll(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A store that cannot be read once (locked) must not leave the server on stale keys."""
+    import codexgw.upstream.teams as teams_module
+
+    env.add_account("alice")
+    key(env, "first")
+    await env.start()
+    real, failures = teams_module.list_keys, []
+
+    def flaky(store: object) -> object:
+        if not failures:
+            failures.append(1)
+            raise OSError("database is locked")
+        return real(store)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(teams_module, "list_keys", flaky)
+    secret = key(env, "late")
+    await eventually(lambda: "late" in env.gateway.teams.ring.keys)
+    assert failures and await in_thread(ask, env.openai(api_key=secret), "hi")

@@ -102,7 +102,11 @@ class AccountState:
         self.pool.set_accounts(_view(a) for a in accounts)
         self._apply_pool_settings(pool_settings)
         for follow in self.followers:
-            await follow(self.accounts)
+            try:
+                await follow(self.accounts)
+            except Exception:  # a locked store: this generation is read again at the next poll
+                self._generation = None
+                raise
         return True
 
     def _apply_pool_settings(self, stored: PoolSettings) -> None:
