@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -108,6 +109,23 @@ def _window_dict(window: Window | None) -> dict[str, Any] | None:
 
 def _plural(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def free(
+    states: dict[int, AccountState],
+    account_id: int,
+    exclude: Collection[int],
+    allowed: Collection[int] | None,
+    now: float,
+) -> bool:
+    """The account is a member, usable at ``now``, not excluded, and inside ``allowed`` (when given)."""
+    state = states.get(account_id)
+    return (
+        state is not None
+        and account_id not in exclude
+        and (allowed is None or account_id in allowed)
+        and state.usable(now)
+    )
 
 
 def nothing_left(states: list[AccountState], now: float) -> tuple[float | None, str]:

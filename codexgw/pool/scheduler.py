@@ -65,6 +65,7 @@ from codexgw.pool._state import (
     AccountState,
     Cooldown,
     Recovery,
+    free,
     nothing_left,
     pinned_unavailable,
     recoveries,
@@ -271,13 +272,13 @@ class Pool:
             if refusal is not None:
                 return Unavailable(*refusal)
             return self._picked(self._pinned)
-        if prefer is not None and self._free(prefer, exclude, allowed, now):
+        if prefer is not None and free(self._states, prefer, exclude, allowed, now):
             if session is not None:
                 self.affinity.bind(session, prefer, now)
             return Pick(account_id=prefer)
         if session is not None:
             bound = self.affinity.get(session, now)
-            if bound is not None and self._free(bound, exclude, allowed, now):
+            if bound is not None and free(self._states, bound, exclude, allowed, now):
                 self.affinity.bind(session, bound, now)
                 return self._picked(bound)
         states = [s for s in self._states.values() if allowed is None or s.account.id in allowed]
@@ -290,16 +291,6 @@ class Pool:
         if session is not None:
             self.affinity.bind(session, chosen, now)
         return self._picked(chosen)
-
-    def _free(
-        self, account_id: int, exclude: Collection[int], allowed: Collection[int] | None, now: float
-    ) -> bool:
-        """Usable at ``now``, not excluded, and inside ``allowed`` (when given)."""
-        return (
-            account_id not in exclude
-            and (allowed is None or account_id in allowed)
-            and self.is_usable(account_id, now=now)
-        )
 
     def _picked(self, account_id: int) -> Pick:
         state = self._states[account_id]
