@@ -24,8 +24,9 @@ JSON = "application/json"
 ERRORS = {
     "400": "a bad field (named in error.param)",
     "401": "no session or admin key (code unauthenticated), or a bad API key (invalid_api_key)",
-    "403": "forbidden: a member's request about another member's thing, not an admin, csrf_failed",
-    "404": "no such thing (or not yours)",
+    "403": "forbidden: an admin's resource or field (users, settings, the pool, owner, admin), a key "
+    "that is not an admin key, or csrf_failed",
+    "404": "no such thing, or another member's (a member never learns it exists)",
     "409": "conflict: the name is taken, or the change is refused (the last admin …)",
     "429": "too many failed sign-ins (Retry-After)",
     "502": "the upstream failed (a refresh, a quota probe, the device code)",
