@@ -35,10 +35,13 @@ TERMINAL = {
 }
 
 
-def request_bytes(kind: str, host: str, deltas: int, pace_ms: int) -> bytes:
-    """The HTTP request for one streamed answer; the bench marker rides in ``prompt_cache_key``."""
+def request_bytes(kind: str, host: str, deltas: int, pace_ms: int, api_key: str | None = None) -> bytes:
+    """The HTTP request for one streamed answer; the bench marker rides in ``prompt_cache_key``;
+    ``api_key`` goes to codexgw as ``Authorization: Bearer`` (the keys scenario)."""
     marker = f"bench-d{deltas}-p{pace_ms}"
     headers = f"host: {host}\r\ncontent-type: application/json\r\naccept: text/event-stream\r\n"
+    if api_key and kind != "direct":
+        headers += f"authorization: Bearer {api_key}\r\n"
     if kind == "chat":
         path = "/v1/chat/completions"
         body = {
@@ -365,6 +368,7 @@ def main() -> None:
     parser.add_argument("--rss-at-s", type=float, default=15.0)
     parser.add_argument("--pids", type=int, nargs="*", default=[])
     parser.add_argument("--timeout-s", type=float, default=60.0)
+    parser.add_argument("--api-key", default=None, help="codexgw API key to send (Bearer)")
     args = parser.parse_args()
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
@@ -372,7 +376,7 @@ def main() -> None:
     ctx = Ctx(
         host=host,
         port=args.port,
-        request=request_bytes(args.kind, f"{host}:{args.port}", args.deltas, args.pace_ms),
+        request=request_bytes(args.kind, f"{host}:{args.port}", args.deltas, args.pace_ms, args.api_key),
         terminal=TERMINAL[args.kind],
         timeout_s=args.timeout_s,
     )

@@ -15,6 +15,7 @@ TARGETS = {
     "paced_stretch_pct": 5.0,
     "help_ms": 150.0,
     "serve_ms": 1000.0,
+    "key_added_us": 50.0,
 }
 
 
@@ -128,6 +129,18 @@ def markdown(r: dict) -> str:
         ))  # fmt: skip
         row(f"| {n} paced streams (20 ms, ideal {ideal:g} s): stretch p50 / max (%) | {cells[0]} | {cells[1]} | "
             f"{cells[2]} | <= 5 % | {_ok(holds)} |")  # fmt: skip
+    keys = r.get("keys")
+    if keys:
+        m, srv = keys["micro_us"], keys.get("server_us_per_request") or {}
+        holds = _all(
+            m["scoped"] <= TARGETS["key_added_us"],
+            None if srv.get("added") is None else srv["added"] <= TARGETS["key_added_us"],
+        )
+        row(f"| teams work per request, `--api-key` / scoped key with limits (µs CPU, in process) | – | "
+            f"{_f(m['api_key'], 1)} / {_f(m['scoped'], 1)} | – | scoped <= 50 µs | {_ok(m['scoped'] <= TARGETS['key_added_us'])} |")  # fmt: skip
+        row(f"| server CPU per one-delta stream, `--api-key` / scoped key, concurrency 16 (µs) | – | "
+            f"{_f(srv.get('api_key'), 1)} / {_f(srv.get('scoped'), 1)} (added {_f(srv.get('added'), 1)}) | – | "
+            f"added <= 50 µs | {_ok(holds)} |")  # fmt: skip
     st = r.get("startup")
     if st and "error" not in st:
         row(f"| `codexgw.pyz --help` warm / first run (ms) | – | {_f(st['help_warm_ms'], 0)} / {_f(st['help_first_ms'], 0)} "

@@ -108,6 +108,9 @@ class Settings:
         notify: notification settings, or ``None`` (no ``[notify] url``).
         store_passphrase: the store's encryption passphrase (see :mod:`codexgw.store.crypto`),
             ``None`` for an unencrypted store; never shown in a ``repr``.
+        usage_flush_s: how often the usage counters are written to the store (teams, issue 12).
+        login_callback_port: where a browser login started through the admin API listens while it
+            waits (1455 is the port ChatGPT redirects to; 0 = any, for tests).
     """
 
     store_dir: Path = field(default_factory=default_store_dir)
@@ -138,6 +141,8 @@ class Settings:
     model_aliases: dict[str, str] | None = None
     notify: NotifySettings | None = None
     store_passphrase: str | None = field(default=None, repr=False)
+    usage_flush_s: float = 2.0
+    login_callback_port: int = 1455
 
     def __post_init__(self) -> None:
         self.store_dir = Path(self.store_dir).expanduser()

@@ -6,10 +6,14 @@ The tree::
     ├── ClientError                   4xx, the caller's mistake
     │   ├── InvalidRequestError       400 invalid_request_error (names the ``param``)
     │   ├── AuthenticationError       401 invalid_request_error / invalid_api_key
+    │   ├── UnauthenticatedError      401 unauthenticated (the admin API: no session or admin key)
+    │   ├── ForbiddenError            403 forbidden (``model_not_allowed``, ``csrf_failed`` …)
     │   ├── NotFoundError             404 invalid_request_error
     │   ├── MethodNotAllowedError     405 invalid_request_error
     │   ├── PayloadTooLargeError      413 invalid_request_error
-    │   └── UnsupportedMediaTypeError 415 invalid_request_error
+    │   ├── ConflictError             409 conflict (a duplicate name)
+    │   ├── UnsupportedMediaTypeError 415 invalid_request_error
+    │   └── RateLimitError            429 rate_limit_exceeded (a key's limit; ``type`` requests/tokens)
     ├── UpstreamError                 502 upstream_error: the Codex backend misbehaved
     │   ├── UpstreamStatusError       the backend's own non-2xx answer, relayed with its status
     │   ├── UsageLimitError           429 usage_limit_reached (``resets_at``, ``plan_type``)
@@ -91,6 +95,21 @@ class AuthenticationError(ClientError):
     code = "invalid_api_key"
 
 
+class UnauthenticatedError(ClientError):
+    """401 on the admin API: no valid session cookie and no admin API key (teams contract §4)."""
+
+    status = 401
+    code = "unauthenticated"
+
+
+class ForbiddenError(ClientError):
+    """403: the caller may not do this (a member's request about another member's thing, a model
+    outside the key's allowlist: code ``model_not_allowed``, a missing CSRF token: ``csrf_failed``)."""
+
+    status = 403
+    code = "forbidden"
+
+
 class NotFoundError(ClientError):
     """404: unknown route or resource."""
 
@@ -110,6 +129,33 @@ class PayloadTooLargeError(ClientError):
 
     status = 413
     code = "payload_too_large"
+
+
+class ConflictError(ClientError):
+    """409: the name is taken (a user, key or account of that name exists)."""
+
+    status = 409
+    code = "conflict"
+
+
+class RateLimitError(ClientError):
+    """429 ``rate_limit_exceeded``: one of the key's limits refused the request (teams contract §2).
+
+    OpenAI's shape: ``type`` is ``requests`` or ``tokens`` (which limit), ``param`` null,
+    ``Retry-After`` the seconds until the request could pass.
+
+    Attributes:
+        retry_after_s: seconds until the limit lets a request through (sent as ``Retry-After``).
+    """
+
+    status = 429
+    code = "rate_limit_exceeded"
+
+    def __init__(self, message: str, *, kind: str, retry_after_s: float, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.type = kind
+        self.retry_after_s = retry_after_s
+        self.headers.setdefault("Retry-After", str(max(1, math.ceil(retry_after_s))))
 
 
 class UnsupportedMediaTypeError(ClientError):

@@ -25,9 +25,11 @@ name                                           type       labels
 ``account_cooldown_seconds``                   gauge      account, reason (remaining, 0 if none)
 ``account_quota_used_percent``                 gauge      account, window (primary/secondary)
 ``account_requests`` / ``account_errors``      gauge      account (pool counters since start)
+``key_requests_total``                         counter    key (model requests by API key; ``-``: none)
+``key_tokens_total``                           counter    key, kind (input/cached/output/reasoning)
 =============================================  =========  ==========================================
 
-Account names are operator-chosen labels, never tokens; model labels come from the upstream's
+Account and key names are operator-chosen labels, never tokens or key secrets; model labels come from the upstream's
 ``OpenAI-Model`` or the request.
 """
 
@@ -158,6 +160,15 @@ class Metrics:
             ["account", "status"],
             registry=r,
         )
+        self.key_requests = Counter(
+            "codexgw_key_requests", "Model requests by API key (- for none)", ["key"], registry=r
+        )
+        self.key_tokens = Counter(
+            "codexgw_key_tokens",
+            "Tokens the upstream reported, by API key and kind (input/cached/output/reasoning)",
+            ["key", "kind"],
+            registry=r,
+        )
         if pool_rows is not None:
             r.register(_PoolCollector(pool_rows))  # type: ignore[arg-type]
 
@@ -181,6 +192,13 @@ class Metrics:
             value = (usage or {}).get(f"{kind}_tokens")
             if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
                 self.tokens.labels(kind, model_label, account_label).inc(value)
+
+    def observe_key(self, key: str, tokens: tuple[int, int, int, int]) -> None:
+        """Count one model request of ``key`` and its ``(input, cached, output, reasoning)`` tokens."""
+        self.key_requests.labels(key).inc()
+        for kind, value in zip(("input", "cached", "output", "reasoning"), tokens, strict=True):
+            if value:
+                self.key_tokens.labels(key, kind).inc(value)
 
     def observe_upstream(
         self, account: str, *, latency_s: float | None = None, ttfb_s: float | None = None

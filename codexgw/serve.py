@@ -10,6 +10,7 @@ shutdown watchdog.
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from codexgw.config import Settings
 
 if TYPE_CHECKING:
     from codexgw.upstream.gateway import Gateway
+    from codexgw.upstream.teams import Teams
 
 log = logging.getLogger("codexgw.serve")
 
@@ -114,12 +116,17 @@ async def serve(
     from codexgw.pool.scheduler import Pool
     from codexgw.store.pool_settings import set_strategy
     from codexgw.store.responses import ResponseStore
+    from codexgw.store.settings import read_settings
     from codexgw.store.sqlite import Store
     from codexgw.upstream.accounts import AccountState, nothing_to_serve, pool_rows
+    from codexgw.upstream.admin import account_shapes
     from codexgw.upstream.catalog import Catalog
+    from codexgw.upstream.events import EventHub
     from codexgw.upstream.gateway import Gateway
+    from codexgw.upstream.manage import apply_stored_settings
     from codexgw.upstream.notifier import Notifier
     from codexgw.upstream.prober import Prober
+    from codexgw.upstream.teams import Teams
 
     shutdown = trio.Event() if shutdown is None else shutdown
     store = await trio.to_thread.run_sync(
@@ -127,12 +134,15 @@ async def serve(
     )
     if settings.strategy:  # the flag wins over the stored choice, and becomes it
         await trio.to_thread.run_sync(set_strategy, store, settings.strategy)
+    for name, value in (await trio.to_thread.run_sync(read_settings, store)).items():
+        setattr(settings, name, value)  # set through the admin API: wins over the flags
     responses = await trio.to_thread.run_sync(
         lambda: ResponseStore.open(settings.store_dir, opener=store.opener)
     )
     pool = Pool()
     metrics = Metrics(pool_rows=lambda: pool_rows(pool, clock()))
     sharded = ShardedTransport(limits=UPSTREAM_LIMITS, verify=httpx.create_ssl_context())
+    teams: Teams | None = None
     async with new_http_client(sharded=sharded) as http:
         refresher = Refresher(store, http, auth_url=settings.auth_url, clock=clock)
         config = hypercorn_config(settings)
@@ -163,6 +173,16 @@ async def serve(
                     ttl_s=settings.models_ttl_s,
                     clock=clock,
                 )
+                events = EventHub(nursery)
+                teams = Teams(
+                    store,
+                    metrics=metrics,
+                    events=events,
+                    master_key=settings.api_key,
+                    flush_s=settings.usage_flush_s,
+                    clock=clock,
+                )
+                accounts.followers.append(teams.reload)
                 gw = Gateway(
                     settings,
                     http=http,
@@ -172,14 +192,17 @@ async def serve(
                     prober=prober,
                     catalog=catalog,
                     responses=responses,
+                    teams=teams,
                     nursery=nursery,
                     clock=clock,
                 )
-                app = create_app(gw, reasoning_mode=settings.reasoning_mode, blueprints=_dashboard(settings))
+                events.account_rows = lambda: account_shapes(gw)
+                accounts.followers.append(lambda _accounts: apply_stored_settings(gw))
+                app = create_app(gw, blueprints=_dashboard(settings))
                 await nursery.start(accounts.watch_store)
+                await nursery.start(teams.flush_loop)
                 nursery.start_soon(lambda: accounts.refresh_loop(check_every_s=settings.refresh_check_s))
-                if settings.probe_interval_s > 0:
-                    nursery.start_soon(prober.run)
+                nursery.start_soon(prober.run)  # idle while probe_interval_s is 0 (settable at runtime)
                 if settings.notify is not None:
                     nursery.start_soon(Notifier(settings.notify, accounts, http, clock=clock).run)
 
@@ -193,9 +216,31 @@ async def serve(
                 log.info("%s", startup_line(settings, gw, urls))
                 if not any(a.eligible for a in gw.accounts.values()):
                     log.warning("%s", nothing_to_serve(gw.accounts.values()))
+                _print_setup_token(teams, urls)
                 task_status.started(Running(urls=urls, gateway=gw))
         except* OSError as group:
             raise group.exceptions[0] from None
+        finally:
+            if teams is not None:
+                with trio.CancelScope(shield=True):  # the counters of the last seconds (drained requests)
+                    await teams.flush()
+
+
+def _print_setup_token(teams: Teams, urls: list[str]) -> None:
+    """With no user in the store, print the one-time token for ``POST /api/setup`` (15 minutes) on
+    stderr, outside the logs (it is a secret meant for the person starting the server)."""
+    token = teams.setup_token()
+    if token is None:
+        return
+    url = urls[0] if urls else ""
+    print(
+        "codexgw: no user exists yet. Within 15 minutes, create the first admin with this one-time\n"
+        f"setup token (the dashboard's setup page, or POST {url}/api/setup), or run\n"
+        "`codexgw users add NAME --role admin`:\n"
+        f"  {token}",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 def _dashboard(settings: Settings) -> list[object]:

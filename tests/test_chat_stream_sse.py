@@ -147,7 +147,12 @@ def test_end_after_completed_adds_done_and_after_a_failure_the_error() -> None:
     handler = ChatStreamTranslator(completion_id="c", created=1, model="m", include_usage=True)
     handler.feed_batch(_batch(ev.text_delta("hi"), ev.completed()))
     assert handler.end(0.0) == b"data: [DONE]\n\n"
-    assert handler.reported_usage() == {"input_tokens": 10, "output_tokens": 7}
+    assert handler.reported_usage() == {  # with the details the key's usage counters take (issue 12)
+        "input_tokens": 10,
+        "output_tokens": 7,
+        "input_tokens_details": {"cached_tokens": 4},
+        "output_tokens_details": {"reasoning_tokens": 3},
+    }
     failing = ChatStreamTranslator(completion_id="c", created=1, model="m")
     failing.feed_batch(_batch(ev.text_delta("hi"), ev.failed("server_error", "boom")))
     tail = failing.end(0.0)

@@ -11,7 +11,7 @@ its layer, only the pairs of :data:`SAME_LAYER`)::
     upstream                               carries out decisions: gateway state, failover, streams
     auth                                   login flows with I/O
     client, store                          httpx plumbing; the SQLite store (never each other)
-    translate, pool, oauth, status         the sans-IO cores
+    translate, pool, oauth, policy, status the sans-IO cores
     config, errors, metrics, codexgw       leaves (``codexgw`` is the package's __init__: __version__)
 
 Three rules, each a test below:
@@ -51,7 +51,7 @@ LAYERS: list[frozenset[str]] = [
     frozenset({"upstream"}),
     frozenset({"auth"}),
     frozenset({"client", "store"}),
-    frozenset({"translate", "pool", "oauth", "status"}),
+    frozenset({"translate", "pool", "oauth", "policy", "status"}),
     frozenset({"config", "errors", "metrics", "codexgw"}),
 ]
 """Top to bottom. A name is a package under ``codexgw/`` or a module directly in it."""
@@ -60,11 +60,13 @@ SAME_LAYER: dict[tuple[str, str], str] = {
     ("status", "pool"): "the /status document says which accounts are usable with pool.health.eligible",
     ("pool", "translate"): "a failover decision (issue 11's pool/failover.py) reads translate's "
     "classified upstream failure",
+    ("policy", "translate"): "the teams policy (issue 12) caps the reasoning efforts translate knows "
+    "and reads its reasoning display modes",
 }
 """The imports allowed inside one layer, importer first, each with its reason. ``client`` and
 ``store`` import each other nowhere today, and may not."""
 
-CORES = ("translate", "pool", "oauth", "status")
+CORES = ("translate", "pool", "oauth", "policy", "status")
 """Sans-IO: they take data and return data; time comes in as ``now`` arguments."""
 
 # fmt: off

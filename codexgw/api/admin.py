@@ -19,11 +19,13 @@ bp = Blueprint("admin", __name__)
 async def status() -> Response:
     """The pool's state: strategy, pin, per-account health, cooldowns, quota windows, counters.
 
-    Shape: see :mod:`codexgw.status`.
+    Shape: see :mod:`codexgw.status`, plus ``"keys"``: today's totals per API key
+    (``Teams.status_keys``). Once keys are required, only an admin key may read it.
     """
     gw = gateway()
     now = gw.clock()
     document = status_from_pool(gw.pool.describe(now), gw.accounts.values(), now=now)
+    document["keys"] = gw.teams.status_keys()  # per-key totals today (teams contract §3; no secret)
     return json_response(document, headers={"cache-control": "no-store"})
 
 

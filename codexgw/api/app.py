@@ -12,9 +12,9 @@ from quart import Blueprint, Response, request
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
-from codexgw.api import admin, chat, compact, models, responses
+from codexgw.api import admin, chat, compact, manage, models, responses
 from codexgw.api.boundary import error_answer, status_error
-from codexgw.api.common import api_key_error, current_exchange, json_response
+from codexgw.api.common import authenticate, current_exchange, json_response
 from codexgw.api.hot import HotRoutes, Route
 from codexgw.api.responses_ws import WebSocketRoutes
 from codexgw.upstream.gateway import Gateway
@@ -24,7 +24,7 @@ DEFAULT_INSTRUCTIONS = "You are a helpful assistant."
 
 
 def create_app(
-    gw: Gateway, *, reasoning_mode: str = "content", blueprints: Sequence[Blueprint] = ()
+    gw: Gateway, *, reasoning_mode: str | None = None, blueprints: Sequence[Blueprint] = ()
 ) -> WebSocketRoutes:
     """Build the ASGI app serving ``gw``: the Responses WebSocket and the hot routes on plain ASGI
     (:mod:`codexgw.api.responses_ws`, :mod:`codexgw.api.hot`) in front of the Quart app.
@@ -32,15 +32,18 @@ def create_app(
     Args:
         gw: the gateway state every route reads.
         reasoning_mode: default display of reasoning summaries in Chat Completions
-            (``content``, ``think`` or ``hidden``).
+            (``content``, ``think`` or ``hidden``); ``None`` keeps ``gw.settings.reasoning_mode``,
+            which the routes read per request.
         blueprints: more routes for the Quart app, from the layers above (the dashboard).
     """
+    if reasoning_mode is not None:
+        gw.settings.reasoning_mode = reasoning_mode
     app = create_quart_app(gw, blueprints)
     routes: dict[str, Route] = {
         **dict.fromkeys(chat.PATHS, chat.create_chat_completion),
         **dict.fromkeys(responses.PATHS, responses.create_response),
     }
-    hot = HotRoutes(app, gw, routes, default_instructions=DEFAULT_INSTRUCTIONS, reasoning_mode=reasoning_mode)
+    hot = HotRoutes(app, gw, routes, default_instructions=DEFAULT_INSTRUCTIONS)
     return WebSocketRoutes(hot, gw, default_instructions=DEFAULT_INSTRUCTIONS)
 
 
@@ -57,6 +60,7 @@ def create_quart_app(gw: Gateway, blueprints: Sequence[Blueprint] = ()) -> Quart
     app.extensions["codexgw"] = gw
     for module in (compact, models, admin):
         app.register_blueprint(module.bp)
+    manage.register(app, gw)
     for blueprint in blueprints:
         app.register_blueprint(blueprint)
 
@@ -72,11 +76,8 @@ def create_quart_app(gw: Gateway, blueprints: Sequence[Blueprint] = ()) -> Quart
 
     @app.before_request
     async def check_api_key() -> None:
-        error = api_key_error(
-            gw.settings.api_key, request.path, {k.lower(): v for k, v in request.headers.items()}
-        )
-        if error is not None:
-            raise error
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        authenticate(gw, request.path, headers, current_exchange())
 
     @app.errorhandler(HTTPException)
     async def http_error(exc: HTTPException) -> Response:

@@ -45,8 +45,12 @@ async def create_chat_completion(call: Call) -> JSONReply | StreamReply:
     prepared = chat_to_responses(
         body, default_instructions=call.default_instructions, aliases=gw.settings.model_aliases
     )
+    call.admit(str(body.get("model")), prepared.body)
     wait_s = gw.settings.keepalive_after_s if prepared.stream else 0
-    opened = await open_or_wait(gw, lambda: open_stream(gw, prepared.body, call.headers), wait_s=wait_s)
+    scope = call.exchange.scope
+    opened = await open_or_wait(
+        gw, lambda: open_stream(gw, prepared.body, call.headers, scope=scope), wait_s=wait_s
+    )
     completion_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
     created = int(time.time())
     translator = ChatStreamTranslator(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 import json
 import time
 from collections.abc import Mapping
@@ -11,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from quart import Response, current_app, g, request
 
 from codexgw.api.exchange import Exchange
-from codexgw.errors import AuthenticationError
+from codexgw.errors import ForbiddenError
 
 if TYPE_CHECKING:
     from codexgw.upstream.gateway import Gateway
@@ -31,8 +30,9 @@ def current_exchange() -> Exchange:
     exchange = getattr(g, "exchange", None)
     if exchange is None:  # a request that failed before the app's before_request hooks ran
         rule = request.url_rule.rule if request.url_rule is not None else "unmatched"
+        gw = gateway()
         exchange = g.exchange = Exchange(
-            request.method, request.path, time.perf_counter(), metrics=gateway().metrics, route=rule
+            request.method, request.path, time.perf_counter(), metrics=gw.metrics, route=rule, teams=gw.teams
         )
     return exchange
 
@@ -64,23 +64,33 @@ SSE_HEADERS = {
 """The headers of every streamed answer."""
 
 OPEN_PATHS = frozenset({"/health", "/"})
-"""Paths served without the gateway API key."""
+"""Paths served without an API key."""
+
+KEY_FREE_PREFIXES: tuple[str, ...] = ("/api/",)
+"""Paths that authenticate themselves (the admin API: a session cookie or an admin key)."""
+
+ADMIN_PATHS = frozenset({"/status", "/metrics"})
+"""Paths that, once keys are required, need an admin key (a stored admin key or ``--api-key``)."""
 
 OPEN_PREFIXES = ("/dashboard/", "/dashboard")
-"""Path prefixes served without it: the dashboard's pages hold no data and need a user login for
+"""Path prefixes served without an API key: the dashboard's pages hold no data and need a user login for
 the API behind them (the key guards ``/v1``, not the login page)."""
 
 
-def api_key_error(api_key: str | None, path: str, headers: Mapping[str, str]) -> AuthenticationError | None:
-    """The error for a request without the gateway's API key, or ``None`` when it may pass.
+def authenticate(gw: Gateway, path: str, headers: Mapping[str, str], exchange: Exchange) -> None:
+    """Check the API key of a request for ``path`` and record it (and its scope) on ``exchange``
+    (teams contract §1, ``Teams.authenticate``). ``headers``: lower-case names.
 
-    The key travels as ``Authorization: Bearer <key>`` or ``x-api-key``; it is compared in constant
-    time. ``headers``: lower-case names.
+    Open paths and the admin API pass unchecked; on an open gateway (no stored key, no
+    ``--api-key``) every request passes anonymously, as before teams.
+
+    Raises:
+        AuthenticationError: 401 ``invalid_api_key``: no key, or an unknown, revoked or expired one.
+        ForbiddenError: 403, ``/status`` or ``/metrics`` with a key that is not an admin key.
     """
-    if api_key is None or path in OPEN_PATHS or path.startswith(OPEN_PREFIXES):
-        return None
-    given = headers.get("authorization", "")
-    token = given[7:].strip() if given[:7].lower() == "bearer " else headers.get("x-api-key", "")
-    if hmac.compare_digest(token.encode(), api_key.encode()):
-        return None
-    return AuthenticationError("Invalid or missing API key: send 'Authorization: Bearer <key>'")
+    if path in OPEN_PATHS or path.startswith(KEY_FREE_PREFIXES) or path.startswith(OPEN_PREFIXES):
+        return
+    key, scope = gw.teams.authenticate(headers)
+    exchange.key, exchange.scope = key, scope
+    if key is not None and not key.admin and path in ADMIN_PATHS:
+        raise ForbiddenError(f"{path} needs an admin API key")

@@ -34,12 +34,20 @@ async def compact_response() -> Response:
     compact = {k: prepared.body[k] for k in COMPACT_FIELDS if prepared.body.get(k) is not None}
     if not compact.get("instructions"):
         compact.pop("instructions", None)  # codex-rs omits it when empty (§6.1)
-    result, account = await post_compact(gw, compact, request.headers)
     exchange = current_exchange()
+    exchange.accounted = True
+    if exchange.key is not None:  # the key's policy, as on the hot routes (teams contract §2)
+        exchange.policy_headers = gw.teams.policy.admit(
+            exchange.key, model=str(body.get("model")), body=compact, now=gw.clock()
+        )
+        exchange.admitted = True
+    result, account = await post_compact(gw, compact, request.headers, scope=exchange.scope)
     exchange.account, exchange.model = account.name, compact["model"]
     # The backend answers {"output": [...]}; the public API's CompactedResponse has a few more fields.
     result.setdefault("id", f"resp_{uuid.uuid4().hex}")
     result.setdefault("object", "response.compaction")
     result.setdefault("created_at", int(gw.clock()))
-    headers = {"x-codexgw-dropped-params": ", ".join(prepared.dropped)} if prepared.dropped else None
+    headers = dict(exchange.policy_headers or {})
+    if prepared.dropped:
+        headers["x-codexgw-dropped-params"] = ", ".join(prepared.dropped)
     return json_response(result, headers=headers)

@@ -1,11 +1,12 @@
 """The two hot routes, ``POST /v1/responses`` and ``POST /v1/chat/completions``, served on plain ASGI.
 
 :class:`HotRoutes` sits in front of the Quart app and answers those paths itself; everything else
-(``/v1/models``, ``/status``, ``/metrics``, ``/v1/responses/compact``, the WebSocket refusal...) goes
-to Quart. Quart builds a request and an app context, matches the URL, runs hooks and wraps the
+(``/v1/models``, ``/status``, ``/metrics``, ``/v1/responses/compact``, the WebSocket refusal, the
+admin API...) goes to Quart. Quart builds a request and an app context, matches the URL, runs hooks and wraps the
 response for every request: about 200 µs of CPU per request over a bare ASGI app on this stack
 (``bench/ceiling.py``, issue 7), a tenth of a relayed request's cost. The behaviour is the one the
-Quart app gives every route (:mod:`codexgw.api.app`): the gateway API key, the body size limit and
+Quart app gives every route (:mod:`codexgw.api.app`): the API key (and its policy, with the
+``x-ratelimit-*`` headers on every answer of a key with limits), the body size limit and
 ``Content-Encoding``, errors in OpenAI's shape with their status and headers, one access-log line
 and the request metrics, and a client that goes away cancels the request and closes the upstream.
 
@@ -26,7 +27,7 @@ import trio
 
 from codexgw.api.body import parse_json_body
 from codexgw.api.boundary import error_answer, status_error
-from codexgw.api.common import SSE_HEADERS, api_key_error
+from codexgw.api.common import SSE_HEADERS, authenticate
 from codexgw.api.exchange import Exchange
 from codexgw.errors import ClientError, PayloadTooLargeError
 from codexgw.upstream.relay import upstream_closed
@@ -67,6 +68,23 @@ class Call:
         max_bytes = self.gw.settings.max_body_bytes
         return parse_json_body(self.raw_body, self.headers.get("content-encoding", ""), max_bytes=max_bytes)
 
+    def admit(self, model: str, body: dict[str, Any]) -> None:
+        """The key's policy for a request of ``model`` whose upstream body is ``body`` (teams contract
+        §2: allowlist, rate limits, effort ceiling; ``Teams.policy``). The answer gets the policy's
+        headers; ``body``'s effort may be lowered.
+
+        Raises:
+            ForbiddenError: 403 ``model_not_allowed``.
+            RateLimitError: 429 ``rate_limit_exceeded``.
+        """
+        exchange = self.exchange
+        if exchange.key is None:
+            return
+        exchange.policy_headers = self.gw.teams.policy.admit(
+            exchange.key, model=model, body=body, now=self.gw.clock()
+        )
+        exchange.admitted = True
+
 
 @dataclass
 class JSONReply:
@@ -106,7 +124,10 @@ class HotRoutes:
         app: the Quart app.
         gw: the gateway.
         routes: path → route code, for ``POST`` (any other method gets 405).
-        default_instructions, reasoning_mode: the app's settings the routes read.
+        default_instructions: the ``instructions`` sent when a request has none.
+
+    The default reasoning display is read from ``gw.settings`` per request (``PATCH /api/settings``
+    changes it at runtime).
     """
 
     def __init__(
@@ -116,13 +137,11 @@ class HotRoutes:
         routes: dict[str, Route],
         *,
         default_instructions: str,
-        reasoning_mode: str,
     ) -> None:
         self.app = app
         self.gw = gw
         self.routes = routes
         self.default_instructions = default_instructions
-        self.reasoning_mode = reasoning_mode
 
     async def __call__(
         self,
@@ -135,25 +154,40 @@ class HotRoutes:
             await self.app(scope, receive, send)
             return
         method, path = scope["method"], scope["path"]
-        exchange = Exchange(method, path, time.perf_counter(), metrics=self.gw.metrics, route=path)
+        exchange = Exchange(
+            method,
+            path,
+            time.perf_counter(),
+            metrics=self.gw.metrics,
+            route=path,
+            teams=self.gw.teams,
+        )
         headers: dict[str, str] = {}
         for name, value in scope["headers"]:
             headers.setdefault(name.decode("latin-1").lower(), value.decode("latin-1"))
-        call = Call(self.gw, headers, b"", exchange, self.default_instructions, self.reasoning_mode)
-        async with trio.open_nursery() as nursery:
-            try:
-                reply = await self._answer(call, route, receive, nursery)
-            except _ClientGone:
-                return
-            try:
-                if isinstance(reply, StreamReply):
-                    await _send_stream(send, reply)  # its body finishes the exchange when it ends
+        call = Call(
+            self.gw, headers, b"", exchange, self.default_instructions, self.gw.settings.reasoning_mode
+        )
+        try:
+            async with trio.open_nursery() as nursery:
+                try:
+                    reply = await self._answer(call, route, receive, nursery)
+                except _ClientGone:
                     return
-                # before the answer goes out, as Quart's after_request: a client's next call sees it
-                exchange.finish(reply.status)
-                await _send_json(send, reply)
-            finally:
-                nursery.cancel_scope.cancel()  # the disconnect watcher
+                if exchange.key is not None and (exchange.key.limited or exchange.policy_headers):
+                    policy = self.gw.teams.answer_headers(exchange.key, exchange.policy_headers)
+                    reply.headers = {**policy, **reply.headers}
+                try:
+                    if isinstance(reply, StreamReply):
+                        await _send_stream(send, reply)  # its body finishes the exchange when it ends
+                        return
+                    # before the answer goes out, as Quart's after_request: a client's next call sees it
+                    exchange.finish(reply.status)
+                    await _send_json(send, reply)
+                finally:
+                    nursery.cancel_scope.cancel()  # the disconnect watcher
+        finally:
+            exchange.abandon()  # the client left first: its key's counters still end the request
 
     async def _answer(
         self, call: Call, route: Route, receive: Callable[[], Awaitable[dict]], nursery: trio.Nursery
@@ -166,9 +200,11 @@ class HotRoutes:
         """
         exchange = call.exchange
         try:
-            error = api_key_error(self.gw.settings.api_key, exchange.path, call.headers)
-            if error is not None:  # first, as on the Quart routes: no key, no hint about the routes
-                raise error
+            # first, as on the Quart routes: no key, no hint about the routes
+            authenticate(self.gw, exchange.path, call.headers, exchange)
+            exchange.accounted = True  # a refused key's request is no key's usage
+            if exchange.key is not None and exchange.key.reasoning_mode is not None:
+                call.reasoning_mode = exchange.key.reasoning_mode  # the request's header still wins
             if exchange.method != "POST":
                 raise status_error(
                     405,

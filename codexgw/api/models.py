@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from quart import Blueprint, Response
 
-from codexgw.api.common import gateway, json_response
+from codexgw.api.common import current_exchange, gateway, json_response
 from codexgw.errors import NotFoundError
+from codexgw.policy.request import allows_model
 from codexgw.translate.effort_modes import modes_document
 from codexgw.upstream.catalog import openai_model, openai_model_list
 
@@ -15,9 +16,14 @@ bp = Blueprint("models", __name__)
 @bp.get("/v1/models")
 @bp.get("/models")
 async def list_models() -> Response:
-    """OpenAI's model list, from the upstream catalogue (cached) or the built-in fallback."""
+    """OpenAI's model list, from the upstream catalogue (cached) or the built-in fallback; for an API
+    key with a model allowlist, the models it allows (teams contract §2)."""
     gw = gateway()
-    return json_response(openai_model_list(await gw.models(), aliases=gw.settings.model_aliases))
+    listing = openai_model_list(await gw.models(), aliases=gw.settings.model_aliases)
+    key = current_exchange().key
+    if key is not None and key.models is not None:
+        listing["data"] = [m for m in listing["data"] if allows_model(key, str(m.get("id")))]
+    return json_response(listing)
 
 
 @bp.get("/v1/models/<path:model_id>")
@@ -31,7 +37,8 @@ async def retrieve_model(model_id: str) -> Response:
     """
     gw = gateway()
     entry = openai_model(await gw.models(), model_id, aliases=gw.settings.model_aliases)
-    if entry is None:
+    key = current_exchange().key
+    if entry is None or (key is not None and not allows_model(key, model_id)):  # outside its allowlist
         raise NotFoundError(f"The model '{model_id}' does not exist", param="model", code="model_not_found")
     return json_response(entry)
 

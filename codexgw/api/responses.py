@@ -62,6 +62,7 @@ async def create_response(call: Call) -> JSONReply | StreamReply:
     prepared = prepare_responses_request(
         body, default_instructions=call.default_instructions, aliases=gw.settings.model_aliases
     )
+    call.admit(str(body.get("model")), prepared.body)
     n_history = len(history.items) if history else 0
     keep = isinstance(body, dict) and body.get("store") is not False
     turn_input = prepared.body["input"][n_history:]
@@ -74,6 +75,7 @@ async def create_response(call: Call) -> JSONReply | StreamReply:
             call.headers,
             prefer_account_id=history.account_id if history else None,
             body_for=body_for(prepared.body, history.owners) if history else None,
+            scope=call.exchange.scope,
         )
 
     def on_stream(stream: UpstreamStream) -> Saver | None:

@@ -2,9 +2,10 @@
 
 Theory of operation (codex-protocol.md §9; the protocol's shapes are :mod:`codexgw.translate.ws_protocol`):
 
-* **Handshake.** The gateway API key is checked as on every route (``Authorization: Bearer``); a
-  bad one is refused with the HTTP 401 the other routes give (and an access-log line), before the
-  upgrade. No subprotocol; hypercorn negotiates permessage-deflate, which Codex offers.
+* **Handshake.** The API key is checked as on every route (``Authorization: Bearer``); a bad one
+  is refused with the HTTP 401 the other routes give (and an access-log line), before the upgrade.
+  A stored key's policy (allowlist, limits, effort ceiling) runs on every turn, and its scope bounds
+  the turn's accounts (issue 12); a refusal is the turn's error event. No subprotocol; hypercorn negotiates permessage-deflate, which Codex offers.
 * **Turns.** Each ``response.create`` is one turn, served like ``POST /v1/responses``: the same fix-
   ups, account choice, affinity (the handshake's ``session-id``), failover before the first output,
   errors and one access-log line (``WS /v1/responses …``). One turn runs at a time per socket.
@@ -40,12 +41,12 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from contextlib import aclosing
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import trio
 
 from codexgw.api.boundary import error_answer
-from codexgw.api.common import api_key_error
+from codexgw.api.common import authenticate
 from codexgw.api.exchange import Exchange
 from codexgw.api.responses import PATHS, expand_history, response_saver, responses_store
 from codexgw.errors import CodexgwError
@@ -70,6 +71,9 @@ from codexgw.upstream.gateway import Gateway
 from codexgw.upstream.keepalive import Opening
 from codexgw.upstream.relay import Saver, relay
 from codexgw.upstream.stream import UpstreamStream
+
+if TYPE_CHECKING:
+    from codexgw.policy.keys import ApiKey
 
 __all__ = ["ROUTE", "ResponsesWebSocket", "WebSocketRoutes"]
 
@@ -119,15 +123,20 @@ class ResponsesWebSocket:
         for name, value in scope["headers"]:
             headers.setdefault(name.decode("latin-1").lower(), value.decode("latin-1"))
         path = scope["path"]
-        error = api_key_error(self.gw.settings.api_key, path, headers)
-        if error is not None:
-            exchange = Exchange("GET", path, time.perf_counter(), metrics=self.gw.metrics, route=ROUTE)
+        handshake = Exchange(
+            "GET", path, time.perf_counter(), metrics=self.gw.metrics, route=ROUTE, teams=self.gw.teams
+        )
+        try:
+            authenticate(self.gw, path, headers, handshake)  # the API key and its scope (issue 12)
+        except CodexgwError as error:
             status, extra, body = error_answer(error, "GET", path)
-            exchange.finish(status)
+            handshake.finish(status)
             await _reject(send, status, extra, body)
             return
         await send({"type": "websocket.accept"})
-        await _Socket(self.gw, headers, path, send, self.default_instructions).serve(receive)
+        socket = _Socket(self.gw, headers, path, send, self.default_instructions)
+        socket.key, socket.scope = handshake.key, handshake.scope
+        await socket.serve(receive)
 
 
 async def _reject(send: Any, status: int, headers: dict[str, str], body: dict[str, Any]) -> None:
@@ -152,6 +161,9 @@ class _Socket:
         self.default_instructions = default_instructions
         self.session = SocketSession()
         self.opened_at = gw.clock()
+        self.key: ApiKey | None = None
+        """The handshake's API key (its policy runs on every turn), and the accounts it may reach."""
+        self.scope: frozenset[int] | None = None
         self._lock = trio.Lock()  # frames go out whole and in order (permessage-deflate's context too)
         self._active: object | None = None  # the running turn, if any
 
@@ -192,7 +204,17 @@ class _Socket:
 
     async def turn(self, create: Create, token: object, nursery: trio.Nursery) -> None:
         """One ``response.create``, to its last frame (errors before any output as an error event)."""
-        exchange = Exchange("WS", self.path, time.perf_counter(), metrics=self.gw.metrics, route=ROUTE)
+        exchange = Exchange(
+            "WS",
+            self.path,
+            time.perf_counter(),
+            metrics=self.gw.metrics,
+            route=ROUTE,
+            teams=self.gw.teams,
+            key=self.key,
+            scope=self.scope,
+            accounted=True,
+        )
         try:
             await self._turn(create, token, exchange, nursery)
         except CodexgwError as exc:
@@ -203,6 +225,7 @@ class _Socket:
             exchange.finish(500)
             await self.send([error_frame(CodexgwError("Internal server error"))])
         finally:
+            exchange.abandon()  # the client left mid-turn: the key's counters still end it
             self._release(token)
 
     async def _turn(self, create: Create, token: object, exchange: Exchange, nursery: trio.Nursery) -> None:
@@ -214,6 +237,9 @@ class _Socket:
             aliases=gw.settings.model_aliases,
         )
         exchange.model = str(prepared.body.get("model"))
+        if self.key is not None:  # the key's policy, as on POST /v1/responses (teams contract §2)
+            gw.teams.policy.admit(self.key, model=str(body.get("model")), body=prepared.body, now=gw.clock())
+            exchange.admitted = True
         turn_input = prepared.body["input"][len(history.items) if history else 0 :]
         if create.warmup:  # no HTTP form upstream: answered here, kept for the turn that follows it
             response_id = f"resp_{uuid.uuid4().hex}"
@@ -271,6 +297,7 @@ class _Socket:
                 headers,
                 prefer_account_id=history.account_id if history else None,
                 body_for=body_for(upstream, history.owners) if history else None,
+                scope=self.scope,
             ),
         )
         try:

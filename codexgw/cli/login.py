@@ -32,6 +32,7 @@ from codexgw.cli.flows import HTTP_TIMEOUT, call_flow
 from codexgw.cli.flows import run_trio as _run
 from codexgw.cli.flows import say as _say
 from codexgw.cli.options import auth_url_option
+from codexgw.cli.users import check_owner, give_account
 
 if TYPE_CHECKING:
     from codexgw.auth.login import LoginResult
@@ -112,13 +113,16 @@ def run_pkce(
     open_browser: bool,
     api_key_exchange: bool,
     relogin: bool = False,
+    owner: str | None = None,
 ) -> None:
-    """``codexgw login pkce`` (codex-protocol.md §1), with a live countdown on a terminal."""
+    """``codexgw login pkce`` (codex-protocol.md §1), with a live countdown on a terminal;
+    ``owner``: the user who will own the account."""
     import httpx
     import trio
 
     from codexgw.auth.login import pkce_login
 
+    check_owner(store_dir, owner)
     store = open_store(store_dir, create=True)
     check_name(store, name, relogin=relogin, how="pkce")
 
@@ -142,19 +146,29 @@ def run_pkce(
                 nursery.cancel_scope.cancel()  # stops the countdown
             return result
 
-    _report(_run(main))
+    result = _run(main)
+    _report(result)
+    give_account(store_dir, result.account.name, owner, say=_say)
 
 
 def run_device(
-    store_dir: Path, *, auth_url: str, name: str | None, min_interval_s: float, relogin: bool = False
+    store_dir: Path,
+    *,
+    auth_url: str,
+    name: str | None,
+    min_interval_s: float,
+    relogin: bool = False,
+    owner: str | None = None,
 ) -> None:
-    """``codexgw login device`` (codex-protocol.md §2), with a live countdown on a terminal."""
+    """``codexgw login device`` (codex-protocol.md §2), with a live countdown on a terminal;
+    ``owner``: the user who will own the account."""
     import httpx
     import trio
 
     from codexgw.auth.device import DevicePrompt, device_login
     from codexgw.auth.login import finish_login
 
+    check_owner(store_dir, owner)
     store = open_store(store_dir, create=True)
     check_name(store, name, relogin=relogin, how="device")
 
@@ -177,7 +191,9 @@ def run_device(
                 nursery.cancel_scope.cancel()  # stops the countdown
             return await finish_login(http, store, tokens, auth_url=auth_url, name=name)
 
-    _report(_run(main))
+    result = _run(main)
+    _report(result)
+    give_account(store_dir, result.account.name, owner, say=_say)
 
 
 async def _countdown(expires_at: float, text: str, *, console: Any = None) -> None:
@@ -224,6 +240,7 @@ RELOGIN_HELP = "Sign account NAME in again (renews its login); refused if you si
 @click.option(
     "--api-key-exchange", is_flag=True, help="Also exchange the id_token for an API key and store it."
 )
+@click.option("--owner", metavar="USER", help="The user who owns the account (their keys reach it).")
 @auth_url_option
 @click.pass_context
 def login_pkce(
@@ -234,6 +251,7 @@ def login_pkce(
     timeout: int,
     port: int,
     api_key_exchange: bool,
+    owner: str | None,
     auth_url: str,
 ) -> None:
     """Sign in with a browser (OAuth + PKCE, as `codex login` does).
@@ -250,6 +268,7 @@ def login_pkce(
         open_browser=not no_browser,
         api_key_exchange=api_key_exchange,
         relogin=relogin,
+        owner=owner,
     )
 
 
@@ -257,10 +276,16 @@ def login_pkce(
 @click.option("--name", help="Account name (default: the email's local part).")
 @click.option("--relogin", is_flag=True, help=RELOGIN_HELP)
 @click.option("--min-poll-interval", default=1.0, hidden=True, type=click.FloatRange(0))
+@click.option("--owner", metavar="USER", help="The user who owns the account (their keys reach it).")
 @auth_url_option
 @click.pass_context
 def login_device(
-    ctx: click.Context, name: str | None, relogin: bool, min_poll_interval: float, auth_url: str
+    ctx: click.Context,
+    name: str | None,
+    relogin: bool,
+    min_poll_interval: float,
+    owner: str | None,
+    auth_url: str,
 ) -> None:
     """Sign in with a device code (for headless machines: approve on any other device)."""
     call_flow(
@@ -270,4 +295,5 @@ def login_device(
         name=name,
         min_interval_s=min_poll_interval,
         relogin=relogin,
+        owner=owner,
     )

@@ -9,6 +9,8 @@
 ``serve``          :mod:`codexgw.cli.serve`
 ``status``         :mod:`codexgw.cli.status`
 ``configure …``    :mod:`codexgw.cli.configure`
+``users …``        :mod:`codexgw.cli.users` (add, list, remove, passwd), with ``audit``
+``keys …``         :mod:`codexgw.cli.keys` (create, list, set, revoke, rotate, usage)
 ``config show``    :mod:`codexgw.cli.config_cmd` (settings from :mod:`codexgw.cli.settings`)
 ``store …``        :mod:`codexgw.cli.store_cmd` (encrypt, decrypt, status)
 ``service …``      :mod:`codexgw.cli.service` (install, uninstall, status, logs, restart; unit
@@ -33,16 +35,19 @@ import click
 from codexgw import __version__
 from codexgw.cli import scheduling
 from codexgw.cli.accounts import accounts
+from codexgw.cli.audited import audit_commands
 from codexgw.cli.common import EXIT_FAILURE, EXIT_INTERRUPTED, cli_name, store_option
 from codexgw.cli.config_cmd import config
 from codexgw.cli.configure import configure
 from codexgw.cli.doctor import doctor
+from codexgw.cli.keys import keys
 from codexgw.cli.login import login
 from codexgw.cli.serve import serve
 from codexgw.cli.service import service
 from codexgw.cli.setup import setup
 from codexgw.cli.status import status
 from codexgw.cli.store_cmd import store
+from codexgw.cli.users import audit, users
 from codexgw.config import command_name, default_store_dir
 
 __all__ = ["main"]
@@ -154,6 +159,9 @@ main.add_command(login)
 main.add_command(serve)
 main.add_command(status)
 main.add_command(configure)
+main.add_command(users)
+main.add_command(keys)
+main.add_command(audit)
 main.add_command(config)
 main.add_command(store)
 main.add_command(service)
@@ -168,9 +176,14 @@ for _command in [
     *store.commands.values(),
     *service.commands.values(),
     *config.commands.values(),
+    *users.commands.values(),
+    *keys.commands.values(),
+    audit,
     serve,
     status,
     doctor,
     setup,
 ]:
     store_option(_command)
+
+audit_commands(main)  # the account, pool and store commands write their audit entries (issue 12)

@@ -1,4 +1,4 @@
-"""Scheduling commands of ``codexgw accounts``: ``set``, ``pin``, ``unpin``, ``strategy``, ``usage``.
+"""Scheduling commands of ``codexgw accounts``: ``set`` (weight, owner), ``pin``, ``unpin``, ``strategy``, ``usage``.
 
 The first four write the store (``store/pool_settings.py``); a running server follows within
 ``accounts_poll_s`` (it polls the store's change generation). ``usage`` asks the Codex backend's
@@ -40,17 +40,41 @@ def _account(store: Store, name: str) -> Account:
 @click.option(
     "--weight",
     type=click.FloatRange(min=0),
-    required=True,
     help="Share for the weighted strategy (1 = normal, 0.5 = half, 0 = standby).",
 )
+@click.option("--owner", metavar="USER", help="The user who owns the account (their keys reach it).")
+@click.option("--no-owner", is_flag=True, help="No owner: the account is in the shared pool only.")
 @click.pass_context
-def accounts_set(ctx: click.Context, name: str, weight: float) -> None:
-    """Set account NAME's scheduling weight."""
-    from codexgw.store.pool_settings import set_weight
+def accounts_set(
+    ctx: click.Context, name: str, weight: float | None, owner: str | None, no_owner: bool
+) -> None:
+    """Set account NAME's scheduling weight and/or its owner."""
+    import time
 
-    if not set_weight(open_store(ctx.obj["store_dir"]), name, weight):
-        raise CliError(f"no account named '{name}'")
-    click.echo(f"{name}: weight {weight:g}")
+    from codexgw.cli.users import actor
+    from codexgw.store import StoreError
+    from codexgw.store.audit import Audit
+    from codexgw.store.pool_settings import set_weight
+    from codexgw.store.users import set_account_owner
+
+    if weight is None and owner is None and not no_owner:
+        raise click.UsageError("give --weight, --owner USER or --no-owner")
+    if owner is not None and no_owner:
+        raise click.UsageError("--owner and --no-owner exclude each other")
+    store = open_store(ctx.obj["store_dir"])
+    if weight is not None:
+        if not set_weight(store, name, weight):
+            raise CliError(f"no account named '{name}'")
+        click.echo(f"{name}: weight {weight:g}")
+    if owner is not None or no_owner:
+        audit = Audit(actor(), "account.update", name, {"owner": owner})
+        try:
+            found = set_account_owner(store, name, owner, now=time.time(), audit=audit)
+        except StoreError as exc:
+            raise CliError(str(exc)) from None
+        if not found:
+            raise CliError(f"no account named '{name}'")
+        click.echo(f"{name}: owner {owner}" if owner else f"{name}: no owner (shared pool)")
 
 
 @click.command("pin")

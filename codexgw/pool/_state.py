@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
 from codexgw.pool.quota import QuotaSnapshot, Window
 from codexgw.pool.strategies import AccountView, Candidate
+
+OUT_OF_SCOPE_PIN = "the pool is pinned to an account outside this API key's scope"
+"""``Unavailable.reason`` when the pin is outside the request's ``allowed`` accounts."""
+EMPTY_SCOPE = "no account is in this API key's scope (its owner has none, or its accounts are gone)"
+"""``Unavailable.reason`` when the request's ``allowed`` accounts hold no member."""
 
 
 @dataclass
@@ -103,6 +109,23 @@ def _window_dict(window: Window | None) -> dict[str, Any] | None:
 
 def _plural(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def free(
+    states: dict[int, AccountState],
+    account_id: int,
+    exclude: Collection[int],
+    allowed: Collection[int] | None,
+    now: float,
+) -> bool:
+    """The account is a member, usable at ``now``, not excluded, and inside ``allowed`` (when given)."""
+    state = states.get(account_id)
+    return (
+        state is not None
+        and account_id not in exclude
+        and (allowed is None or account_id in allowed)
+        and state.usable(now)
+    )
 
 
 def nothing_left(states: list[AccountState], now: float) -> tuple[float | None, str]:

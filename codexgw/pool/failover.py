@@ -40,7 +40,7 @@ compaction without a JSON object           MOVE_ON
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -352,12 +352,15 @@ def exhausted_answer(
     plan_types: Mapping[int, str | None],
     pinned: int | None = None,
     cli: str = "codexgw",
+    allowed: Collection[int] | None = None,
 ) -> CodexgwError:
     """The error to answer with when ``Pool.pick`` said ``pick`` (no account left) at ``now`` (epoch s).
 
     Pure, never raises. ``rows``: ``Pool.snapshot(now)`` after this request's attempts; ``last_error``:
     the request's last failed attempt's (``None``: none tried); ``plan_types``: account id → stored
-    plan; ``pinned``: the pinned id (alone in scope); ``cli``: the command as the user runs it (hints).
+    plan; ``pinned``: the pinned id (alone in scope); ``cli``: the command as the user runs it (hints);
+    ``allowed``: the ids the request's API key may use (``None``: all): only those rows count, so
+    nothing about an account outside the key's scope reaches its client (teams contract §2).
 
     * Some account will be free again (``pick.retry_after_s`` known): :data:`EXHAUSTED_ANSWER` for
       the accounts in scope. The 429's ``resets_at`` is the earliest reset among them, on the first
@@ -370,6 +373,8 @@ def exhausted_answer(
         :class:`~codexgw.errors.UsageLimitError` (429), :class:`~codexgw.errors.PoolExhaustedError`
         (503) or ``last_error``.
     """
+    if allowed is not None:
+        rows = [r for r in rows if r.get("id") in allowed]
     if pick.retry_after_s is None:
         if last_error is not None or pinned is not None:
             return last_error or PoolExhaustedError(pick.reason)

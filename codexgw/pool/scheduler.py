@@ -30,6 +30,10 @@ cooling down (a cooldown covers ``now < until``; at ``now == until`` it has ende
    session is then bound to the chosen account, so when its account cools down or fails the session
    moves and the binding follows it.
 
+An API key's scope (``allowed=``, teams contract §2) bounds all four layers: an account outside it
+is never picked, preferred or bound, a pin outside it refuses, and :class:`Unavailable` speaks of
+the accounts inside it only.
+
 When nothing is left, :class:`Unavailable` carries the time until the earliest cooldown ends, which
 the shell turns into a 503 with ``Retry-After`` (``errors.PoolExhaustedError``). Changing the strategy
 (:meth:`Pool.set_strategy`) while pinned stores it; it takes effect when :meth:`Pool.unpin` is called.
@@ -55,7 +59,17 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from codexgw.pool._state import AccountState, Cooldown, Recovery, nothing_left, pinned_unavailable, recoveries
+from codexgw.pool._state import (
+    EMPTY_SCOPE,
+    OUT_OF_SCOPE_PIN,
+    AccountState,
+    Cooldown,
+    Recovery,
+    free,
+    nothing_left,
+    pinned_unavailable,
+    recoveries,
+)
 from codexgw.pool.affinity import AffinityTable
 from codexgw.pool.quota import QuotaSnapshot
 from codexgw.pool.strategies import (
@@ -225,9 +239,10 @@ class Pool:
         exclude: Collection[int] = (),
         session: str | None = None,
         prefer: int | None = None,
+        allowed: Collection[int] | None = None,
     ) -> Pick | Unavailable:
         """Choose an account for a request at ``now`` (epoch s): pin, else preferred, else affinity,
-        else strategy.
+        else strategy; all of it inside ``allowed``.
 
         Args:
             now: epoch seconds.
@@ -236,6 +251,9 @@ class Pool:
                 ``None`` for no affinity.
             prefer: an account id to use first when not pinned, a member, usable and not excluded
                 (a ``previous_response_id`` follow-up), or ``None``.
+            allowed: the ids the request may use at all (an API key's scope, teams contract §2), or
+                ``None`` for every member. Accounts outside it are never picked, bound or counted, a
+                pin outside it refuses, and :class:`Unavailable` describes the accounts inside it.
 
         Returns:
             :class:`Pick`: while pinned, the pinned account; else ``prefer`` when it qualifies (the
@@ -246,26 +264,29 @@ class Pool:
             bindings are kept.
         """
         if self._pinned is not None:
+            if allowed is not None and self._pinned not in allowed:
+                return Unavailable(None, OUT_OF_SCOPE_PIN)
             refusal = pinned_unavailable(
                 self._pinned, self._states.get(self._pinned), now, self._pinned in exclude
             )
             if refusal is not None:
                 return Unavailable(*refusal)
             return self._picked(self._pinned)
-        if prefer is not None and prefer not in exclude and self.is_usable(prefer, now=now):
+        if prefer is not None and free(self._states, prefer, exclude, allowed, now):
             if session is not None:
                 self.affinity.bind(session, prefer, now)
             return Pick(account_id=prefer)
         if session is not None:
             bound = self.affinity.get(session, now)
-            if bound is not None and bound not in exclude and self.is_usable(bound, now=now):
+            if bound is not None and free(self._states, bound, exclude, allowed, now):
                 self.affinity.bind(session, bound, now)
                 return self._picked(bound)
-        candidates = [
-            s.candidate() for s in self._states.values() if s.usable(now) and s.account.id not in exclude
-        ]
+        states = [s for s in self._states.values() if allowed is None or s.account.id in allowed]
+        candidates = [s.candidate() for s in states if s.usable(now) and s.account.id not in exclude]
         if not candidates:
-            return Unavailable(*nothing_left(list(self._states.values()), now))
+            if allowed is not None and not states:
+                return Unavailable(None, EMPTY_SCOPE)
+            return Unavailable(*nothing_left(states, now))
         chosen = self.strategy.choose(candidates, now=now)
         if session is not None:
             self.affinity.bind(session, chosen, now)

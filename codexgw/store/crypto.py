@@ -4,7 +4,7 @@ Theory of operation:
 
 * **Key.** A passphrase of at least :data:`MIN_PASSPHRASE_CHARS` characters is stretched with scrypt
   (``N=2**15, r=8, p=1``, 32 bytes) and a random 16-byte salt kept in the store (``store_key``, a
-  one-row table of migration step 3, with the scrypt parameters). The same row holds a *check value*
+  one-row table of migration step 4, with the scrypt parameters). The same row holds a *check value*
   (a known text encrypted under the key), so a wrong passphrase is refused at open, before anything
   is read or written.
 * **Values.** Each secret column value (``accounts.id_token``, ``access_token``, ``refresh_token``,

@@ -25,7 +25,26 @@ Step 3 adds encryption at rest (``codexgw/store/crypto.py``)::
     store_key(id INTEGER PK CHECK (id = 1), kdf TEXT 'scrypt', salt BLOB, n, r, p INTEGER,
               check_value TEXT)          -- no row: not encrypted; one row: secret columns are enc1:…
 
-Cooldowns, quota snapshots, session affinity and API keys come in later steps.
+Step 4 adds teams (issue 12; ``store/users.py``, ``store/keys.py``, ``store/usage.py``)::
+
+    users(name TEXT PK, role 'admin'|'member', password 'scrypt$n$r$p$salt$hash',
+          created_at REAL, updated_at REAL)
+    accounts.owner TEXT                       -- a users.name or NULL (set NULL when the user goes)
+    api_keys(id INTEGER PK AUTOINCREMENT, name UNIQUE, prefix, digest UNIQUE (SHA-256 hex),
+             owner, admin 0/1, accounts JSON list | NULL, models JSON list | NULL, rpm, tpm,
+             tokens_per_day, max_streams, expires_at, reasoning_mode, max_effort,
+             created_at, revoked_at, last_used_at, old_prefix, old_digest, grace_until)
+    usage(hour INTEGER epoch s, key, account, model, requests, errors, input_tokens,
+          cached_tokens, output_tokens, reasoning_tokens; PK (hour, key, account, model))
+    audit(id INTEGER PK AUTOINCREMENT, at REAL, actor, action, target, detail JSON)
+    sessions(digest TEXT PK (SHA-256 hex of the cookie), user -> users ON DELETE CASCADE,
+             created_at, expires_at, address)
+
+Triggers bump ``generation`` on every change of ``users`` and of ``api_keys`` (but not of
+``api_keys.last_used_at``, which the usage flush writes every few seconds); ``usage``, ``audit``
+and ``sessions`` are not watched.
+
+Cooldowns, quota snapshots and session affinity come in later steps.
 """
 
 from __future__ import annotations
@@ -109,7 +128,91 @@ _V3: Migration = (
     )""",
 )
 
-MIGRATIONS: list[Migration] = [_V1, _V2, _V3]
+
+def _bump_on(table: str, event: str, columns: str = "") -> str:
+    of = f" OF {columns}" if columns else ""
+    return f"""CREATE TRIGGER {table}_generation_{event.lower()} AFTER {event}{of} ON {table} BEGIN
+        UPDATE meta SET value = value + 1 WHERE key = 'generation';
+    END"""
+
+
+_KEY_POLICY_COLUMNS = (
+    "name, prefix, digest, owner, admin, accounts, models, rpm, tpm, tokens_per_day, max_streams, "
+    "expires_at, reasoning_mode, max_effort, revoked_at, old_prefix, old_digest, grace_until"
+)
+
+_V4: Migration = (
+    """CREATE TABLE users (
+        name       TEXT PRIMARY KEY,
+        role       TEXT NOT NULL DEFAULT 'member',
+        password   TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL
+    )""",
+    "ALTER TABLE accounts ADD COLUMN owner TEXT",
+    """CREATE TABLE api_keys (
+        id             INTEGER PRIMARY KEY AUTOINCREMENT,
+        name           TEXT NOT NULL UNIQUE,
+        prefix         TEXT NOT NULL,
+        digest         TEXT NOT NULL UNIQUE,
+        owner          TEXT,
+        admin          INTEGER NOT NULL DEFAULT 0,
+        accounts       TEXT,
+        models         TEXT,
+        rpm            INTEGER,
+        tpm            INTEGER,
+        tokens_per_day INTEGER,
+        max_streams    INTEGER,
+        expires_at     REAL,
+        reasoning_mode TEXT,
+        max_effort     TEXT,
+        created_at     REAL NOT NULL,
+        revoked_at     REAL,
+        last_used_at   REAL,
+        old_prefix     TEXT,
+        old_digest     TEXT,
+        grace_until    REAL
+    )""",
+    "CREATE INDEX api_keys_prefix ON api_keys (prefix)",
+    """CREATE TABLE usage (
+        hour             INTEGER NOT NULL,
+        key              TEXT NOT NULL,
+        account          TEXT NOT NULL,
+        model            TEXT NOT NULL,
+        requests         INTEGER NOT NULL DEFAULT 0,
+        errors           INTEGER NOT NULL DEFAULT 0,
+        input_tokens     INTEGER NOT NULL DEFAULT 0,
+        cached_tokens    INTEGER NOT NULL DEFAULT 0,
+        output_tokens    INTEGER NOT NULL DEFAULT 0,
+        reasoning_tokens INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (hour, key, account, model)
+    ) WITHOUT ROWID""",
+    "CREATE INDEX usage_key_hour ON usage (key, hour)",
+    """CREATE TABLE audit (
+        id     INTEGER PRIMARY KEY AUTOINCREMENT,
+        at     REAL NOT NULL,
+        actor  TEXT NOT NULL,
+        action TEXT NOT NULL,
+        target TEXT,
+        detail TEXT
+    )""",
+    "CREATE INDEX audit_at ON audit (at)",
+    """CREATE TABLE sessions (
+        digest     TEXT PRIMARY KEY,
+        user       TEXT NOT NULL REFERENCES users (name) ON DELETE CASCADE ON UPDATE CASCADE,
+        created_at REAL NOT NULL,
+        expires_at REAL NOT NULL,
+        address    TEXT
+    )""",
+    _bump_on("users", "INSERT"),
+    _bump_on("users", "UPDATE"),
+    _bump_on("users", "DELETE"),
+    _bump_on("api_keys", "INSERT"),
+    _bump_on("api_keys", "UPDATE", _KEY_POLICY_COLUMNS),
+    _bump_on("api_keys", "DELETE"),
+)
+
+MIGRATIONS: list[Migration] = [_V1, _V2, _V3, _V4]
 """All steps, oldest first; ``len(MIGRATIONS)`` is the schema version this codexgw writes."""
 
 

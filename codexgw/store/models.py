@@ -32,6 +32,19 @@ class StoreError(ValueError):
     """
 
 
+class NameTakenError(StoreError):
+    """The name is already used by another row (a user, key or account): HTTP 409."""
+
+
+class UnknownNameError(StoreError):
+    """A name given as a reference does not exist (an owner, an account of a key): ``param`` names
+    the field it came from."""
+
+    def __init__(self, message: str, *, param: str | None = None) -> None:
+        super().__init__(message)
+        self.param = param
+
+
 @dataclass(frozen=True)
 class TokenSet:
     """Tokens from a login, a refresh or an imported file (codex-protocol.md §5).
@@ -71,6 +84,7 @@ class Account:
         created_at, updated_at: epoch seconds.
         weight: relative share for weighted scheduling (1.0 = normal).
         linked_path: an auth.json kept in sync with this account (later feature), or ``None``.
+        owner: the user who owns the account (teams, issue 12), or ``None`` (the shared pool).
     """
 
     id: int
@@ -93,6 +107,7 @@ class Account:
     updated_at: float
     weight: float = 1.0
     linked_path: str | None = None
+    owner: str | None = None
 
     @property
     def eligible(self) -> bool:
@@ -117,7 +132,7 @@ class Account:
 
         Shape: ``{"id", "name", "chatgpt_account_id", "email", "plan_type", "user_id", "fedramp",
         "access_expires_at", "last_refresh", "enabled", "status", "status_reason", "weight",
-        "linked_path", "created_at", "updated_at", "fingerprints": {"id_token", "access_token",
+        "linked_path", "owner", "created_at", "updated_at", "fingerprints": {"id_token", "access_token",
         "refresh_token", "api_key"}}``; times in epoch seconds or ``null``, a missing api_key's
         fingerprint is ``null``.
         """
@@ -136,6 +151,7 @@ class Account:
             "status_reason": self.status_reason,
             "weight": self.weight,
             "linked_path": self.linked_path,
+            "owner": self.owner,
             "created_at": self.created_at,
             "updated_at": self.updated_at,
             "fingerprints": {
@@ -206,4 +222,5 @@ def row_to_account(row: Any, open_secret: Callable[[Any, str], Any] = _as_stored
         updated_at=row["updated_at"],
         weight=row["weight"],
         linked_path=row["linked_path"],
+        owner=row["owner"],
     )

@@ -10,7 +10,8 @@ Theory of operation:
 * **Writes.** Each write runs in one ``BEGIN IMMEDIATE`` transaction: read, decide, write, commit; a
   crash or an exception leaves nothing half-written.
 * **Change detection.** Triggers bump ``meta.generation`` on every insert/update/delete of
-  ``accounts``, whichever process made it; :meth:`Store.generation` is a cheap poll.
+  ``accounts`` (and of the pool settings, users and API keys), whichever process made it;
+  :meth:`Store.generation` is a cheap poll.
 * **Refresh tokens are single-use** (codex-protocol.md §3). :meth:`Store.save_tokens` is a
   compare-and-swap on the stored refresh token, and :meth:`Store.try_acquire_refresh_lease` gives one
   owner at a time (across processes) the right to spend it.
@@ -38,6 +39,7 @@ from urllib.parse import quote
 from codexgw.store.crypto import KeyRecord, Opener, open_key
 from codexgw.store.migrations import MIGRATIONS, SchemaTooNewError, migrate
 from codexgw.store.models import Account, StoreError, TokenSet, check_name, row_to_account
+from codexgw.store.renames import rename_account_refs
 from codexgw.store.upsert import refreshed_columns, upsert_account_row
 
 DB_FILENAME = "codexgw.db"
@@ -181,7 +183,8 @@ class Store:
             return int(conn.execute("PRAGMA user_version").fetchone()[0])
 
     def generation(self) -> int:
-        """Return a counter that grows on every change to ``accounts`` by any process.
+        """Return a counter that grows on every change to ``accounts``, ``pool_settings``, ``users`` and
+        ``api_keys`` (but ``last_used_at``) by any process.
 
         Cheap enough to poll every second; reload accounts when it differs from the last value.
         """
@@ -273,6 +276,7 @@ class Store:
             conn.execute(
                 "UPDATE accounts SET name = ?, updated_at = ? WHERE id = ?", (new, _now(now), row["id"])
             )
+            rename_account_refs(conn, old, new)  # keys narrowed to it, its usage history (issue 12)
             return True
 
     def set_linked_path(self, account_id: int, path: str | None, *, now: float | None = None) -> bool:

@@ -59,11 +59,21 @@ def sse_data(payload: Any) -> bytes:
 
 
 def responses_usage(usage: dict[str, Any] | None) -> dict[str, Any] | None:
-    """Chat ``usage`` → the Responses ``{"input_tokens", "output_tokens"}`` the access log and the
-    metrics count (``None`` for none)."""
+    """Chat ``usage`` → the Responses ``{"input_tokens", "output_tokens", "input_tokens_details":
+    {"cached_tokens"}, "output_tokens_details": {"reasoning_tokens"}}`` the access log, the metrics
+    and the key's usage counters count (``None`` for none; details only when the chat usage has them)."""
     if not usage:
         return None
-    return {"input_tokens": usage.get("prompt_tokens"), "output_tokens": usage.get("completion_tokens")}
+    out: dict[str, Any] = {
+        "input_tokens": usage.get("prompt_tokens"),
+        "output_tokens": usage.get("completion_tokens"),
+    }
+    prompt, completion = usage.get("prompt_tokens_details"), usage.get("completion_tokens_details")
+    if isinstance(prompt, dict) and "cached_tokens" in prompt:
+        out["input_tokens_details"] = {"cached_tokens": prompt["cached_tokens"]}
+    if isinstance(completion, dict) and "reasoning_tokens" in completion:
+        out["output_tokens_details"] = {"reasoning_tokens": completion["reasoning_tokens"]}
+    return out
 
 
 class ChatStreamTranslator(ChatChunkTranslator):

@@ -16,7 +16,7 @@ import dataclasses
 import logging
 import random
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 import trio
@@ -81,6 +81,8 @@ class AccountState:
         """``observed_at`` of the stored ``accounts usage`` reading already taken in, per account."""
         self._pending_health: dict[int, tuple[str, str]] = {}
         """Status changes applied in memory but not yet written to the store (id → status, reason)."""
+        self.followers: list[Callable[[dict[int, Account]], Awaitable[None]]] = []
+        """Awaited with the accounts after every reload (the teams state follows the same generation)."""
 
     # -- following the store -----------------------------------------------------------------------
 
@@ -99,6 +101,12 @@ class AccountState:
         self.accounts = {a.id: a for a in accounts}
         self.pool.set_accounts(_view(a) for a in accounts)
         self._apply_pool_settings(pool_settings)
+        for follow in self.followers:
+            try:
+                await follow(self.accounts)
+            except Exception:  # a locked store: this generation is read again at the next poll
+                self._generation = None
+                raise
         return True
 
     def _apply_pool_settings(self, stored: PoolSettings) -> None:

@@ -98,6 +98,7 @@ async def open_stream(
     *,
     prefer_account_id: int | None = None,
     body_for: Callable[[int], dict[str, Any]] | None = None,
+    scope: frozenset[int] | None = None,
 ) -> UpstreamStream:
     """Open ``POST {upstream}/codex/responses`` for ``body`` on the first account that can serve it.
 
@@ -109,6 +110,8 @@ async def open_stream(
             follow-up: its encrypted reasoning belongs to that account); otherwise the pool picks.
         body_for: when given, the body to send on a given account id (``body`` still names the
             session); lets the caller leave out items only another account can read.
+        scope: the account ids the request's API key may use (``None``: all); picks, failover and
+            the exhausted answer stay inside it (teams contract §2).
 
     Returns:
         A peeked :class:`UpstreamStream`; the caller must ``aclose()`` it.
@@ -134,12 +137,20 @@ async def open_stream(
         return await _peek(gw, account, response, sent_at)
 
     return await _failover(
-        gw, attempt, affinity=session_key(client_headers, body), prefer_account_id=prefer_account_id
+        gw,
+        attempt,
+        affinity=session_key(client_headers, body),
+        prefer_account_id=prefer_account_id,
+        scope=scope,
     )
 
 
 async def post_compact(
-    gw: Gateway, body: dict[str, Any], client_headers: Mapping[str, str]
+    gw: Gateway,
+    body: dict[str, Any],
+    client_headers: Mapping[str, str],
+    *,
+    scope: frozenset[int] | None = None,
 ) -> tuple[Any, Account]:
     """``POST {upstream}/codex/responses/compact`` (codex-protocol.md §6.1): unary JSON, with failover.
 
@@ -173,7 +184,9 @@ async def post_compact(
         _served(gw, account)
         return parsed, account
 
-    return await _failover(gw, attempt, affinity=session_key(client_headers, body), prefer_account_id=None)
+    return await _failover(
+        gw, attempt, affinity=session_key(client_headers, body), prefer_account_id=None, scope=scope
+    )
 
 
 async def _failover(
@@ -182,17 +195,23 @@ async def _failover(
     *,
     affinity: str | None,
     prefer_account_id: int | None,
+    scope: frozenset[int] | None = None,
 ) -> T:
     """Run ``attempt`` on one account after another until one serves (at most ``retries`` moves).
 
-    The preferred account is offered to ``Pool.pick`` on the first pick only.
+    The preferred account is offered to ``Pool.pick`` on the first pick only; every pick and the
+    exhausted answer stay inside ``scope`` (``None``: the whole pool).
     """
     tried: set[int] = set()
     last_error: CodexgwError | None = None
     moves = 0
     while True:
         pick = gw.pool.pick(
-            now=gw.clock(), exclude=tried, session=affinity, prefer=None if tried else prefer_account_id
+            now=gw.clock(),
+            exclude=tried,
+            session=affinity,
+            prefer=None if tried else prefer_account_id,
+            allowed=scope,
         )
         if isinstance(pick, Unavailable):
             now = gw.clock()
@@ -205,6 +224,7 @@ async def _failover(
                 plan_types=plan_types,
                 pinned=gw.pool.pinned,
                 cli=command_name(),
+                allowed=scope,
             )
         account = gw.accounts[pick.account_id]
         tried.add(account.id)

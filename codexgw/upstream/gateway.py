@@ -8,6 +8,8 @@ forwards the few calls the routes and the failover shell make:
   :meth:`Gateway.set_health`);
 * :class:`~codexgw.upstream.prober.Prober`: quota probes;
 * :class:`~codexgw.upstream.catalog.Catalog`: the model catalogue (:meth:`Gateway.models`);
+* :class:`~codexgw.upstream.teams.Teams`: API keys, their scopes and policy, usage accounting
+  (issue 12), with the live-event hub (``teams.events``);
 * the kept responses (:class:`~codexgw.store.responses.ResponseStore`), the shared HTTP client and
   sender, the metrics, and the serve nursery (for the requests' helper tasks).
 
@@ -34,6 +36,7 @@ from codexgw.store.sqlite import Account, Store
 from codexgw.upstream.accounts import AccountState
 from codexgw.upstream.catalog import Catalog
 from codexgw.upstream.prober import Prober
+from codexgw.upstream.teams import Teams
 
 
 class Gateway:
@@ -48,6 +51,7 @@ class Gateway:
         prober: the quota prober (running or not, per ``settings.probe_interval_s``).
         catalog: the model catalogue.
         responses: the kept responses (``<store dir>/responses.db``).
+        teams: keys, scopes, the request policy and usage accounting.
         nursery: the serve nursery, for helper tasks of requests (stream pumps).
         clock: returns epoch seconds; injected for tests.
     """
@@ -63,6 +67,7 @@ class Gateway:
         prober: Prober,
         catalog: Catalog,
         responses: ResponseStore,
+        teams: Teams,
         nursery: trio.Nursery,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -74,6 +79,7 @@ class Gateway:
         self.prober = prober
         self.catalog = catalog
         self.responses = responses
+        self.teams = teams
         self.nursery = nursery
         self.clock = clock
         self.store: Store = account_state.store

@@ -107,6 +107,16 @@ class Prober:
         self._due: dict[int, float] = {}
         """account id → trio time of its next probe."""
 
+    @property
+    def interval_s(self) -> float:
+        """The probe interval, seconds (settable: ``PATCH /api/settings``; the next probes follow it)."""
+        return self._interval_s
+
+    @interval_s.setter
+    def interval_s(self, value: float) -> None:
+        self._interval_s = value
+        self._due.clear()
+
     async def probe(self, account_id: int) -> QuotaSnapshot:
         """Probe one account now and record the result in the pool (refreshing its token if needed).
 
@@ -180,6 +190,9 @@ class Prober:
     async def run(self) -> None:
         """Probe accounts forever on the schedule of the module docstring (failures are logged)."""
         while True:
+            if self._interval_s <= 0:  # switched off at runtime (``PATCH /api/settings``)
+                await trio.sleep(5.0)
+                continue
             now = trio.current_time()
             ids = self._schedule(now)
             due = min(ids, key=lambda i: self._due[i], default=None)
