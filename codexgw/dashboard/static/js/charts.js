@@ -12,7 +12,10 @@ export function timeChart(box, times, series, { bars = false, height = 220 } = {
   const paths = bars && window.uPlot.paths.bars ? window.uPlot.paths.bars({ size: [0.7, 40] }) : undefined;
   const opts = {
     width, height,
-    scales: { x: { time: true } },
+    // Bars: half a step of room at both ends, so the first and last bars are not cut in half.
+    scales: { x: bars && times.length > 1
+      ? { time: true, range: (u, min, max) => { const half = (times[1] - times[0]) * 0.6; return [min - half, max + half]; } }
+      : { time: true } },
     axes: [{}, { size: 60 }],
     series: [{}, ...series.map((s, i) => ({
       label: s.label, stroke: COLORS[i % COLORS.length], width: 2,
