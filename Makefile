@@ -32,7 +32,7 @@ bench: pyz
 
 # The README's dashboard pictures: the browser tests save one PNG per page into docs/screenshots/.
 screenshots: install
-	CODEXGW_SCREENSHOTS=docs/screenshots $(BIN)/python -m pytest -q -p no:cacheprovider tests/browser -k screenshot
+	CODEXGW_SCREENSHOTS=docs/screenshots $(BIN)/python -m pytest -q -p no:cacheprovider tests/browser/test_dashboard_live.py -k screenshots
 
 clean:
 	rm -rf dist build .demo *.egg-info .pytest_cache

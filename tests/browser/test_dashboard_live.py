@@ -13,16 +13,12 @@ import pytest
 import trio
 from playwright.sync_api import expect
 
+from codexgw.store import users
 from codexgw.store.sqlite import Store
 from tests.browser import BrowserThread
-from tests.browser.conftest import screenshot
+from tests.browser.conftest import PHONE, new_page, screenshot
 from tests.conftest import Env, in_thread
-from tests.fakes import FakeAccount
-
-# Until issue 12's admin API is merged into this branch; gone at that merge.
-users = pytest.importorskip(
-    "codexgw.store.users", reason="the admin API (issue 12) is not on this branch yet"
-)
+from tests.fakes import FakeAccount, UsageLimit
 
 PASSWORD = "correct horse battery"
 
@@ -280,18 +276,101 @@ async def test_a_member_sees_only_their_own_accounts(
 async def test_every_page_against_the_real_api_screenshots(
     env: Env, three: dict[str, FakeAccount], browser: BrowserThread, page: Any, shots: Path
 ) -> None:
-    await chat(env, 3)
+    """The README's pictures (``make screenshots``): a pool with a cooldown, keys in use, usage,
+    a device login waiting, live log lines, users; and no request to another origin."""
+    env.fake.script(three["carol"], UsageLimit(resets_in_s=754))
+    add_user_now(env, "ada", "member")
+    users.set_account_owner(Store.open(env.store_dir), "alice", "ada", now=env.clock())
+    await trio.sleep(0.3)  # the server follows the store (accounts_poll_s=0.05 in tests)
+    await chat(env, 5)
 
-    def drive() -> list[str]:
+    def setup() -> list[str]:
         log_in(page, env.url)
         for name in ("alice", "bob", "carol"):
             row(page, name).get_by_role("button", name=f"Probe usage {name}").click()
         expect(row(page, "bob").locator(".quota.primary meter")).to_have_js_property("value", 67)
+        expect(row(page, "carol").locator(".cooldown")).to_contain_text("left")
+        return page.evaluate(MAKE_KEYS_JS)
+
+    secrets = await browser.run(setup)
+    for secret in secrets:
+        await chat(env, 2, api_key=secret)
+
+    def pages() -> None:
+        page.goto(env.url + "/dashboard")
+        expect(page.locator("#account-rows tr")).to_have_count(3)
         screenshot(page, shots, "pool")
-        for slug in ("add", "keys", "usage", "log", "settings", "users"):
+        for slug in ("keys", "usage", "settings", "users"):
             page.goto(f"{env.url}/dashboard/{slug}")
             expect(page.locator("body")).to_have_attribute("data-ready", "yes")
+            if slug == "keys":
+                page.get_by_role("button", name="Usage ci").click()
+                expect(page.locator("#key-chart-day")).to_have_attribute("data-points", "7")
             screenshot(page, shots, slug)
-        return [u for u in page.seen.requests if not u.startswith(env.url + "/")]
+        page.goto(env.url + "/dashboard/add")
+        expect(page.locator("body")).to_have_attribute("data-ready", "yes")
+        page.get_by_role("button", name="Start device login").click()
+        expect(page.locator("#device-code")).to_have_text(re.compile(r"\S+"))
+        screenshot(page, shots, "add")
+        page.goto(env.url + "/dashboard/log")
+        expect(page.locator("#live")).to_have_text("live")
 
-    assert await browser.run(drive) == []
+    await browser.run(pages)
+    await chat(env, 3, api_key=secrets[0])
+    await chat(env, 1, api_key=secrets[1])
+
+    def log_and_phone() -> list[str]:
+        expect(page.locator("#log-rows tr")).to_have_count(4)
+        screenshot(page, shots, "log")
+        phone = new_page(browser, PHONE)
+        try:
+            log_in(phone, env.url)
+            screenshot(phone, shots, "pool-phone")
+        finally:
+            phone.context.close()
+        return [u for u in page.seen.requests + phone.seen.requests if not u.startswith(env.url + "/")]
+
+    assert await browser.run(log_and_phone) == []
+
+
+MAKE_KEYS_JS = """async () => {
+  const csrf = (await (await fetch('/api/session')).json()).csrf_token;
+  const out = [];
+  for (const body of [{name: 'ci', rpm: 600, models: ['gpt-5.5']}, {name: 'ada-laptop', owner: 'ada', tokens_per_day: 2000000}]) {
+    const r = await fetch('/api/keys', {method: 'POST', body: JSON.stringify(body),
+                                        headers: {'content-type': 'application/json', 'x-csrf-token': csrf}});
+    out.push((await r.json()).secret);
+  }
+  return out;
+}"""
+
+
+async def test_the_setup_link_serve_prints_creates_the_first_admin(
+    env: Env, browser: BrowserThread, page: Any, capsys: pytest.CaptureFixture[str], shots: Path
+) -> None:
+    env.add_account("alice")
+    await env.start()
+    printed = capsys.readouterr().err
+    [link] = re.findall(r"http://\S+/dashboard/setup\?token=\S+", printed)
+    assert link.startswith(env.url)
+
+    def set_up() -> str:
+        page.goto(link)
+        expect(page.get_by_label("Setup token")).not_to_have_value("")
+        assert "token=" not in page.url  # taken out of the address bar and the history
+        page.get_by_label("Admin user name").fill("root")
+        page.get_by_label("Password").fill(PASSWORD)
+        screenshot(page, shots, "setup")
+        page.get_by_role("button", name="Create admin and log in").click()
+        page.wait_for_url(env.url + "/dashboard")
+        expect(page.locator("#whoami")).to_have_text("root (admin)")
+        expect(page.locator("#account-rows tr")).to_have_count(1)
+        page.goto(link)  # spent
+        page.get_by_label("Admin user name").fill("eve")
+        page.get_by_label("Password").fill(PASSWORD)
+        page.get_by_role("button", name="Create admin and log in").click()
+        expect(page.locator("#setup-error")).to_be_visible()
+        return page.locator("#setup-error").text_content() or ""
+
+    assert await browser.run(set_up)
+    assert [u.name for u in users.list_users(Store.open(env.store_dir))] == ["root"]

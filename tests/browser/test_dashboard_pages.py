@@ -66,7 +66,7 @@ async def test_every_page_renders_its_data_within_the_csp_screenshots(
 
     def drive() -> None:
         page.goto(url + "/dashboard/login")
-        screenshot(page, shots, "login")
+        screenshot(page, shots, "stub-" + "login")
         log_in(page, url)
         rows = page.locator("#account-rows tr")
         expect(rows).to_have_count(3)
@@ -77,11 +77,11 @@ async def test_every_page_renders_its_data_within_the_csp_screenshots(
         expect(page.locator('#account-rows tr[data-name="carol"] .cooldown')).to_contain_text("left")
         expect(page.locator("#whoami")).to_have_text("admin (admin)")
         expect(page.locator("#live")).to_have_text("live")
-        screenshot(page, shots, "pool")
+        screenshot(page, shots, "stub-" + "pool")
         for slug in PAGES[1:]:
             page.goto(f"{url}/dashboard/{slug}")
             expect(page.locator("body")).to_have_attribute("data-ready", "yes")
-            screenshot(page, shots, slug)
+            screenshot(page, shots, "stub-" + slug)
         assert_clean(page, url)
 
     await browser.run(drive)
@@ -111,7 +111,7 @@ async def test_a_phone_width_shows_rows_as_cards_screenshot(
         try:
             log_in(phone, url)
             expect(phone.locator("#account-rows tr")).to_have_count(3)
-            screenshot(phone, shots, "pool-phone")
+            screenshot(phone, shots, "stub-" + "pool-phone")
             widths = {}
             for slug in PAGES:
                 phone.goto(f"{url}/dashboard/{slug}")
