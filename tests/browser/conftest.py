@@ -18,6 +18,9 @@ from typing import Any
 import pytest
 
 from tests.browser import CHROMIUM, BrowserThread
+from tests.browser.dash import add_user_now
+from tests.conftest import Env
+from tests.fakes import FakeAccount
 
 VIEWPORT = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
@@ -89,3 +92,18 @@ def screenshot(page: Any, shots: Path, name: str, *, full_page: bool = True) -> 
     page.evaluate("() => { const t = document.getElementById('toast'); if (t) t.hidden = true; }")
     page.screenshot(path=str(path), full_page=full_page, animations="disabled", caret="hide")
     return path
+
+
+@pytest.fixture
+async def three(env: Env) -> dict[str, FakeAccount]:
+    """alice, bob and carol at the fake, each with its own quota numbers; the admin ``root``."""
+    accounts = {
+        "alice": env.add_account("alice"),
+        "bob": env.add_account("bob"),
+        "carol": env.add_account("carol"),
+    }
+    for account, (primary, secondary) in zip(accounts.values(), [(23, 41), (67, 88), (5, 9)], strict=True):
+        account.primary_used_percent, account.secondary_used_percent = primary, secondary
+    add_user_now(env, "root", "admin")
+    await env.start(probe_interval_s=0)
+    return accounts

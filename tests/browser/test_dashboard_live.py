@@ -17,57 +17,9 @@ from codexgw.store import users
 from codexgw.store.sqlite import Store
 from tests.browser import BrowserThread
 from tests.browser.conftest import PHONE, new_page, screenshot
+from tests.browser.dash import PASSWORD, add_user_now, chat, log_in, row, served_by
 from tests.conftest import Env, in_thread
 from tests.fakes import FakeAccount, UsageLimit
-
-PASSWORD = "correct horse battery"
-
-
-def add_user_now(env: Env, name: str, role: str) -> None:
-    users.add_user(Store.open(env.store_dir), name, role, users.new_password_hash(PASSWORD), now=env.clock())
-
-
-def log_in(page: Any, url: str, user: str = "root") -> None:
-    """Log in through the login page and wait for the pool page to be filled and live."""
-    page.goto(url + "/dashboard/login")
-    page.get_by_label("User name").fill(user)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    page.wait_for_url(url + "/dashboard")
-    expect(page.locator("body")).to_have_attribute("data-ready", "yes")
-    expect(page.locator("#live")).to_have_text("live")
-
-
-def row(page: Any, name: str) -> Any:
-    return page.locator(f'#account-rows tr[data-name="{name}"]')
-
-
-def served_by(env: Env) -> list[str]:
-    """chatgpt_account_ids of the accounts that got /codex/responses calls, in order."""
-    return [r.headers.get("chatgpt-account-id", "") for r in env.fake.responses_requests()]
-
-
-async def chat(env: Env, count: int, **client: Any) -> None:
-    """``count`` chat completions, each its own conversation (no affinity between them)."""
-    sdk = env.openai(**client)
-    for i in range(count):
-        messages = [{"role": "user", "content": f"question {i} {trio.current_time()}"}]
-        await in_thread(sdk.chat.completions.create, model="gpt-5.5", messages=messages)
-
-
-@pytest.fixture
-async def three(env: Env) -> dict[str, FakeAccount]:
-    """alice, bob and carol at the fake, each with its own quota numbers; the admin ``root``."""
-    accounts = {
-        "alice": env.add_account("alice"),
-        "bob": env.add_account("bob"),
-        "carol": env.add_account("carol"),
-    }
-    for account, (primary, secondary) in zip(accounts.values(), [(23, 41), (67, 88), (5, 9)], strict=True):
-        account.primary_used_percent, account.secondary_used_percent = primary, secondary
-    add_user_now(env, "root", "admin")
-    await env.start(probe_interval_s=0)
-    return accounts
 
 
 async def test_log_in_and_the_quota_bars_show_the_fakes_usage(
