@@ -277,7 +277,7 @@ async def test_every_page_against_the_real_api_screenshots(
         phone = new_page(browser, PHONE)
         try:
             log_in(phone, env.url)
-            screenshot(phone, shots, "pool-phone")
+            screenshot(phone, shots, "pool-phone", full_page=False)  # the first screen: small
         finally:
             phone.context.close()
         return [u for u in page.seen.requests + phone.seen.requests if not u.startswith(env.url + "/")]
