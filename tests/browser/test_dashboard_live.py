@@ -163,19 +163,23 @@ async def test_a_requests_log_line_appears_live(
         log_in(page, env.url)
         page.get_by_role("link", name="Live log").click()
         expect(page.locator("#live")).to_have_text("live")
-        expect(page.locator("#log-rows tr")).to_have_count(0)
+        expect(page.locator(VISIBLE)).to_have_count(0)
 
     await browser.run(open_log)
     await chat(env, 1)
 
     def seen() -> None:
-        line = page.locator("#log-rows tr").first
+        line = page.locator(VISIBLE).first
         expect(line).to_contain_text("POST /v1/chat/completions")
         expect(line.locator(".status")).to_have_text("200")
         expect(line).to_contain_text("gpt-5.5")
         page.get_by_label("Status").select_option("err")
-        expect(line).to_be_hidden()
+        expect(page.locator(VISIBLE)).to_have_count(0)
         page.get_by_label("Status").select_option("")
+        expect(page.locator(VISIBLE)).to_have_count(1)
+        page.get_by_label("Only /v1 requests (hide the dashboard's own)").uncheck()
+        page.evaluate("fetch('/api/pool')")  # the dashboard's own request, now shown too
+        expect(page.locator(VISIBLE).filter(has_text="GET /api/pool")).to_have_count(1)
         screenshot(page, shots, "live-log")
 
     await browser.run(seen)
@@ -193,6 +197,8 @@ async def test_a_state_change_without_the_csrf_token_is_refused(
     assert json.loads(answer["body"])["error"]["code"] == "csrf_failed"
     assert all(a.enabled for a in env.gateway.accounts.values())
 
+
+VISIBLE = "#log-rows tr:not([hidden])"
 
 FORGE_JS = """async () => {
   const r = await fetch('/api/accounts/alice', {method: 'PATCH', headers: {'content-type': 'application/json'},
@@ -272,7 +278,7 @@ async def test_every_page_against_the_real_api_screenshots(
     await chat(env, 1, api_key=secrets[1])
 
     def log_and_phone() -> list[str]:
-        expect(page.locator("#log-rows tr")).to_have_count(4)
+        expect(page.locator("#log-rows tr:not([hidden])")).to_have_count(4)  # /v1 only (the default)
         screenshot(page, shots, "log")
         phone = new_page(browser, PHONE)
         try:

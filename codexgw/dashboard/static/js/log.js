@@ -7,6 +7,7 @@ const form = document.getElementById("log-filter");
 const tbody = document.getElementById("log-rows");
 
 function matches(tr) {
+  if (form.elements.v1.checked && !tr.dataset.path.startsWith("/v1/")) return false;
   const key = form.elements.key.value.trim();
   const account = form.elements.account.value.trim();
   const status = form.elements.status.value;
@@ -19,7 +20,7 @@ function matches(tr) {
 
 function line(r) {
   const s = String(r.status);
-  const tr = el("tr", { class: `s${s[0]} fresh`, "data-key": r.key || "", "data-account": r.account || "", "data-status": s },
+  const tr = el("tr", { class: `s${s[0]} fresh`, "data-key": r.key || "", "data-account": r.account || "", "data-status": s, "data-path": r.path || "" },
     el("td", { "data-label": "Time", text: new Date(r.at * 1000).toISOString().slice(11, 19) }),
     el("td", { "data-label": "Request", class: "mono", text: `${r.method} ${r.path}` }),
     el("td", { "data-label": "Status", class: "status", text: s }),
