@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install test lint pyz demo bench clean
+.PHONY: install test lint pyz demo bench screenshots clean
 
 install: $(VENV)/.installed
 
@@ -29,6 +29,10 @@ demo: pyz
 
 bench: pyz
 	$(BIN)/python -m bench
+
+# The README's dashboard pictures: the browser tests save one PNG per page into docs/screenshots/.
+screenshots: install
+	CODEXGW_SCREENSHOTS=docs/screenshots $(BIN)/python -m pytest -q -p no:cacheprovider tests/browser/test_dashboard_live.py -k screenshots
 
 clean:
 	rm -rf dist build .demo *.egg-info .pytest_cache

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 TARGETS = {
@@ -148,6 +149,7 @@ def markdown(r: dict) -> str:
             f"{_f(st['serve_first_ms'], 0)} | – | <= 1 s warm | {_ok(st['serve_warm_ms'] <= TARGETS['serve_ms'])} |")  # fmt: skip
     elif st:
         row(f"| start-up | – | {st['error']} | – | | – |")
+    _dashboard_rows(r.get("dashboard"), row)
     notes = []
     ceiling = r.get("ceiling")
     if ceiling:
@@ -182,3 +184,17 @@ def markdown(r: dict) -> str:
     if notes:
         lines += ["", *(f"- {n}" for n in notes)]
     return "\n".join(lines) + "\n"
+
+
+def _dashboard_rows(d: dict | None, row: Callable[[str], None]) -> None:
+    """Issue 13's rows: the pool page with 100 accounts, and idle CPU with no dashboard open."""
+    if not d:
+        return
+    if "error" in d:
+        row(f"| dashboard | – | {d['error']} | – | | – |")
+        return
+    row(f"| pool page, {d['accounts']} accounts: navigation to rendered p50 / max (ms) | – | "
+        f"{_f(d['load_p50_ms'], 0)} / {_f(d['load_max_ms'], 0)} | – | < 300 ms | {_ok(d['load_p50_ms'] < 300)} |")  # fmt: skip
+    on, off = d["idle_cpu_pct"], d["idle_cpu_pct_no_dashboard"]
+    row(f"| idle server CPU, no page open, over {d['idle_window_s']:g} s: dashboard on / `--no-dashboard` (%) | – | "
+        f"{_f(on)} / {_f(off)} | – | on <= off + 0.2 | {_ok(on <= off + 0.2)} |")  # fmt: skip

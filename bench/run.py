@@ -22,11 +22,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from . import keys, report, startup
+from . import dashboard, keys, report, startup
 from .env import ROOT, Bench, free_port, raise_nofile, stop, wait_port
 from .procstat import cpu_model, loadavg
 
-SCENARIOS = ("startup", "latency", "throughput", "cpu", "paced", "hold", "ceiling", "keys")
+SCENARIOS = ("startup", "latency", "throughput", "cpu", "paced", "hold", "ceiling", "dashboard", "keys")
 RESULTS = Path(__file__).resolve().parent / "results"
 DELTAS = 50
 EVENTS_PER_ANSWER = DELTAS + 4  # created, item added, N deltas, item done, completed
@@ -256,6 +256,9 @@ def main() -> None:
                 results["hold"] = run_hold(bench, args.quick)
             if "ceiling" in only:
                 results["ceiling"] = run_ceiling(args.quick)
+            if "dashboard" in only:  # its own server and store
+                results["dashboard"] = dashboard.measure(bench, args.quick)
+                log(f"dashboard: {results['dashboard']}")
             if "keys" in only:  # last: it stores a key, and then the bench server wants one
                 results["keys"] = keys.run(bench, client, args.quick)
                 log(f"keys: {results['keys']}")

@@ -102,6 +102,7 @@ class Settings:
             when set, ``serve`` saves it in the store (so ``accounts strategy`` can change it later);
             ``None`` keeps the stored choice (default round-robin).
         probe_interval_s: probe each account's ``/wham/usage`` about this often (0 = never).
+        dashboard: serve the web dashboard at ``/`` and ``/dashboard`` (``serve --no-dashboard``: off).
         model_aliases: model name → the model it stands for (``[models.aliases]`` over the
             built-in ones, see :mod:`codexgw.translate.aliases`); ``None`` means the built-in ones.
         notify: notification settings, or ``None`` (no ``[notify] url``).
@@ -135,6 +136,7 @@ class Settings:
     reasoning_mode: str = "content"
     strategy: str | None = None
     probe_interval_s: float = 300.0
+    dashboard: bool = True
     log_level: str = "info"
     model_aliases: dict[str, str] | None = None
     notify: NotifySettings | None = None

@@ -198,7 +198,7 @@ async def serve(
                 )
                 events.account_rows = lambda: account_shapes(gw)
                 accounts.followers.append(lambda _accounts: apply_stored_settings(gw))
-                app = create_app(gw)
+                app = create_app(gw, blueprints=_dashboard(settings))
                 await nursery.start(accounts.watch_store)
                 await nursery.start(teams.flush_loop)
                 nursery.start_soon(lambda: accounts.refresh_loop(check_every_s=settings.refresh_check_s))
@@ -216,7 +216,7 @@ async def serve(
                 log.info("%s", startup_line(settings, gw, urls))
                 if not any(a.eligible for a in gw.accounts.values()):
                     log.warning("%s", nothing_to_serve(gw.accounts.values()))
-                _print_setup_token(teams, urls)
+                _print_setup_token(teams, urls, dashboard=settings.dashboard)
                 task_status.started(Running(urls=urls, gateway=gw))
         except* OSError as group:
             raise group.exceptions[0] from None
@@ -226,21 +226,39 @@ async def serve(
                     await teams.flush()
 
 
-def _print_setup_token(teams: Teams, urls: list[str]) -> None:
+def _print_setup_token(teams: Teams, urls: list[str], *, dashboard: bool = True) -> None:
     """With no user in the store, print the one-time token for ``POST /api/setup`` (15 minutes) on
-    stderr, outside the logs (it is a secret meant for the person starting the server)."""
+    stderr, outside the logs (it is a secret meant for the person starting the server); with the
+    dashboard, as the link to its setup page."""
     token = teams.setup_token()
     if token is None:
         return
     url = urls[0] if urls else ""
+    if dashboard:
+        print(
+            "codexgw: no user exists yet. Within 15 minutes, create the first admin at this one-time link\n"
+            f"(or POST {url}/api/setup with its token, or run `codexgw users add NAME --role admin`):\n"
+            f"  {url}/dashboard/setup?token={token}",
+            file=sys.stderr,
+            flush=True,
+        )
+        return
     print(
         "codexgw: no user exists yet. Within 15 minutes, create the first admin with this one-time\n"
-        f"setup token (the dashboard's setup page, or POST {url}/api/setup), or run\n"
-        "`codexgw users add NAME --role admin`:\n"
+        f"setup token (POST {url}/api/setup), or run `codexgw users add NAME --role admin`:\n"
         f"  {token}",
         file=sys.stderr,
         flush=True,
     )
+
+
+def _dashboard(settings: Settings) -> list[object]:
+    """The dashboard's blueprint, unless ``serve --no-dashboard``."""
+    if not settings.dashboard:
+        return []
+    from codexgw.dashboard.pages import bp
+
+    return [bp]
 
 
 __all__ = ["Running", "hypercorn_config", "serve", "startup_line"]

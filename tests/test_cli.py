@@ -215,8 +215,17 @@ def test_serve_builds_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     Store.open(tmp_path / "store")
     result = run(
         tmp_path / "store",
-        "serve", "--host", "0.0.0.0", "--port", "0", "--retries", "1",
-        "--upstream", "http://127.0.0.1:9/backend-api/", "--log-format", "json",
+        "serve",
+        "--host",
+        "0.0.0.0",
+        "--port",
+        "0",
+        "--retries",
+        "1",
+        "--upstream",
+        "http://127.0.0.1:9/backend-api/",
+        "--log-format",
+        "json",
         env={"CODEXGW_API_KEY": "gw-key", "CODEXGW_AUTH_URL": "http://127.0.0.1:9/"},
     )
     assert result.exit_code == 0, result.stderr
@@ -227,6 +236,22 @@ def test_serve_builds_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     assert settings.auth_url == "http://127.0.0.1:9"
     assert settings.store_dir == tmp_path / "store"
     assert settings.log_format == "json"
+    assert settings.dashboard is True
+
+
+def test_serve_no_dashboard_flag(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from codexgw.cli import serve as server_module
+
+    seen: list[Any] = []
+    monkeypatch.setattr(server_module, "run", seen.append)
+    Store.open(tmp_path / "store")
+    result = run(tmp_path / "store", "serve", "--port", "0", "--no-dashboard")
+    assert result.exit_code == 0, result.stderr
+    assert seen[0].dashboard is False
+    from_env = run(tmp_path / "store", "serve", "--port", "0", env={"CODEXGW_DASHBOARD": "off"})
+    assert from_env.exit_code == 0, from_env.stderr
+    assert seen[1].dashboard is False
+    assert "--dashboard / --no-dashboard" in run(tmp_path / "store", "serve", "--help").stdout
 
 
 def test_help_and_version_stay_light() -> None:

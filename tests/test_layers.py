@@ -6,6 +6,7 @@ its layer, only the pairs of :data:`SAME_LAYER`)::
     __main__
     cli
     serve                                  the composition root
+    dashboard                              the web pages over the admin API (mounted by serve)
     api                                    the HTTP edge
     upstream                               carries out decisions: gateway state, failover, streams
     auth                                   login flows with I/O
@@ -45,6 +46,7 @@ LAYERS: list[frozenset[str]] = [
     frozenset({"__main__"}),
     frozenset({"cli"}),
     frozenset({"serve"}),
+    frozenset({"dashboard"}),
     frozenset({"api"}),
     frozenset({"upstream"}),
     frozenset({"auth"}),

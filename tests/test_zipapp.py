@@ -70,6 +70,20 @@ def fake_url(tmp_path: Path) -> Iterator[tuple[str, Path]]:
         proc.wait(timeout=10)
 
 
+def assert_dashboard_served(url: str) -> None:
+    """The dashboard's pages and every static file (vendored uPlot and its licence too) come out of
+    the zipapp byte for byte as they are in the source tree."""
+    page = httpx.get(f"{url}/dashboard/login", timeout=5)
+    assert page.status_code == 200 and "Log in" in page.text
+    assert page.headers["content-security-policy"].startswith("default-src 'none'")
+    static = ROOT / "codexgw" / "dashboard" / "static"
+    files = [p for p in static.rglob("*") if p.is_file()]
+    assert {"uPlot.iife.min.js", "LICENSE", "app.css", "common.js"} <= {p.name for p in files}
+    for path in files:
+        got = httpx.get(f"{url}/dashboard/static/{path.relative_to(static).as_posix()}", timeout=5)
+        assert (got.status_code, got.content) == (200, path.read_bytes()), path
+
+
 def test_pyz_runs_with_plain_python_and_serves_the_openai_sdk(
     pyz: Path, fake_url: tuple[str, Path], tmp_path: Path
 ) -> None:
@@ -112,6 +126,7 @@ def test_pyz_runs_with_plain_python_and_serves_the_openai_sdk(
                 pass
             assert time.monotonic() < deadline, "codexgw.pyz serve did not come up"
             time.sleep(0.1)
+        assert_dashboard_served(url)
         client = openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0)
         messages = [{"role": "user", "content": "hi"}]
         chat = client.chat.completions.create(model="gpt-5.5", messages=messages)

@@ -6,7 +6,9 @@ with the right status, by the rules of :mod:`codexgw.api.boundary` (shared with 
 
 from __future__ import annotations
 
-from quart import Response, request
+from collections.abc import Sequence
+
+from quart import Blueprint, Response, request
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
@@ -21,7 +23,9 @@ DEFAULT_INSTRUCTIONS = "You are a helpful assistant."
 """``instructions`` sent when the client gives none (codex-protocol.md §6.3: keep it present)."""
 
 
-def create_app(gw: Gateway, *, reasoning_mode: str | None = None) -> WebSocketRoutes:
+def create_app(
+    gw: Gateway, *, reasoning_mode: str | None = None, blueprints: Sequence[Blueprint] = ()
+) -> WebSocketRoutes:
     """Build the ASGI app serving ``gw``: the Responses WebSocket and the hot routes on plain ASGI
     (:mod:`codexgw.api.responses_ws`, :mod:`codexgw.api.hot`) in front of the Quart app.
 
@@ -30,10 +34,11 @@ def create_app(gw: Gateway, *, reasoning_mode: str | None = None) -> WebSocketRo
         reasoning_mode: default display of reasoning summaries in Chat Completions
             (``content``, ``think`` or ``hidden``); ``None`` keeps ``gw.settings.reasoning_mode``,
             which the routes read per request.
+        blueprints: more routes for the Quart app, from the layers above (the dashboard).
     """
     if reasoning_mode is not None:
         gw.settings.reasoning_mode = reasoning_mode
-    app = create_quart_app(gw)
+    app = create_quart_app(gw, blueprints)
     routes: dict[str, Route] = {
         **dict.fromkeys(chat.PATHS, chat.create_chat_completion),
         **dict.fromkeys(responses.PATHS, responses.create_response),
@@ -42,8 +47,9 @@ def create_app(gw: Gateway, *, reasoning_mode: str | None = None) -> WebSocketRo
     return WebSocketRoutes(hot, gw, default_instructions=DEFAULT_INSTRUCTIONS)
 
 
-def create_quart_app(gw: Gateway) -> QuartTrio:
-    """The Quart app: every route but the hot ones (:mod:`codexgw.api.hot`), and the same rules."""
+def create_quart_app(gw: Gateway, blueprints: Sequence[Blueprint] = ()) -> QuartTrio:
+    """The Quart app: every route but the hot ones (:mod:`codexgw.api.hot`), and the same rules,
+    plus ``blueprints``."""
     app = QuartTrio("codexgw")
     app.config.update(
         RESPONSE_TIMEOUT=None,  # design §5: the 60 s default silently cuts long SSE streams
@@ -55,6 +61,8 @@ def create_quart_app(gw: Gateway) -> QuartTrio:
     for module in (compact, models, admin):
         app.register_blueprint(module.bp)
     manage.register(app, gw)
+    for blueprint in blueprints:
+        app.register_blueprint(blueprint)
 
     @app.before_request
     async def start_exchange() -> None:

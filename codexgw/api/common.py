@@ -63,7 +63,7 @@ SSE_HEADERS = {
 }
 """The headers of every streamed answer."""
 
-OPEN_PATHS = frozenset({"/health"})
+OPEN_PATHS = frozenset({"/health", "/"})
 """Paths served without an API key."""
 
 KEY_FREE_PREFIXES: tuple[str, ...] = ("/api/",)
@@ -71,6 +71,10 @@ KEY_FREE_PREFIXES: tuple[str, ...] = ("/api/",)
 
 ADMIN_PATHS = frozenset({"/status", "/metrics"})
 """Paths that, once keys are required, need an admin key (a stored admin key or ``--api-key``)."""
+
+OPEN_PREFIXES = ("/dashboard/", "/dashboard")
+"""Path prefixes served without an API key: the dashboard's pages hold no data and need a user login for
+the API behind them (the key guards ``/v1``, not the login page)."""
 
 
 def authenticate(gw: Gateway, path: str, headers: Mapping[str, str], exchange: Exchange) -> None:
@@ -84,7 +88,7 @@ def authenticate(gw: Gateway, path: str, headers: Mapping[str, str], exchange: E
         AuthenticationError: 401 ``invalid_api_key``: no key, or an unknown, revoked or expired one.
         ForbiddenError: 403, ``/status`` or ``/metrics`` with a key that is not an admin key.
     """
-    if path in OPEN_PATHS or path.startswith(KEY_FREE_PREFIXES):
+    if path in OPEN_PATHS or path.startswith(KEY_FREE_PREFIXES) or path.startswith(OPEN_PREFIXES):
         return
     key, scope = gw.teams.authenticate(headers)
     exchange.key, exchange.scope = key, scope

@@ -9,7 +9,8 @@
 ``serve``          :mod:`codexgw.cli.serve`
 ``status``         :mod:`codexgw.cli.status`
 ``configure …``    :mod:`codexgw.cli.configure`
-``users …``        :mod:`codexgw.cli.users` (add, list, remove, passwd), with ``audit``
+``users …``        :mod:`codexgw.cli.users` (add, list, remove, passwd), with ``audit``;
+                   ``users set`` and ``settings``: :mod:`codexgw.cli.admin`
 ``keys …``         :mod:`codexgw.cli.keys` (create, list, set, revoke, rotate, usage)
 ``config show``    :mod:`codexgw.cli.config_cmd` (settings from :mod:`codexgw.cli.settings`)
 ``store …``        :mod:`codexgw.cli.store_cmd` (encrypt, decrypt, status)
@@ -33,7 +34,7 @@ from typing import Any
 import click
 
 from codexgw import __version__
-from codexgw.cli import scheduling
+from codexgw.cli import admin, scheduling
 from codexgw.cli.accounts import accounts
 from codexgw.cli.audited import audit_commands
 from codexgw.cli.common import EXIT_FAILURE, EXIT_INTERRUPTED, cli_name, store_option
@@ -167,6 +168,7 @@ main.add_command(store)
 main.add_command(service)
 main.add_command(doctor)
 main.add_command(setup)
+admin.register(main, users)
 
 
 # `accounts list --store X` as well as `--store X accounts list`: every command that reads the store.
@@ -179,6 +181,7 @@ for _command in [
     *users.commands.values(),
     *keys.commands.values(),
     audit,
+    admin.settings,
     serve,
     status,
     doctor,

@@ -59,6 +59,10 @@ def serve_options(fn: F) -> F:
     """Add every :data:`SERVE_OPTIONS` entry as a click option (default ``None``: not given), so
     the command can tell a flag from the environment, the file and the default."""
     for option in reversed(SERVE_OPTIONS):
+        if option.kind is bool:  # --dashboard/--no-dashboard
+            no_flag = "--no-" + option.flag[2:]
+            fn = click.option(f"{option.flag}/{no_flag}", option.name, default=None, help=_help(option))(fn)
+            continue
         fn = click.option(
             option.flag, option.name, type=_click_type(option), default=None, help=_help(option)
         )(fn)

@@ -168,6 +168,9 @@ def serve_flag_args(flags: dict[str, Any]) -> list[str]:
             raise click.UsageError(
                 f"{option.flag} would be written into the unit in clear; put it in the config file's [serve] table"
             )
+        if option.kind is bool:
+            args.append(option.flag if value else "--no-" + option.flag[2:])
+            continue
         args += [option.flag, str(value)]
     return args
 

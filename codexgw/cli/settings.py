@@ -119,6 +119,7 @@ SERVE_OPTIONS: tuple[Option, ...] = (
         "serve", "probe_interval", float, 300.0,
         "Seconds between /wham/usage quota probes of each account (0 = never).", low=0,
     ),
+    Option("serve", "dashboard", bool, True, "Serve the web dashboard at / and /dashboard."),
     Option(
         "serve", "keepalive_after", float, 10.0,
         "Seconds without output before a stream gets its headers and SSE comments while failover "
@@ -358,6 +359,7 @@ def settings_from(
         strategy=resolved.serve("strategy"),
         probe_interval_s=resolved.serve("probe_interval"),
         keepalive_after_s=resolved.serve("keepalive_after"),
+        dashboard=resolved.serve("dashboard"),
         model_aliases=merged_aliases(resolved.aliases),
         notify=notify,
         store_passphrase=store_passphrase,
