@@ -575,3 +575,76 @@ async def test_store_byte_budget_and_cycles(tmp_path: Any) -> None:
     store.put(StoredResponse("c1", "c2", 1, [], []), now=1004)
     store.put(StoredResponse("c2", "c1", 1, [], []), now=1004)
     assert store.expand("c1", now=1004) is None
+
+
+async def test_store_finds_a_chain_or_an_item_only_for_its_tenant(tmp_path: Any) -> None:
+    """One user's stored conversation is unknown to another tenant, even with its ids."""
+    from codexgw.store.responses import ResponseStore, StoredResponse
+
+    store = ResponseStore.open(tmp_path)
+    out = {"type": "message", "id": "msg_ada", "role": "assistant", "content": []}
+    store.put(StoredResponse("r1", None, 1, [_msg("secret plan")], [out], "user:ada"), now=0)
+    store.put(StoredResponse("r2", "r1", 1, [_msg("more")], [], "user:ada"), now=1)
+    assert store.expand("r2", tenant="user:ada", now=2) is not None
+    assert store.expand("r2", tenant="user:bob", now=2) is None
+    assert store.expand("r2", now=2) is None  # nor to a keyless caller
+    assert store.find_items(["msg_ada"], tenant="user:bob", now=2) == {}
+    assert store.find_items(["msg_ada"], tenant="user:ada", now=2) == {"msg_ada": (out, 1)}
+    store.put(StoredResponse("r3", "r2", 1, [_msg("bob's turn")], [], "user:bob"), now=3)
+    assert store.expand("r3", tenant="user:bob", now=4) is None  # a chain through ada's rows
+
+
+async def test_store_file_from_before_tenants_is_upgraded_on_open(tmp_path: Any) -> None:
+    from codexgw.store.responses import RESPONSES_DB_FILENAME, ResponseStore, StoredResponse
+
+    conn = sqlite3.connect(tmp_path / RESPONSES_DB_FILENAME)
+    conn.executescript(
+        "CREATE TABLE responses (id TEXT PRIMARY KEY, previous_id TEXT, account_id INTEGER, input TEXT NOT NULL,"
+        " output TEXT NOT NULL, size INTEGER NOT NULL, created_at REAL NOT NULL, expires_at REAL NOT NULL);"
+        "INSERT INTO responses VALUES ('old', NULL, 1, '[]', '[]', 4, 0, 1e12);"
+    )
+    conn.close()
+    store = ResponseStore.open(tmp_path)
+    assert store.expand("old", now=1) is not None  # an old row is the keyless tenant's
+    store.put(StoredResponse("new", "old", 1, [], [], None), now=2)
+    assert store.expand("new", now=3) is not None
+
+
+async def test_a_key_cannot_continue_another_users_conversation(env: Env) -> None:
+    """previous_response_id and item_reference reach only the caller's own stored responses (a
+    user's keys share them): another user's id answers 400 previous_response_not_found, as an
+    unknown one."""
+    from tests.teams_env import key, own, user
+
+    env.add_account("ada-acct")
+    env.add_account("bob-acct")
+    user(env, "ada")
+    user(env, "bob")
+    own(env, "ada-acct", "ada")
+    own(env, "bob-acct", "bob")
+    ada_ci, ada_laptop, bob_ci = (
+        key(env, "ada-ci", owner="ada"),
+        key(env, "ada-laptop", owner="ada"),
+        key(env, "bob-ci", owner="bob"),
+    )
+    env.fake.script(None, Text("the secret plan"), Text("second"), Text("third"))
+    await env.start()
+    first = await in_thread(env.openai(api_key=ada_ci).responses.create, model="gpt-5.5", input="plan?")
+    item = first.output[0].id
+    for request in (
+        {"previous_response_id": first.id, "input": "tell me"},
+        {"input": [{"type": "item_reference", "id": item}, {"role": "user", "content": "tell me"}]},
+    ):
+        with pytest.raises(openai.BadRequestError) as info:
+            await in_thread(env.openai(api_key=bob_ci).responses.create, model="gpt-5.5", **request)
+        assert info.value.status_code == 400
+    assert "the secret plan" not in json.dumps([r.json for r in env.fake.responses_requests()][1:])
+    follow = await in_thread(
+        env.openai(api_key=ada_laptop).responses.create,
+        model="gpt-5.5",
+        previous_response_id=first.id,
+        input="more",
+    )
+    assert follow.output_text
+    sent = env.fake.responses_requests()[-1].json["input"]
+    assert "the secret plan" in json.dumps(sent)  # ada's other key continues her conversation

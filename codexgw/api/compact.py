@@ -8,7 +8,7 @@ from quart import Blueprint, Response, request
 
 from codexgw.api.body import read_json_body
 from codexgw.api.common import current_exchange, gateway, json_response
-from codexgw.api.responses import expand_history
+from codexgw.api.responses import expand_history, tenant_of
 from codexgw.translate.params import prepare_responses_request
 from codexgw.upstream.failover import post_compact
 
@@ -29,12 +29,12 @@ async def compact_response() -> Response:
     """
     gw = gateway()
     body = await read_json_body(gw.settings.max_body_bytes)
-    _previous_id, _history, body = await expand_history(gw, body)
+    exchange = current_exchange()
+    _previous_id, _history, body = await expand_history(gw, body, tenant_of(exchange.key))
     prepared = prepare_responses_request(body, default_instructions="", aliases=gw.settings.model_aliases)
     compact = {k: prepared.body[k] for k in COMPACT_FIELDS if prepared.body.get(k) is not None}
     if not compact.get("instructions"):
         compact.pop("instructions", None)  # codex-rs omits it when empty (§6.1)
-    exchange = current_exchange()
     exchange.accounted = True
     if exchange.key is not None:  # the key's policy, as on the hot routes (teams contract §2)
         exchange.policy_headers = gw.teams.policy.admit(

@@ -24,6 +24,7 @@ import trio
 
 from codexgw.api.common import response_headers
 from codexgw.api.hot import Call, JSONReply, StreamReply
+from codexgw.policy.keys import ApiKey
 from codexgw.store.responses import History, ResponseStore, StoredResponse
 from codexgw.translate.aggregate import ResponseAggregator
 from codexgw.translate.history import (
@@ -58,7 +59,8 @@ async def create_response(call: Call) -> JSONReply | StreamReply:
     """
     gw = call.gw
     body = call.json_body()
-    previous_id, history, body = await expand_history(gw, body)
+    tenant = tenant_of(call.exchange.key)
+    previous_id, history, body = await expand_history(gw, body, tenant)
     prepared = prepare_responses_request(
         body, default_instructions=call.default_instructions, aliases=gw.settings.model_aliases
     )
@@ -84,7 +86,7 @@ async def create_response(call: Call) -> JSONReply | StreamReply:
         call.exchange.model = stream.model or str(prepared.body.get("model"))
         if store is None:
             return None
-        return response_saver(gw, store, stream.account.id, previous_id, turn_input)
+        return response_saver(gw, store, stream.account.id, previous_id, turn_input, tenant)
 
     opened = await open_or_wait(gw, opener, wait_s=gw.settings.keepalive_after_s if prepared.stream else 0)
     passthrough = ResponsesPassthrough(keep_items=keep, failure_id=f"resp_{uuid.uuid4().hex}")
@@ -124,9 +126,17 @@ async def responses_store(gw: Gateway) -> ResponseStore:
     return gw.responses
 
 
-async def expand_history(gw: Gateway, body: Any) -> tuple[str | None, History | None, Any]:
+def tenant_of(key: ApiKey | None) -> str | None:
+    """Whose stored responses a request reaches: its key's :attr:`~codexgw.policy.keys.ApiKey.tenant`,
+    ``None`` without a key (:mod:`codexgw.store.responses`, "Tenants")."""
+    return key.tenant if key is not None else None
+
+
+async def expand_history(
+    gw: Gateway, body: Any, tenant: str | None
+) -> tuple[str | None, History | None, Any]:
     """Expand ``previous_response_id`` and ``item_reference`` items (:mod:`codexgw.translate.history`)
-    with what the store holds.
+    with what the store holds for ``tenant`` (:func:`tenant_of`; another tenant's ids are unknown here).
 
     Returns:
         ``(previous id or None, its history or None, the body to fix up)``. The history is also
@@ -143,7 +153,9 @@ async def expand_history(gw: Gateway, body: Any) -> tuple[str | None, History | 
     history: History | None = None
     if previous_id is not None:
         store = await responses_store(gw)
-        history = await trio.to_thread.run_sync(lambda: store.expand(previous_id, now=gw.clock()))
+        history = await trio.to_thread.run_sync(
+            lambda: store.expand(previous_id, tenant=tenant, now=gw.clock())
+        )
         if history is None:
             raise previous_not_found(previous_id)
         body = with_history(body, history.items)
@@ -151,7 +163,9 @@ async def expand_history(gw: Gateway, body: Any) -> tuple[str | None, History | 
     if not refs:
         return previous_id, history, body
     store = await responses_store(gw)
-    found = await trio.to_thread.run_sync(lambda: store.find_items(refs.values(), now=gw.clock()))
+    found = await trio.to_thread.run_sync(
+        lambda: store.find_items(refs.values(), tenant=tenant, now=gw.clock())
+    )
     body, owners, account_id = resolve_references(body, history, refs, found)
     items = history.items if history else []
     return previous_id, History(items=items, owners=owners, account_id=account_id), body
@@ -163,13 +177,15 @@ def response_saver(
     account_id: int,
     previous_id: str | None,
     turn_input: list[dict[str, Any]],
+    tenant: str | None,
 ) -> Saver:
-    """A coroutine function ``save(response_id, output_items)`` that stores this turn (never raises)."""
+    """A coroutine function ``save(response_id, output_items)`` that stores this turn for ``tenant``
+    (:func:`tenant_of`; never raises)."""
 
     async def save(response_id: str, output: list[dict[str, Any]]) -> None:
         if not response_id:
             return
-        record = StoredResponse(response_id, previous_id, account_id, turn_input, output)
+        record = StoredResponse(response_id, previous_id, account_id, turn_input, output, tenant)
         try:
             with trio.CancelScope(shield=True):  # the client may hang up right after the last event
                 await trio.to_thread.run_sync(lambda: store.put(record, now=gw.clock()))

@@ -48,7 +48,7 @@ import trio
 from codexgw.api.boundary import error_answer
 from codexgw.api.common import authenticate
 from codexgw.api.exchange import Exchange
-from codexgw.api.responses import PATHS, expand_history, response_saver, responses_store
+from codexgw.api.responses import PATHS, expand_history, response_saver, responses_store, tenant_of
 from codexgw.errors import CodexgwError
 from codexgw.translate.history import Conversation, body_for, previous_response_id, with_history
 from codexgw.translate.params import prepare_responses_request
@@ -270,7 +270,7 @@ class _Socket:
             history = self.session.expand(previous_id)
             if history is not None:
                 return previous_id, history, with_history(body, history.items)
-        return await expand_history(self.gw, body)
+        return await expand_history(self.gw, body, tenant_of(self.key))
 
     async def _open(
         self,
@@ -316,7 +316,14 @@ class _Socket:
         ``store: false`` (as over HTTP)."""
         account_id = stream.account.id
         stored = (
-            response_saver(self.gw, await responses_store(self.gw), account_id, previous_id, turn_input)
+            response_saver(
+                self.gw,
+                await responses_store(self.gw),
+                account_id,
+                previous_id,
+                turn_input,
+                tenant_of(self.key),
+            )
             if keep
             else None
         )

@@ -119,6 +119,12 @@ class ApiKey:
     grace_until: float | None = None
 
     @property
+    def tenant(self) -> str:
+        """Whose stored conversations this key reaches (``previous_response_id``, ``item_reference``):
+        ``user:<owner>`` for an owned key (a user's keys share them), else ``key:<name>``."""
+        return f"user:{self.owner}" if self.owner is not None else f"key:{self.name}"
+
+    @property
     def limited(self) -> bool:
         """True when the key has any rate limit (rpm, tpm, tokens per day or concurrent streams)."""
         return not (

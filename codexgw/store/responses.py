@@ -22,6 +22,12 @@ Theory of operation:
 * **Files and threads** as in :mod:`codexgw.store.sqlite`: a separate file (so a busy conversation log
   never contends with the account store), a connection per operation, safe from any thread; the
   server calls it through ``trio.to_thread``.
+* **Tenants.** Each row names the caller that produced it (``tenant``: the API key's
+  :attr:`~codexgw.policy.keys.ApiKey.tenant`, ``None`` for a gateway without keys). A chain or an
+  item is found only by the same tenant, so on a team gateway one user's key can never continue or
+  read another user's conversation (an id of someone else's answers ``previous_response_not_found``,
+  exactly as an unknown one). Files from before the column was added get it on open (``NULL``: the
+  keyless tenant).
 * **Encryption at rest.** The items are conversation content: in an encrypted store the ``input``
   and ``output`` columns are AES-GCM ``enc1:…`` values under the account store's key (``opener``;
   :mod:`codexgw.store.crypto`). Ids, sizes and times stay clear (the index needs them).
@@ -66,7 +72,8 @@ CREATE TABLE IF NOT EXISTS responses (
     output TEXT NOT NULL,
     size INTEGER NOT NULL,
     created_at REAL NOT NULL,
-    expires_at REAL NOT NULL
+    expires_at REAL NOT NULL,
+    tenant TEXT
 );
 CREATE INDEX IF NOT EXISTS responses_expires_at ON responses (expires_at);
 CREATE TABLE IF NOT EXISTS response_items (
@@ -87,6 +94,7 @@ class StoredResponse:
         account_id: the codexgw account that served it (its encrypted reasoning is readable only there).
         input: this turn's input items as sent upstream (after fix-ups), without the expanded history.
         output: the response's output items (``response.output_item.done`` items).
+        tenant: the caller it belongs to (:attr:`codexgw.policy.keys.ApiKey.tenant`; ``None``: no key).
     """
 
     id: str
@@ -94,6 +102,7 @@ class StoredResponse:
     account_id: int | None
     input: list[dict[str, Any]]
     output: list[dict[str, Any]]
+    tenant: str | None = None
 
 
 @dataclass
@@ -156,6 +165,9 @@ class ResponseStore:
             with closing(store._connect()) as conn:
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.executescript(SCHEMA)
+                columns = {row[1] for row in conn.execute("PRAGMA table_info(responses)")}
+                if "tenant" not in columns:  # a file from before tenants
+                    conn.execute("ALTER TABLE responses ADD COLUMN tenant TEXT")
             for suffix in ("", "-wal", "-shm"):
                 path = store.path.with_name(store.path.name + suffix)
                 if path.exists():
@@ -187,8 +199,9 @@ class ResponseStore:
         with closing(self._connect()) as conn:
             conn.execute("BEGIN")
             conn.execute(
-                "INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (*row, now, now + self.ttl_s),
+                "INSERT OR REPLACE INTO responses (id, previous_id, account_id, input, output, size,"
+                " created_at, expires_at, tenant) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (*row, now, now + self.ttl_s, response.tenant),
             )
             conn.executemany("INSERT OR REPLACE INTO response_items VALUES (?, ?)", ids)
             conn.execute("COMMIT")
@@ -196,11 +209,14 @@ class ResponseStore:
         if self._writes % PRUNE_EVERY == 0:
             self.prune(now=now)
 
-    def expand(self, response_id: str, *, now: float | None = None) -> History | None:
+    def expand(
+        self, response_id: str, *, tenant: str | None = None, now: float | None = None
+    ) -> History | None:
         """The whole conversation up to and including ``response_id``, or ``None`` if unknown.
 
-        ``None`` also when the chain is broken (an ancestor expired or was evicted) or longer than
-        :data:`MAX_CHAIN`. Every row of a found chain is renewed for another ``ttl_s``.
+        ``None`` also when the chain is broken (an ancestor expired or was evicted), longer than
+        :data:`MAX_CHAIN`, or any row of it belongs to another ``tenant``. Every row of a found
+        chain is renewed for another ``ttl_s``.
         """
         now = time.time() if now is None else now
         chain: list[tuple[str, int | None, str, str]] = []
@@ -212,8 +228,9 @@ class ResponseStore:
                     return None
                 seen.add(current)
                 row = conn.execute(
-                    "SELECT previous_id, account_id, input, output FROM responses WHERE id = ? AND expires_at > ?",
-                    (current, now),
+                    "SELECT previous_id, account_id, input, output FROM responses"
+                    " WHERE id = ? AND expires_at > ? AND tenant IS ?",
+                    (current, now, tenant),
                 ).fetchone()
                 if row is None:
                     return None
@@ -232,11 +249,12 @@ class ResponseStore:
         return history
 
     def find_items(
-        self, item_ids: Iterable[str], *, now: float | None = None
+        self, item_ids: Iterable[str], *, tenant: str | None = None, now: float | None = None
     ) -> dict[str, tuple[dict[str, Any], int | None]]:
         """The stored output items with these ids: ``{id: (item, account that produced it)}``.
 
-        Ids that are unknown, or whose response expired or was evicted, are missing from the result.
+        Ids that are unknown, whose response expired or was evicted, or that belong to another
+        ``tenant`` are missing from the result.
         Every response an item is found in is renewed for another ``ttl_s``.
         """
         now = time.time() if now is None else now
@@ -246,8 +264,8 @@ class ResponseStore:
             for item_id in dict.fromkeys(item_ids):
                 row = conn.execute(
                     "SELECT r.id, r.account_id, r.output FROM response_items i JOIN responses r "
-                    "ON r.id = i.response_id WHERE i.item_id = ? AND r.expires_at > ?",
-                    (item_id, now),
+                    "ON r.id = i.response_id WHERE i.item_id = ? AND r.expires_at > ? AND r.tenant IS ?",
+                    (item_id, now, tenant),
                 ).fetchone()
                 if row is None:
                     continue
