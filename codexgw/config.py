@@ -111,6 +111,8 @@ class Settings:
         usage_flush_s: how often the usage counters are written to the store (teams, issue 12).
         login_callback_port: where a browser login started through the admin API listens while it
             waits (1455 is the port ChatGPT redirects to; 0 = any, for tests).
+        workers: processes serving the port together (``serve --workers``; 1 = this process alone).
+        worker_index: this process's worker number (0 … workers-1), ``None`` outside a supervisor.
     """
 
     store_dir: Path = field(default_factory=default_store_dir)
@@ -143,6 +145,8 @@ class Settings:
     store_passphrase: str | None = field(default=None, repr=False)
     usage_flush_s: float = 2.0
     login_callback_port: int = 1455
+    workers: int = 1
+    worker_index: int | None = None
 
     def __post_init__(self) -> None:
         self.store_dir = Path(self.store_dir).expanduser()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -59,6 +60,9 @@ def hypercorn_config(settings: Settings) -> object:
     config.backlog = 2048  # hypercorn's 100 overflows when thousands of clients connect at once
     config.websocket_max_message_size = settings.max_body_bytes  # larger: close 1009, message too big
     config.websocket_ping_interval = settings.heartbeat_s  # proxies on the way see traffic
+    if settings.worker_index is not None:
+        config.workers = settings.workers  # hypercorn sets SO_REUSEPORT when workers > 1
+        warnings.filterwarnings("ignore", "The config `workers` has no affect", Warning)  # we are one of them
     if settings.certfile:
         config.certfile = settings.certfile
         config.keyfile = settings.keyfile
@@ -87,6 +91,7 @@ async def serve(
     shutdown: trio.Event | None = None,
     clock: Callable[[], float] = time.time,
     task_status: trio.TaskStatus[Running] = trio.TASK_STATUS_IGNORED,
+    setup_token: str | None = None,
 ) -> None:
     """Run the gateway until ``shutdown`` is set (or the task is cancelled).
 
@@ -99,6 +104,8 @@ async def serve(
         shutdown: set it to stop accepting, drain open requests for ``graceful_timeout_s``, and return.
         clock: epoch-seconds clock for token expiry and cooldowns (tests inject one).
         task_status: receives a :class:`Running` once the sockets are bound.
+        setup_token: a worker's (``serve --workers``): the one-time setup token its supervisor drew
+            and printed; a single ``serve`` draws and prints its own.
 
     Raises:
         OSError: the address is in use or cannot be bound (unwrapped from hypercorn's exception group).
@@ -216,7 +223,12 @@ async def serve(
                 log.info("%s", startup_line(settings, gw, urls))
                 if not any(a.eligible for a in gw.accounts.values()):
                     log.warning("%s", nothing_to_serve(gw.accounts.values()))
-                _print_setup_token(teams, urls, dashboard=settings.dashboard)
+                if settings.worker_index is None:
+                    token = teams.setup_token()
+                    if token is not None:
+                        print_setup_token(token, urls, dashboard=settings.dashboard)
+                elif setup_token is not None:
+                    teams.adopt_setup_token(setup_token)
                 task_status.started(Running(urls=urls, gateway=gw))
         except* OSError as group:
             raise group.exceptions[0] from None
@@ -226,13 +238,10 @@ async def serve(
                     await teams.flush()
 
 
-def _print_setup_token(teams: Teams, urls: list[str], *, dashboard: bool = True) -> None:
-    """With no user in the store, print the one-time token for ``POST /api/setup`` (15 minutes) on
-    stderr, outside the logs (it is a secret meant for the person starting the server); with the
-    dashboard, as the link to its setup page."""
-    token = teams.setup_token()
-    if token is None:
-        return
+def print_setup_token(token: str, urls: list[str], *, dashboard: bool = True) -> None:
+    """Print the one-time token for ``POST /api/setup`` (15 minutes) on stderr, outside the logs (it
+    is a secret meant for the person starting the server); with the dashboard, as the link to its
+    setup page."""
     url = urls[0] if urls else ""
     if dashboard:
         print(

@@ -240,6 +240,12 @@ class Teams:
         self._setup = (token, self.clock() + SETUP_TTL_S)
         return token
 
+    def adopt_setup_token(self, token: str) -> None:
+        """Accept ``token`` (drawn by the ``serve --workers`` supervisor) as the setup token while no
+        user exists (15 minutes from now)."""
+        if not self.users:
+            self._setup = (token, self.clock() + SETUP_TTL_S)
+
     def check_setup_token(self, token: str) -> bool:
         """True when ``token`` is the unexpired setup token (constant-time compare)."""
         if self._setup is None or not isinstance(token, str):
