@@ -132,6 +132,7 @@ async def serve(
     from codexgw.upstream.gateway import Gateway
     from codexgw.upstream.manage import apply_stored_settings
     from codexgw.upstream.notifier import Notifier
+    from codexgw.upstream.pool_sync import PoolStateSync
     from codexgw.upstream.prober import Prober
     from codexgw.upstream.teams import Teams
 
@@ -207,6 +208,7 @@ async def serve(
                 accounts.followers.append(lambda _accounts: apply_stored_settings(gw))
                 app = create_app(gw, blueprints=_dashboard(settings))
                 await nursery.start(accounts.watch_store)
+                await nursery.start(PoolStateSync(store, pool, clock=clock).run)  # after the accounts
                 await nursery.start(teams.flush_loop)
                 nursery.start_soon(lambda: accounts.refresh_loop(check_every_s=settings.refresh_check_s))
                 nursery.start_soon(prober.run)  # idle while probe_interval_s is 0 (settable at runtime)
