@@ -1,0 +1,237 @@
+"""``serve --workers 2``: one gateway in several processes (issue 17 "Every core").
+
+Each test runs the fake upstream in its own trio loop and ``codexgw serve --workers 2`` as a real
+subprocess (a supervisor and two workers on one port), and reads which worker answered from the
+access log lines (``codexgw.access[w0]``).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import httpx
+import pytest
+import trio
+
+from tests.conftest import Env
+from tests.fakes import Text, UsageLimit
+
+pytestmark = pytest.mark.trio
+
+CHAT = {"model": "gpt-5.5", "messages": [{"role": "user", "content": "hi"}]}
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class Supervisor:
+    """A ``codexgw serve --workers N`` subprocess and its log."""
+
+    def __init__(self, env: Env, *args: str, workers: int = 2) -> None:
+        self.log_path = env.tmp / "serve.log"
+        self.log = self.log_path.open("wb")
+        environment = {k: v for k, v in os.environ.items() if not k.startswith("CODEXGW_")}
+        self.proc = subprocess.Popen(
+            [
+                sys.executable, "-m", "codexgw", "--store", str(env.store_dir), "serve", "--port", "0",
+                "--workers", str(workers), "--upstream", f"{env.fake_url}/backend-api",
+                "--auth-url", env.fake_url, "--no-dashboard", *args,
+            ],
+            stdout=subprocess.DEVNULL, stderr=self.log, cwd=ROOT, env=environment,
+        )  # fmt: skip
+        self.url = ""
+        self.pids: list[int] = []
+
+    def text(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    async def started(self, timeout_s: float = 30.0) -> None:
+        with trio.fail_after(timeout_s):
+            while True:
+                found = re.search(r"workers serving on (\S+) \(pids ([\d, ]+)\)", self.text())
+                if found:
+                    self.url = found.group(1)
+                    self.pids = [int(p) for p in found.group(2).split(", ")]
+                    return
+                assert self.proc.poll() is None, self.text()
+                await trio.sleep(0.05)
+
+    def served_by(self, start: int = 0) -> Counter[str]:
+        """How many requests each worker answered (access log lines from ``start`` on)."""
+        return Counter(re.findall(r"codexgw\.access\[(w\d+)\]", self.text()[start:]))
+
+    async def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        with trio.fail_after(20):
+            while self.proc.poll() is None:
+                await trio.sleep(0.05)
+        self.log.close()
+        return self.proc.returncode
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie of ours counts as gone
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+async def fresh_posts(url: str, n: int, body: dict = CHAT) -> list[httpx.Response]:
+    """``n`` requests at once, each on its own connection (so SO_REUSEPORT spreads them)."""
+    out: list[httpx.Response] = []
+
+    async def one() -> None:
+        async with httpx.AsyncClient(timeout=30) as client:
+            out.append(await client.post(f"{url}/v1/chat/completions", json=body))
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(n):
+            nursery.start_soon(one)
+    return out
+
+
+@pytest.fixture
+async def sup(env: Env):
+    made: list[Supervisor] = []
+
+    def start(*args: str, workers: int = 2) -> Supervisor:
+        s = Supervisor(env, *args, workers=workers)
+        made.append(s)
+        return s
+
+    yield start
+    for s in made:
+        if s.proc.poll() is None:
+            s.proc.kill()
+            s.proc.wait()
+        for pid in s.pids:
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+async def test_streams_spread_over_both_workers(env: Env, sup) -> None:
+    env.add_account("alice")
+    s = sup()
+    await s.started()
+    answers = await fresh_posts(s.url, 24)
+    assert all(r.status_code == 200 for r in answers)
+    counts = s.served_by()
+    assert set(counts) == {"w0", "w1"}, counts
+    assert await s.stop() == 0
+
+
+async def test_a_429_learned_by_one_worker_is_honoured_by_the_other_within_a_second(env: Env, sup) -> None:
+    alice = env.add_account("alice")
+    bob = env.add_account("bob")
+    s = sup()
+    await s.started()
+    env.fake.script(alice, UsageLimit(resets_in_s=600))  # the next request to alice answers 429
+    async with httpx.AsyncClient(timeout=30) as client:
+        for _ in range(4):
+            assert (await client.post(f"{s.url}/v1/chat/completions", json=CHAT)).status_code == 200
+            if alice.chatgpt_account_id in [
+                r.headers.get("chatgpt-account-id") for r in env.fake.responses_requests()
+            ]:
+                break
+    await trio.sleep(0.1)
+    assert "hit its usage limit" in s.text()
+    await trio.sleep(1.0)
+    mark = len(s.text())
+    before = len(env.fake.responses_requests())
+    answers = await fresh_posts(s.url, 16)
+    assert all(r.status_code == 200 for r in answers)
+    served = [r.headers.get("chatgpt-account-id") for r in env.fake.responses_requests()[before:]]
+    assert served == [bob.chatgpt_account_id] * 16  # neither worker sent one to alice
+    assert set(s.served_by(mark)) == {"w0", "w1"}  # and both workers answered
+    assert await s.stop() == 0
+
+
+async def test_one_refresh_across_workers(env: Env, sup) -> None:
+    """Both workers find the token about to expire at start; the store lease lets one refresh."""
+    alice = env.add_account("alice", access_ttl_s=120)  # inside the 300 s refresh margin
+    alice.access_ttl_s = 3600  # the refreshed token is not: one refresh is all it takes
+    s = sup()
+    await s.started()
+    with trio.fail_after(10):
+        while alice.refresh_count < 1:
+            await trio.sleep(0.05)
+    await trio.sleep(2.0)  # both background loops have looked by now
+    assert alice.refresh_count == 1
+    answers = await fresh_posts(s.url, 8)
+    assert all(r.status_code == 200 for r in answers)
+    assert alice.refresh_count == 1
+    assert "refresh_token_reused" not in s.text()
+    assert await s.stop() == 0
+
+
+async def test_sigterm_drains_every_worker(env: Env, sup) -> None:
+    env.add_account("alice")
+    env.fake.delta_interval_s = 0.1
+    s = sup()
+    await s.started()
+    words = [f"w{i} " for i in range(12)]  # about 1.2 s each
+    bodies: list[str] = []
+
+    async def stream() -> None:
+        async with (
+            httpx.AsyncClient(timeout=30) as client,
+            client.stream("POST", f"{s.url}/v1/chat/completions", json={**CHAT, "stream": True}) as r,
+        ):
+            bodies.append("".join([chunk async for chunk in r.aiter_text()]))
+
+    for _ in range(8):
+        env.fake.script(None, Text("".join(words), chunks=words))
+    async with trio.open_nursery() as nursery:
+        for _ in range(8):
+            nursery.start_soon(stream)
+        with trio.fail_after(10):
+            while len(env.fake.responses_requests()) < 8:
+                await trio.sleep(0.02)
+        await trio.sleep(0.2)
+        assert set(s.served_by()) <= {"w0", "w1"}
+        s.proc.send_signal(signal.SIGTERM)
+    assert len(bodies) == 8 and all(b.rstrip().endswith("data: [DONE]") for b in bodies), bodies
+    assert await s.stop() == 0
+    assert s.text().count("received SIGTERM") == 3  # the supervisor, and each worker once
+    assert not any(alive(p) for p in s.pids)
+
+
+async def test_a_killed_worker_is_started_again(env: Env, sup) -> None:
+    env.add_account("alice")
+    s = sup()
+    await s.started()
+    os.kill(s.pids[0], signal.SIGKILL)
+    with trio.fail_after(15):
+        while (
+            "worker 0 started again" not in s.text()
+            or "[w0]: codexgw" not in s.text().split("started again")[-1]
+        ):
+            await trio.sleep(0.05)
+    assert "exited with signal 9" in s.text()
+    answers = await fresh_posts(s.url, 16)
+    assert all(r.status_code == 200 for r in answers)
+    assert await s.stop() == 0
+
+
+async def test_workers_exit_when_the_supervisor_is_killed(env: Env, sup) -> None:
+    env.add_account("alice")
+    s = sup()
+    await s.started()
+    assert all(alive(p) for p in s.pids)
+    s.proc.kill()
+    s.proc.wait()
+    deadline = time.monotonic() + 10
+    while any(alive(p) for p in s.pids) and time.monotonic() < deadline:
+        await trio.sleep(0.1)
+    assert not any(alive(p) for p in s.pids)
