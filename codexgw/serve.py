@@ -22,6 +22,7 @@ import trio
 from codexgw.config import Settings
 
 if TYPE_CHECKING:
+    from codexgw.policy.limits import Limiter
     from codexgw.upstream.gateway import Gateway
     from codexgw.upstream.teams import Teams
 
@@ -189,6 +190,7 @@ async def serve(
                     master_key=settings.api_key,
                     flush_s=settings.usage_flush_s,
                     clock=clock,
+                    limiter=_shared_limiter(settings),
                 )
                 accounts.followers.append(teams.reload)
                 gw = Gateway(
@@ -261,6 +263,16 @@ def print_setup_token(token: str, urls: list[str], *, dashboard: bool = True) ->
         file=sys.stderr,
         flush=True,
     )
+
+
+def _shared_limiter(settings: Settings) -> Limiter | None:
+    """A worker's (``serve --workers``) rate-limit counters, shared with the other workers; ``None``
+    (the in-memory ones) for a single ``serve``."""
+    if settings.worker_index is None:
+        return None
+    from codexgw.store.shared_limits import SharedLimiter
+
+    return SharedLimiter.open(settings.store_dir, settings.worker_index)
 
 
 def _dashboard(settings: Settings) -> list[object]:

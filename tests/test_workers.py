@@ -235,3 +235,31 @@ async def test_workers_exit_when_the_supervisor_is_killed(env: Env, sup) -> None
     while any(alive(p) for p in s.pids) and time.monotonic() < deadline:
         await trio.sleep(0.1)
     assert not any(alive(p) for p in s.pids)
+
+
+async def test_a_keys_rpm_is_shared_by_the_workers(env: Env, sup) -> None:
+    """rpm 6 over two workers: 6 requests pass, the next ones are refused whichever worker answers
+    (per process, each worker would have let 6 through: 12)."""
+    env.add_account("alice")
+    created = subprocess.run(
+        [sys.executable, "-m", "codexgw", "--store", str(env.store_dir), "keys", "create", "ci", "--rpm", "6"],
+        capture_output=True, text=True, cwd=ROOT, check=True,
+    )  # fmt: skip
+    secret = created.stdout.strip().splitlines()[-1]
+    assert secret.startswith("cgw-"), created.stdout
+    s = sup("--api-key", "m" * 32)
+    await s.started()
+    statuses: list[int] = []
+
+    async def one() -> None:
+        headers = {"authorization": f"Bearer {secret}"}
+        async with httpx.AsyncClient(timeout=30, headers=headers) as client:
+            statuses.append((await client.post(f"{s.url}/v1/chat/completions", json=CHAT)).status_code)
+
+    for _ in range(2):
+        async with trio.open_nursery() as nursery:
+            for _ in range(8):
+                nursery.start_soon(one)
+    assert statuses.count(200) == 6 and statuses.count(429) == 10, statuses
+    assert set(s.served_by()) == {"w0", "w1"}
+    assert await s.stop() == 0

@@ -100,6 +100,7 @@ def supervise(settings: Settings) -> int:
         StoreError: ``responses.db`` cannot be opened.
     """
     from codexgw.store.responses import ResponseStore
+    from codexgw.store.shared_limits import create_table
     from codexgw.store.sqlite import Store
     from codexgw.store.users import count_users
 
@@ -107,6 +108,7 @@ def supervise(settings: Settings) -> int:
     port = reserve.getsockname()[1]
     store = Store.open(settings.store_dir, passphrase=settings.store_passphrase)
     ResponseStore.open(settings.store_dir, opener=store.opener)  # the switch to WAL, once
+    create_table(settings.store_dir)  # the rate-limit counters the workers share
     token = secrets.token_urlsafe(24) if count_users(store) == 0 else None
     base = replace(settings, port=port)
     workers = [_Worker(i) for i in range(settings.workers)]

@@ -73,6 +73,7 @@ class Teams:
         master_key: str | None,
         flush_s: float = 2.0,
         clock: Callable[[], float] = time.time,
+        limiter: Limiter | None = None,
     ) -> None:
         self.store = store
         self.metrics = metrics
@@ -82,7 +83,7 @@ class Teams:
         self.clock = clock
         self.ring = KeyRing(master=master_key)
         self.scopes: dict[str, frozenset[int] | None] = {}
-        self.limiter = Limiter()
+        self.limiter = limiter if limiter is not None else Limiter()  # shared: serve --workers
         self.ledger = Ledger()
         self.policy = RequestPolicy(self.limiter, self.ledger)
         self.login_throttle = LoginThrottle()
