@@ -22,9 +22,11 @@ import trio
 from codexgw.config import Settings
 
 if TYPE_CHECKING:
+    from codexgw.metrics import Metrics
     from codexgw.policy.limits import Limiter
     from codexgw.upstream.gateway import Gateway
     from codexgw.upstream.teams import Teams
+    from codexgw.upstream.workers_view import WorkersView
 
 log = logging.getLogger("codexgw.serve")
 
@@ -205,7 +207,10 @@ async def serve(
                     teams=teams,
                     nursery=nursery,
                     clock=clock,
+                    workers_view=_workers_view(settings, metrics, clock),
                 )
+                if gw.workers_view is not None:
+                    nursery.start_soon(gw.workers_view.run)
                 events.account_rows = lambda: account_shapes(gw)
                 accounts.followers.append(lambda _accounts: apply_stored_settings(gw))
                 app = create_app(gw, blueprints=_dashboard(settings))
@@ -262,6 +267,22 @@ def print_setup_token(token: str, urls: list[str], *, dashboard: bool = True) ->
         f"  {token}",
         file=sys.stderr,
         flush=True,
+    )
+
+
+def _workers_view(settings: Settings, metrics: Metrics, clock: Callable[[], float]) -> WorkersView | None:
+    """A worker's publisher of its metrics and summary (``serve --workers``); ``None`` otherwise."""
+    if settings.worker_index is None:
+        return None
+    from codexgw.upstream.workers_view import WorkersView, summary_of
+
+    started_at = clock()
+    return WorkersView(
+        settings.store_dir / "workers",
+        settings.worker_index,
+        metrics,
+        lambda: summary_of(metrics, started_at),
+        clock=clock,
     )
 
 

@@ -263,3 +263,28 @@ async def test_a_keys_rpm_is_shared_by_the_workers(env: Env, sup) -> None:
     assert statuses.count(200) == 6 and statuses.count(429) == 10, statuses
     assert set(s.served_by()) == {"w0", "w1"}
     assert await s.stop() == 0
+
+
+async def test_metrics_and_status_answer_for_every_worker(env: Env, sup) -> None:
+    """/metrics from any worker has every worker's series with a worker label; /status lists them."""
+    env.add_account("alice")
+    s = sup()
+    await s.started()
+    assert all(r.status_code == 200 for r in await fresh_posts(s.url, 16))
+    await trio.sleep(1.5)  # a publication of each worker
+    served = s.served_by()
+    async with httpx.AsyncClient(timeout=30) as client:
+        text = (await client.get(f"{s.url}/metrics")).text
+        status = (await client.get(f"{s.url}/status")).json()
+    from prometheus_client.parser import text_string_to_metric_families
+
+    families = {f.name: f for f in text_string_to_metric_families(text)}  # valid exposition
+    per_worker: Counter[str] = Counter()
+    for sample in families["codexgw_requests"].samples:
+        if sample.labels.get("route") == "/v1/chat/completions":
+            per_worker[sample.labels["worker"]] += int(sample.value)
+    assert per_worker == Counter({"0": served["w0"], "1": served["w1"]})
+    assert status["worker"] in (0, 1)
+    assert [w["worker"] for w in status["workers"]] == [0, 1]
+    assert sorted(w["pid"] for w in status["workers"]) == sorted(s.pids)
+    assert await s.stop() == 0
