@@ -123,12 +123,13 @@ def main() -> None:
     parser.add_argument("--pace-ms", type=int, default=40)
     parser.add_argument("--repeat", type=int, default=1, help="interleaved runs of each row")
     parser.add_argument("--routes", default="responses,chat")
+    parser.add_argument("--workers", default="1,2", help="worker counts to run, in order")
     args = parser.parse_args()
     raise_nofile()
     rows = []
     for _ in range(args.repeat):
         for kind in args.routes.split(","):
-            for workers in (1, 2):
+            for workers in (int(w) for w in args.workers.split(",")):
                 row = one_run(workers, kind, args.streams, args.deltas, args.pace_ms)
                 print(json.dumps(row), flush=True)
                 rows.append(row)

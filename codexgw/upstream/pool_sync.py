@@ -22,7 +22,7 @@ import trio
 
 from codexgw.pool.scheduler import Pool
 from codexgw.pool.sync import PoolSync, SessionRow, StateRow
-from codexgw.store.pool_state import exchange, purge_sessions
+from codexgw.store.pool_state import PoolStateDB
 from codexgw.store.sqlite import Store
 
 __all__ = ["SYNC_INTERVAL_S", "PoolStateSync"]
@@ -63,13 +63,15 @@ class PoolStateSync:
         self.clock = clock
         self.applied = 0
         self._seq = 0
+        self._db: PoolStateDB | None = None
         self._unsent: tuple[list[StateRow], list[SessionRow]] = ([], [])
 
     async def restore(self) -> int:
         """Take in every stored row (at start, once the accounts are loaded). Returns how many
         changed the pool; a store that cannot be read is logged and skipped (nothing restored)."""
         try:
-            batch = await trio.to_thread.run_sync(exchange, self.store, 0)
+            self._db = await trio.to_thread.run_sync(PoolStateDB, self.store)
+            batch = await trio.to_thread.run_sync(self._db.exchange, 0)
         except Exception as exc:
             log.warning("could not restore cooldowns and quota snapshots from the store: %s", exc)
             return 0
@@ -88,7 +90,9 @@ class PoolStateSync:
         states = self._unsent[0] + states
         sessions = self._unsent[1] + sessions
         try:
-            batch = await trio.to_thread.run_sync(exchange, self.store, self._seq, states, sessions)
+            if self._db is None:
+                self._db = await trio.to_thread.run_sync(PoolStateDB, self.store)
+            batch = await trio.to_thread.run_sync(self._db.exchange, self._seq, states, sessions)
         except Exception as exc:  # a locked store: keep the rows for the next tick
             self._unsent = (states[-1000:], sessions[-10_000:])
             log.debug("pool state not shared this tick: %s", exc)
@@ -112,11 +116,14 @@ class PoolStateSync:
                     next_purge = self.clock() + PURGE_EVERY_S
                     before = self.clock() - self.pool.affinity.ttl_s
                     try:
-                        await trio.to_thread.run_sync(
-                            functools.partial(purge_sessions, self.store, before=before)
-                        )
+                        if self._db is not None:
+                            await trio.to_thread.run_sync(
+                                functools.partial(self._db.purge_sessions, before=before)
+                            )
                     except Exception as exc:
                         log.debug("session bindings not purged: %s", exc)
         finally:
             with trio.CancelScope(shield=True):
                 await self.tick()
+                if self._db is not None:
+                    self._db.close()
