@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import subprocess
 import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 from .env import ROOT, Bench, free_port, raise_nofile, wait_port
@@ -43,8 +45,13 @@ def _server_pids(log: Path, supervisor: int, workers: int, timeout_s: float = 30
     raise RuntimeError("the workers did not start; see server.log")
 
 
-def one_run(workers: int, kind: str, streams: int, deltas: int, pace_ms: int) -> dict:
-    """One server with ``workers``, one paced load of ``kind``; the measured row."""
+def _pin(cpus: set[int] | None) -> Callable[[], None] | None:
+    return None if cpus is None else (lambda: os.sched_setaffinity(0, cpus))
+
+
+def one_run(workers: int, kind: str, streams: int, deltas: int, pace_ms: int, pin: bool = False) -> dict:
+    """One server with ``workers``, one paced load of ``kind``; the measured row. ``pin``: the
+    server's processes on CPU 0, the fast upstream and the load client on CPU 1."""
     with tempfile.TemporaryDirectory(prefix="codexgw-bench-workers-") as tmp:
         bench = Bench(Path(tmp))
         try:
@@ -61,10 +68,18 @@ def one_run(workers: int, kind: str, streams: int, deltas: int, pace_ms: int) ->
                 "info",
             ]
             with log_path.open("wb") as log:
-                server = subprocess.Popen(args, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+                server = subprocess.Popen(
+                    args,
+                    cwd=ROOT,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    preexec_fn=_pin({0} if pin else None),
+                )
             bench.procs.append(server)
             wait_port(port, 30, server)
             pids = _server_pids(log_path, server.pid, workers)
+            if pin and bench.upstream is not None:
+                os.sched_setaffinity(bench.upstream.pid, {1})
             time.sleep(1.0)  # the workers settle (first store reads, catalogue)
             idle0 = {p: cpu_seconds(p) or 0.0 for p in pids}
             time.sleep(2.0)  # idle: the background ticks alone (pool state, metrics publication)
@@ -79,12 +94,16 @@ def one_run(workers: int, kind: str, streams: int, deltas: int, pace_ms: int) ->
                 "--streams", str(streams), "--deltas", str(deltas), "--pace-ms", str(pace_ms),
                 "--ideal-s", str(ideal), "--timeout-s", str(ideal * 4 + 30),
             ]  # fmt: skip
-            proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=ideal * 4 + 60)
+            proc = subprocess.run(
+                command, cwd=ROOT, capture_output=True, text=True, timeout=ideal * 4 + 60,
+                preexec_fn=_pin({1} if pin else None),
+            )  # fmt: skip
             wall = time.perf_counter() - t0
             if proc.returncode != 0:
                 raise RuntimeError(f"load client failed: {proc.stderr.strip()[-1500:]}")
             result = json.loads(proc.stdout.strip().splitlines()[-1])
-            cpu = sum((cpu_seconds(p) or before[p]) - before[p] for p in pids)
+            per_pid = {p: round((cpu_seconds(p) or before[p]) - before[p], 3) for p in pids}
+            cpu = sum(per_pid.values())
             upstream_cpu = (
                 (cpu_seconds(bench.upstream.pid) or 0.0) - upstream_before if bench.upstream else None
             )
@@ -95,6 +114,7 @@ def one_run(workers: int, kind: str, streams: int, deltas: int, pace_ms: int) ->
             relayed = result["completed"] * deltas
             return {
                 "workers": workers,
+                "pinned": pin,
                 "route": kind,
                 "streams": streams,
                 "deltas": deltas,
@@ -102,6 +122,7 @@ def one_run(workers: int, kind: str, streams: int, deltas: int, pace_ms: int) ->
                 "completed": result["completed"],
                 "lost": result["lost"],
                 "server_cpu_s": round(cpu, 3),
+                "cpu_s_by_process": list(per_pid.values()),
                 "idle_cpu_pct": round(100 * idle_cpu / 2.0, 1),
                 "server_cpu_pct": round(100 * cpu / wall, 1),
                 "cpu_per_event_us": round(1e6 * cpu / max(1, relayed), 1),
@@ -124,17 +145,17 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1, help="interleaved runs of each row")
     parser.add_argument("--routes", default="responses,chat")
     parser.add_argument("--workers", default="1,2", help="worker counts to run, in order")
+    parser.add_argument("--pin", action="store_true", help="server on CPU 0; upstream and client on CPU 1")
     args = parser.parse_args()
     raise_nofile()
     rows = []
-    for _ in range(args.repeat):
+    counts = [int(w) for w in args.workers.split(",")]
+    for repeat in range(args.repeat):
         for kind in args.routes.split(","):
-            for workers in (int(w) for w in args.workers.split(",")):
-                row = one_run(workers, kind, args.streams, args.deltas, args.pace_ms)
+            for workers in counts if repeat % 2 == 0 else counts[::-1]:  # ABBA: drift hits both alike
+                row = one_run(workers, kind, args.streams, args.deltas, args.pace_ms, pin=args.pin)
                 print(json.dumps(row), flush=True)
                 rows.append(row)
-    import os
-
     doc = {
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "cpus": os.cpu_count(),
@@ -154,9 +175,28 @@ def main() -> None:
     for r in rows:
         split = " / ".join(f"{k} {v}" for k, v in r["split"].items()) or "-"
         lines.append(
-            f"| {r['route']} | {r['workers']} | {r['streams']} × {r['deltas']} @ {r['pace_ms']} ms | {r['lost']} "
+            f"| {r['route']} | {r['workers']}{' (pinned)' if r['pinned'] else ''} | {r['streams']} × {r['deltas']} @ {r['pace_ms']} ms | {r['lost']} "
             f"| {r['idle_cpu_pct']} | {r['server_cpu_pct']} | {r['cpu_per_event_us']} | {r['stretch_p50_pct']} | {split} |"
         )
+    lines += ["", "Medians of CPU per event (µs) over the runs, and the ratio to one worker:", ""]
+    for kind in args.routes.split(","):
+        medians = {}
+        for workers in counts:
+            values = sorted(
+                r["cpu_per_event_us"] for r in rows if r["route"] == kind and r["workers"] == workers
+            )
+            if values:
+                medians[workers] = (
+                    values[len(values) // 2]
+                    if len(values) % 2
+                    else sum(values[len(values) // 2 - 1 : len(values) // 2 + 1]) / 2
+                )
+        base = medians.get(1)
+        text = ", ".join(
+            f"{w} worker{'s' if w > 1 else ''} {m:.0f}" + (f" ({m / base:.2f}×)" if base and w != 1 else "")
+            for w, m in medians.items()
+        )
+        lines.append(f"- {kind}: {text}")
     (RESULTS / "workers.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

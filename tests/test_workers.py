@@ -288,3 +288,31 @@ async def test_metrics_and_status_answer_for_every_worker(env: Env, sup) -> None
     assert [w["worker"] for w in status["workers"]] == [0, 1]
     assert sorted(w["pid"] for w in status["workers"]) == sorted(s.pids)
     assert await s.stop() == 0
+
+
+async def test_a_busy_port_stops_the_supervisor_with_one_line(env: Env) -> None:
+    import socket
+
+    env.add_account("alice")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "codexgw", "--store", str(env.store_dir), "serve", "--port", str(port),
+             "--workers", "2", "--no-dashboard"],
+            capture_output=True, text=True, cwd=ROOT, timeout=60,
+        )  # fmt: skip
+    assert result.returncode == 2
+    assert f"port {port} is already in use" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+async def test_workers_setting_accepts_auto_and_numbers_only() -> None:
+    from codexgw.cli.settings import SettingsError, worker_count
+
+    assert worker_count("3") == 3
+    assert 1 <= worker_count("auto") <= 64
+    for bad in ("0", "65", "two", "-1"):
+        with pytest.raises(SettingsError, match="auto or a whole number from 1 to 64"):
+            worker_count(bad)
