@@ -10,7 +10,7 @@ Lifetimes:
 
 * SIGTERM or SIGINT to the supervisor is forwarded once to every worker (each drains as a single
   ``serve`` does); a second signal is forwarded too (the workers cut at once). The supervisor waits
-  for them ``graceful_timeout_s`` + :data:`STOP_MARGIN_S`, kills what is left, and exits.
+  for them :func:`stop_wait_s`, kills what is left, and exits.
 * A worker that dies is started again after a backoff (0.5 s doubling to 30 s, back to 0.5 s after
   a worker ran 60 s), with a log line each time.
 * Workers never outlive the supervisor: each asks the kernel for SIGTERM when its parent dies
@@ -47,7 +47,7 @@ __all__ = ["STOP_MARGIN_S", "supervise", "worker_setup"]
 log = logging.getLogger("codexgw.supervisor")
 
 STOP_MARGIN_S = 5.0
-"""Seconds the supervisor waits past ``graceful_timeout_s`` before it kills a worker still running."""
+"""Seconds the supervisor waits past a worker's own stop time (:func:`stop_wait_s`) before it kills it."""
 READY_TIMEOUT_S = 60.0
 """Seconds a worker may take to listen at the first start before the supervisor gives up."""
 BACKOFF_S = (0.5, 30.0)
@@ -69,6 +69,12 @@ class _Worker:
     started_at: float = 0.0
     backoff_s: float = BACKOFF_S[0]
     restart_at: float | None = None
+
+
+def stop_wait_s(settings: Settings) -> float:
+    """How long the supervisor waits for its workers to stop, seconds: the drain's grace (``--grace``,
+    when this codexgw has one), hypercorn's close, and :data:`STOP_MARGIN_S`."""
+    return float(getattr(settings, "grace_s", 0.0)) + settings.graceful_timeout_s + STOP_MARGIN_S
 
 
 def reserve_port(settings: Settings) -> socket.socket:
@@ -127,10 +133,14 @@ def supervise(settings: Settings) -> int:
     try:
         for w in workers:
             _start(w, base, token, ready_w)
-        if not _wait_ready(workers, ready_r, stopping):
+        ready = _wait_ready(workers, ready_r, stopping)
+        if stopping:  # a signal while the workers started: they have it too
+            _wait_stopped(workers, stop_wait_s(settings))
+            return 0
+        if not ready:
             log.error("a worker could not start; stopping the others")
             on_signal(signal.SIGTERM, None)
-            _wait_stopped(workers, settings.graceful_timeout_s + STOP_MARGIN_S)
+            _wait_stopped(workers, stop_wait_s(settings))
             return 2
         scheme = "https" if settings.certfile else "http"
         host = f"[{base.host}]" if ":" in base.host and not base.host.startswith("[") else base.host
@@ -151,12 +161,12 @@ def supervise(settings: Settings) -> int:
             _keep_alive(workers, base, token, ready_w)
             time.sleep(0.1)
         log.info(
-            "received %s; draining %d workers for %.0f s",
+            "received %s; stopping %d workers (waiting up to %.0f s)",
             signal.Signals(stopping[0]).name,
             len(workers),
-            settings.graceful_timeout_s,
+            stop_wait_s(settings),
         )
-        _wait_stopped(workers, settings.graceful_timeout_s + STOP_MARGIN_S)
+        _wait_stopped(workers, stop_wait_s(settings))
         return 0
     finally:
         for w in workers:
@@ -284,7 +294,7 @@ def worker_setup() -> tuple[Settings, Callable[..., Awaitable[None]]]:
     ready_fd: int = payload["ready_fd"]
     threading.Thread(target=_watch_supervisor, args=(stdin.fileno(),), daemon=True).start()
 
-    async def serve_and_report(settings: Settings, *, shutdown: Any) -> None:
+    async def serve_and_report(settings: Settings, **kw: Any) -> None:
         import trio
 
         from codexgw.serve import serve
@@ -292,7 +302,7 @@ def worker_setup() -> tuple[Settings, Callable[..., Awaitable[None]]]:
         async with trio.open_nursery() as nursery:
             await nursery.start(
                 lambda task_status: serve(
-                    settings, shutdown=shutdown, task_status=task_status, setup_token=payload["setup_token"]
+                    settings, task_status=task_status, setup_token=payload["setup_token"], **kw
                 )
             )
             os.write(ready_fd, b"R")
