@@ -316,3 +316,49 @@ async def test_workers_setting_accepts_auto_and_numbers_only() -> None:
     for bad in ("0", "65", "two", "-1"):
         with pytest.raises(SettingsError, match="auto or a whole number from 1 to 64"):
             worker_count(bad)
+
+
+async def test_a_session_stays_on_its_account_across_workers(env: Env, sup) -> None:
+    """Session affinity is shared: each conversation's turns, each on a new connection (so on either
+    worker), keep one account. With the random strategy two workers binding on their own would
+    disagree for some of the 8 conversations (before the shared bindings: 1 in 256 to pass)."""
+    env.add_account("alice")
+    env.add_account("bob")
+    s = sup("--strategy", "random")
+    await s.started()
+    served: dict[str, set[str]] = {}  # the upstream session_id (one per conversation) -> accounts
+
+    async def turn(conversation: int, n: int) -> None:
+        async with httpx.AsyncClient(timeout=30, headers={"session_id": f"conv-{conversation}"}) as client:
+            r = await client.post(f"{s.url}/v1/chat/completions", json=CHAT)
+            assert r.status_code == 200
+
+    for n in range(4):
+        before = len(env.fake.responses_requests())
+        async with trio.open_nursery() as nursery:
+            for conversation in range(8):
+                nursery.start_soon(turn, conversation, n)
+        for r in env.fake.responses_requests()[before:]:
+            served.setdefault(r.headers["session_id"], set()).add(r.headers.get("chatgpt-account-id", ""))
+        await trio.sleep(0.6)  # the bindings reach the other worker
+    assert len(served) == 8
+    assert all(len(accounts) == 1 for accounts in served.values()), served
+    assert set(s.served_by()) == {"w0", "w1"}
+    assert await s.stop() == 0
+
+
+async def test_a_pin_reaches_every_worker_within_a_second(env: Env, sup) -> None:
+    env.add_account("alice")
+    bob = env.add_account("bob")
+    s = sup()
+    await s.started()
+    subprocess.run(
+        [sys.executable, "-m", "codexgw", "--store", str(env.store_dir), "accounts", "pin", "bob"],
+        capture_output=True, text=True, cwd=ROOT, check=True,
+    )  # fmt: skip
+    await trio.sleep(1.5)
+    before = len(env.fake.responses_requests())
+    assert all(r.status_code == 200 for r in await fresh_posts(s.url, 16))
+    served = {r.headers.get("chatgpt-account-id") for r in env.fake.responses_requests()[before:]}
+    assert served == {bob.chatgpt_account_id}
+    assert await s.stop() == 0
