@@ -46,6 +46,7 @@ class Supervisor:
         )  # fmt: skip
         self.url = ""
         self.pids: list[int] = []
+        self.signalled = False
 
     def text(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -65,9 +66,14 @@ class Supervisor:
         """How many requests each worker answered (access log lines from ``start`` on)."""
         return Counter(re.findall(r"codexgw\.access\[(w\d+)\]", self.text()[start:]))
 
-    async def stop(self) -> int:
-        if self.proc.poll() is None:
+    def terminate(self) -> None:
+        """SIGTERM to the supervisor, once (a second one would cut the workers' streams at once)."""
+        if not self.signalled and self.proc.poll() is None:
+            self.signalled = True
             self.proc.send_signal(signal.SIGTERM)
+
+    async def stop(self) -> int:
+        self.terminate()
         with trio.fail_after(20):
             while self.proc.poll() is None:
                 await trio.sleep(0.05)
@@ -200,7 +206,7 @@ async def test_sigterm_drains_every_worker(env: Env, sup) -> None:
                 await trio.sleep(0.02)
         await trio.sleep(0.2)
         assert set(s.served_by()) <= {"w0", "w1"}
-        s.proc.send_signal(signal.SIGTERM)
+        s.terminate()
     assert len(bodies) == 8 and all(b.rstrip().endswith("data: [DONE]") for b in bodies), bodies
     assert await s.stop() == 0
     assert s.text().count("received SIGTERM") == 3  # the supervisor, and each worker once
