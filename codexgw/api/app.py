@@ -15,6 +15,7 @@ from werkzeug.exceptions import HTTPException
 from codexgw.api import admin, chat, compact, manage, models, responses
 from codexgw.api.boundary import error_answer, status_error
 from codexgw.api.common import authenticate, current_exchange, json_response
+from codexgw.api.guard import DrainingApp
 from codexgw.api.hot import HotRoutes, Route
 from codexgw.api.responses_ws import WebSocketRoutes
 from codexgw.upstream.gateway import Gateway
@@ -43,7 +44,8 @@ def create_app(
         **dict.fromkeys(chat.PATHS, chat.create_chat_completion),
         **dict.fromkeys(responses.PATHS, responses.create_response),
     }
-    hot = HotRoutes(app, gw, routes, default_instructions=DEFAULT_INSTRUCTIONS)
+    quart = DrainingApp(app, lambda: gw.settings.max_body_bytes)  # issue 16: keep-alive after early answers
+    hot = HotRoutes(quart, gw, routes, default_instructions=DEFAULT_INSTRUCTIONS)
     return WebSocketRoutes(hot, gw, default_instructions=DEFAULT_INSTRUCTIONS)
 
 

@@ -1,0 +1,119 @@
+"""The connection's side of an answer given before the request body was read (issue 16 item 1).
+
+An HTTP/1.1 connection can carry the next request only once the previous request's body has been
+received whole: until then the bytes that follow are still that body. An answer that goes out
+earlier (a 404, 405, 401, 403 or 415 decided from the request line and headers) leaves the
+connection between two states, and hypercorn 0.18 then closes it from inside the application's
+task, which quart-trio has cancelled by then, so the close never happens and the client's next
+request on that connection waits forever (``POST /v1/embeddings`` then ``GET /v1/models`` with the
+``openai`` SDK hung 8 times in 40).
+
+The rule, on both kinds of route: an answer goes out once the body is in (read, or received and
+discarded), for at most :data:`DRAIN_WAIT_S`; a body that is declared larger than the limit, goes
+over it, or does not arrive in that time gets its answer with ``Connection: close``, and the answer's
+last message is sent once the application has returned, outside the cancelled task, so the
+connection really closes. HTTP/2 streams are independent: nothing to do there.
+
+:class:`DrainingApp` does it around the Quart app (whose own receiver takes the body in, and drops
+what no route reads); :func:`discard_body` is the hot routes' (:mod:`codexgw.api.hot`) way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import trio
+
+__all__ = ["DRAIN_WAIT_S", "DrainingApp", "close_header", "declared_body", "discard_body"]
+
+DRAIN_WAIT_S = 5.0
+"""How long an early answer waits for the rest of the request body (s) before it closes instead."""
+
+Receive = Callable[[], Awaitable[dict]]
+Send = Callable[[dict], Awaitable[None]]
+ASGIApp = Callable[[dict[str, Any], Receive, Send], Awaitable[None]]
+
+
+def declared_body(scope: dict[str, Any]) -> int | None:
+    """The body length the request announces: ``Content-Length`` (bytes), ``-1`` for a chunked or
+    otherwise unsized body (``Transfer-Encoding``), ``None`` for no body at all."""
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            return int(value) if value.isdigit() and int(value) > 0 else None
+        if name == b"transfer-encoding":
+            return -1
+    return None
+
+
+def close_header(scope: dict[str, Any]) -> list[tuple[bytes, bytes]]:
+    """``[(b"connection", b"close")]`` on HTTP/1.x, nothing on HTTP/2 (which forbids the header)."""
+    return [] if scope.get("http_version", "1.1").startswith("2") else [(b"connection", b"close")]
+
+
+async def discard_body(receive: Receive, *, max_bytes: int) -> bool:
+    """Receive and drop the rest of a request body: at most ``max_bytes`` and :data:`DRAIN_WAIT_S`.
+
+    Returns:
+        True when the body ended (or the client left), so the connection can carry the next
+        request; False when it went over ``max_bytes`` or took too long (close the connection).
+    """
+    size = 0
+    with trio.move_on_after(DRAIN_WAIT_S):
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return True
+            size += len(message.get("body", b""))
+            if size > max_bytes:
+                return False
+            if not message.get("more_body", False):
+                return True
+    return False
+
+
+class DrainingApp:
+    """ASGI wrapper of the Quart app: an answer goes out once the request body is in (see the
+    module docstring).
+
+    Args:
+        app: the Quart app.
+        max_body_bytes: the body limit (bytes), read per request (it can change at runtime).
+    """
+
+    def __init__(self, app: ASGIApp, max_body_bytes: Callable[[], int]) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
+        declared = declared_body(scope) if scope["type"] == "http" else None
+        if declared is None or scope.get("http_version", "1.1").startswith("2"):
+            await self.app(scope, receive, send)
+            return
+        body_in = trio.Event()
+        close = declared > self.max_body_bytes()  # a 413 from the headers: no point receiving it
+        last: list[dict] = []
+
+        async def receive_and_watch() -> dict:
+            message = await receive()
+            if message["type"] == "http.disconnect" or not message.get("more_body", False):
+                body_in.set()
+            return message
+
+        async def send_when_body_in(message: dict) -> None:
+            nonlocal close
+            if message["type"] == "http.response.start" and not body_in.is_set():
+                if not close:  # Quart's receiver takes the body in meanwhile (and drops what is unread)
+                    with trio.move_on_after(DRAIN_WAIT_S):
+                        await body_in.wait()
+                    close = not body_in.is_set()
+                if close:
+                    message = {**message, "headers": [*message.get("headers", ()), *close_header(scope)]}
+            if close and message["type"] == "http.response.body" and not message.get("more_body", False):
+                last.append(message)  # sent below, once Quart's cancelled task group is gone
+                return
+            await send(message)
+
+        await self.app(scope, receive_and_watch, send_when_body_in)
+        if last:
+            await send(last[0])
