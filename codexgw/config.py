@@ -111,6 +111,10 @@ class Settings:
         usage_flush_s: how often the usage counters are written to the store (teams, issue 12).
         login_callback_port: where a browser login started through the admin API listens while it
             waits (1455 is the port ChatGPT redirects to; 0 = any, for tests).
+        server_names: ``Host`` names served besides loopback names and IP literals (``.example.com``:
+            its subdomains too; ``*``: any), see :mod:`codexgw.api.edge`.
+        allow_origins: browser origins (``https://app.example.com``, ``*``) allowed to call the
+            gateway cross-site; they get CORS headers.
     """
 
     store_dir: Path = field(default_factory=default_store_dir)
@@ -143,6 +147,8 @@ class Settings:
     store_passphrase: str | None = field(default=None, repr=False)
     usage_flush_s: float = 2.0
     login_callback_port: int = 1455
+    server_names: tuple[str, ...] = ()
+    allow_origins: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         self.store_dir = Path(self.store_dir).expanduser()

@@ -59,9 +59,13 @@ CASES = [
     ("quart-405", "POST", "/v1/models", BODY, JSON, 405),
     ("quart-405-status", "PUT", "/status", BODY, JSON, 405),
     ("quart-400", "POST", "/v1/responses/compact", b"{not json", JSON, 400),
+    ("quart-415", "POST", "/v1/responses/compact", BODY, {"Content-Type": "text/plain"}, 415),
+    ("quart-403-origin", "POST", "/v1/models", BODY, {**JSON, "Origin": "https://evil.example"}, 403),
     ("quart-401", "POST", "/v1/responses/compact", BODY, {**JSON, "Authorization": "Bearer nope"}, 401),
     ("hot-405", "GET", "/v1/chat/completions", BODY, JSON, 405),
     ("hot-400", "POST", "/v1/responses", b"{not json", JSON, 400),
+    ("hot-415", "POST", "/v1/chat/completions", BODY, {"Content-Type": "text/plain"}, 415),
+    ("hot-403-origin", "POST", "/v1/responses", BODY, {**JSON, "Origin": "https://evil.example"}, 403),
     ("hot-401", "POST", "/v1/responses", BODY, {**JSON, "Authorization": "Bearer nope"}, 401),
 ]
 

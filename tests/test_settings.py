@@ -245,3 +245,33 @@ def test_default_config_path_follows_xdg(tmp_path: Path, monkeypatch: pytest.Mon
     result = cli(tmp_path, "config", "show", "--json")
     assert json.loads(result.stdout)["settings"]["serve.port"]["value"] == 4321
     assert cli(tmp_path, "config", "path").stdout.strip() == str(tmp_path / "xdg" / "codexgw" / "config.toml")
+
+
+def test_repeatable_lists_from_flags_env_and_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--server-name`` and ``--allow-origin`` (issue 16): repeated flags, a comma list in the
+    variable, a TOML array in the file; a string in the file is an error naming the key."""
+    from codexgw.cli import serve as serve_module
+
+    seen: list[Any] = []
+    monkeypatch.setattr(serve_module, "run", seen.append)
+    Store.open(tmp_path / "store")
+    path = tmp_path / "config.toml"
+    path.write_text('[serve]\nserver_name = ["gw.example.com", ".corp.example"]\n')
+    flags = ["--allow-origin", "https://a.example", "--allow-origin", "https://b.example"]
+    result = cli(tmp_path, "--config", str(path), "serve", *flags)
+    assert result.exit_code == 0, result.output
+    assert seen[0].server_names == ("gw.example.com", ".corp.example")
+    assert seen[0].allow_origins == ("https://a.example", "https://b.example")
+    seen.clear()
+    env = {"CODEXGW_SERVER_NAME": "x.example, y.example", "CODEXGW_CONFIG": str(path)}
+    result = cli(tmp_path, "serve", env=env)
+    assert result.exit_code == 0, result.output
+    assert seen[0].server_names == ("x.example", "y.example") and seen[0].allow_origins == ()
+    path.write_text('[serve]\nallow_origin = "https://a.example"\n')
+    result = cli(tmp_path, "--config", str(path), "serve")
+    assert result.exit_code == 1
+    assert "serve.allow_origin must be an array of strings, not a string" in result.stderr
+    path.write_text('[serve]\nserver_name = ["gw.example.com"]\n')
+    shown = cli(tmp_path, "--config", str(path), "config", "show")
+    assert shown.exit_code == 0, shown.output
+    assert 'server_name = ["gw.example.com"]' in shown.stdout and "allow_origin = []" in shown.stdout

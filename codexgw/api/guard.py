@@ -1,4 +1,6 @@
-"""The connection's side of an answer given before the request body was read (issue 16 item 1).
+"""The edge in front of every route: the cross-site rules (:class:`EdgeGuard`, the rules are
+:mod:`codexgw.api.edge`'s), and the connection's side of an answer given before the request body was
+read (issue 16 item 1).
 
 An HTTP/1.1 connection can carry the next request only once the previous request's body has been
 received whole: until then the bytes that follow are still that body. An answer that goes out
@@ -20,12 +22,25 @@ what no route reads); :func:`discard_body` is the hot routes' (:mod:`codexgw.api
 
 from __future__ import annotations
 
+import json
+import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import trio
 
-__all__ = ["DRAIN_WAIT_S", "DrainingApp", "close_header", "declared_body", "discard_body"]
+from codexgw.api.boundary import error_answer
+from codexgw.api.edge import EdgeRules, check, cors_headers, cross_origin_allowed, preflight_headers
+from codexgw.api.exchange import Exchange
+
+if TYPE_CHECKING:
+    from codexgw.errors import ClientError
+    from codexgw.upstream.gateway import Gateway
+
+__all__ = ["DRAIN_WAIT_S", "DrainingApp", "EdgeGuard", "close_header", "declared_body", "discard_body"]
+
+REFUSED_ROUTE = "refused"
+"""The metrics ``route`` label of requests the edge refused."""
 
 DRAIN_WAIT_S = 5.0
 """How long an early answer waits for the rest of the request body (s) before it closes instead."""
@@ -117,3 +132,94 @@ class DrainingApp:
         await self.app(scope, receive_and_watch, send_when_body_in)
         if last:
             await send(last[0])
+
+
+class EdgeGuard:
+    """ASGI app in front of everything: refuses what :func:`codexgw.api.edge.check` refuses
+    (an access-log line, route label :data:`REFUSED_ROUTE`), answers the preflights of allowed
+    origins, adds their CORS headers, and passes the rest to ``app``.
+
+    One pass over the headers and a few set lookups per request (the hot routes run behind it).
+    """
+
+    def __init__(self, app: ASGIApp, gw: Gateway, rules: EdgeRules) -> None:
+        self.app = app
+        self.gw = gw
+        self.rules = rules
+
+    async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "lifespan":
+            await self.app(scope, receive, send)
+            return
+        host = b""
+        origin = content_type = request_method = request_headers = None
+        has_body = False
+        for name, value in scope["headers"]:
+            if name == b"host":
+                host = value
+            elif name == b"origin":
+                origin = value
+            elif name == b"content-type":
+                content_type = value
+            elif name == b"content-length":
+                has_body = value != b"0"
+            elif name == b"transfer-encoding":
+                has_body = True
+            elif name == b"access-control-request-method":
+                request_method = value
+            elif name == b"access-control-request-headers":
+                request_headers = value
+        method = scope.get("method", "GET")
+        host_text = host.decode("latin-1")
+        origin_text = origin.decode("latin-1") if origin is not None else None
+        refusal = check(
+            self.rules,
+            method,
+            host_text,
+            origin_text,
+            content_type.decode("latin-1") if content_type is not None else None,
+            has_body=has_body,
+        )
+        if refusal is not None:
+            await self._refuse(scope, receive, send, refusal, has_body=has_body)
+            return
+        if origin_text is None or kind != "http" or not cross_origin_allowed(self.rules, origin_text):
+            await self.app(scope, receive, send)  # no Origin, or the gateway's own page
+            return
+        if method == "OPTIONS" and request_method is not None:
+            headers = preflight_headers(
+                origin_text, request_headers.decode("latin-1") if request_headers else None
+            )
+            await send({"type": "http.response.start", "status": 204, "headers": headers})
+            await send({"type": "http.response.body", "body": b""})
+            return
+        extra = cors_headers(origin_text)
+
+        async def send_with_cors(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", ()), *extra]}
+            await send(message)
+
+        await self.app(scope, receive, send_with_cors)
+
+    async def _refuse(
+        self, scope: dict[str, Any], receive: Receive, send: Send, refusal: ClientError, *, has_body: bool
+    ) -> None:
+        method = scope.get("method", "GET")
+        path = scope["path"]
+        exchange = Exchange(method, path, time.perf_counter(), metrics=self.gw.metrics, route=REFUSED_ROUTE)
+        status, headers, body = error_answer(refusal, method, path)
+        exchange.finish(status)
+        data = json.dumps(body, separators=(",", ":")).encode()
+        raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+        raw += [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]
+        if scope["type"] == "websocket":
+            if (await receive())["type"] == "websocket.connect":
+                await send({"type": "websocket.http.response.start", "status": status, "headers": raw})
+                await send({"type": "websocket.http.response.body", "body": data})
+            return
+        if has_body and not await discard_body(receive, max_bytes=self.gw.settings.max_body_bytes):
+            raw += close_header(scope)
+        await send({"type": "http.response.start", "status": status, "headers": raw})
+        await send({"type": "http.response.body", "body": data})
