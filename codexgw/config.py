@@ -26,6 +26,12 @@ CODEX_CLIENT_VERSION = "0.125.0"
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
 
+DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
+"""``--max-body-bytes`` (issue 16): a Codex turn carries its whole history, and a 272k-token context
+is ~1 MiB of text; with the JSON around it, encrypted reasoning items, tool outputs and a few base64
+screenshots, the largest bodies seen are a few MiB. 16 MiB leaves room for those and bounds what
+one request may cost (with :mod:`codexgw.translate.json_limits`, well under 256 MiB)."""
+
 LOG_LEVELS = ("debug", "info", "warning", "error")
 """``serve --log-level`` values (the standard ``logging`` levels, lower case)."""
 
@@ -82,7 +88,7 @@ class Settings:
         retries: at most this many moves to another account per request.
         api_key: gateway key clients must send as ``Authorization: Bearer``; required off loopback.
         certfile, keyfile: TLS (enables ALPN ``h2``); plain TCP speaks HTTP/1.1 and h2c.
-        max_body_bytes: largest request body accepted (413 beyond).
+        max_body_bytes: largest request body accepted, as received and decoded (413 beyond).
         refresh_margin_s: refresh an access token this long before its ``exp``.
         refresh_check_s: how often the background refresher looks for tokens about to expire.
         models_ttl_s: how long the upstream model catalogue is cached.
@@ -126,7 +132,7 @@ class Settings:
     api_key: str | None = field(default=None, repr=False)
     certfile: str | None = None
     keyfile: str | None = None
-    max_body_bytes: int = 64 * 1024 * 1024
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     refresh_margin_s: float = 300.0
     refresh_check_s: float = 30.0
     models_ttl_s: float = 300.0

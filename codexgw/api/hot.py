@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from codexgw.api.body import parse_json_body
+from codexgw.api.body import parse_json_body_async
 from codexgw.api.boundary import error_answer, status_error
 from codexgw.api.common import SSE_HEADERS, authenticate
 from codexgw.api.exchange import Exchange
@@ -64,10 +64,12 @@ class Call:
     default_instructions: str
     reasoning_mode: str
 
-    def json_body(self) -> Any:
-        """The body, decoded and parsed (:func:`codexgw.api.body.parse_json_body`)."""
+    async def json_body(self) -> Any:
+        """The body, decoded and parsed (:func:`codexgw.api.body.parse_json_body_async`: large ones
+        in a worker thread)."""
         max_bytes = self.gw.settings.max_body_bytes
-        return parse_json_body(self.raw_body, self.headers.get("content-encoding", ""), max_bytes=max_bytes)
+        encoding = self.headers.get("content-encoding", "")
+        return await parse_json_body_async(self.raw_body, encoding, max_bytes=max_bytes)
 
     def admit(self, model: str, body: dict[str, Any]) -> None:
         """The key's policy for a request of ``model`` whose upstream body is ``body`` (teams contract

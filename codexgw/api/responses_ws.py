@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
+from codexgw.api.body import OFF_THREAD_BYTES
 from codexgw.api.boundary import error_answer
 from codexgw.api.common import authenticate
 from codexgw.api.exchange import Exchange
@@ -190,7 +191,11 @@ class _Socket:
                     break
                 if message["type"] != "websocket.receive":
                     continue
-                parsed = parse_message(message.get("text"))
+                text = message.get("text")
+                if text is not None and len(text) > OFF_THREAD_BYTES:  # a long history: off the loop
+                    parsed = await trio.to_thread.run_sync(parse_message, text)
+                else:
+                    parsed = parse_message(text)
                 if isinstance(parsed, BadMessage):
                     await self.send([error_event(400, parsed.error)])
                     continue

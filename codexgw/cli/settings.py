@@ -127,6 +127,11 @@ SERVE_OPTIONS: tuple[Option, ...] = (
         "goes on (0 = never: the client waits in silence).", low=0,
     ),
     Option(
+        "serve", "max_body_bytes", int, config.DEFAULT_MAX_BODY_BYTES,
+        "Largest request body or WebSocket message, as sent and once decompressed (bytes; 413 beyond).",
+        low=1024,
+    ),
+    Option(
         "serve", "server_name", list, (),
         "Host name clients use to reach the gateway, besides localhost and IP addresses (repeatable; "
         ".example.com: its subdomains too; *: any Host, e.g. behind a proxy that checks it).",
@@ -378,6 +383,7 @@ def settings_from(
         probe_interval_s=resolved.serve("probe_interval"),
         keepalive_after_s=resolved.serve("keepalive_after"),
         dashboard=resolved.serve("dashboard"),
+        max_body_bytes=resolved.serve("max_body_bytes"),
         server_names=tuple(resolved.serve("server_name")),
         allow_origins=tuple(resolved.serve("allow_origin")),
         model_aliases=merged_aliases(resolved.aliases),
