@@ -133,3 +133,22 @@ async def test_the_openai_sdk_reuses_its_connection_after_a_404(env: Env) -> Non
             assert models.data
     finally:
         client.close()
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [("GET", "/v1/models", b""), ("POST", "/v1/responses", BODY), ("POST", "/v1/responses/compact", BODY),
+     ("POST", "/v1/embeddings", BODY)],
+)  # fmt: skip
+async def test_a_clients_connection_close_closes_the_connection(
+    env: Env, method: str, path: str, body: bytes
+) -> None:
+    """An HTTP/1.0-style client that waits for the server to close (the close used to be cancelled)."""
+    port = await start(env)
+    headers = {**JSON, "Authorization": f"Bearer {KEY}", "Connection": "close"}
+    stream = await trio.open_tcp_stream("127.0.0.1", port)
+    async with stream:
+        await stream.send_all(request(method, path, body, headers))
+        with trio.fail_after(ANSWER_S):
+            _status, _headers, _answer, rest = await read_answer(stream, b"")
+            assert rest == b"" and await stream.receive_some(1) == b"", "EOF after the answer"

@@ -14,7 +14,8 @@ The rule, on both kinds of route: an answer goes out once the body is in (read, 
 discarded), for at most :data:`DRAIN_WAIT_S`; a body that is declared larger than the limit, goes
 over it, or does not arrive in that time gets its answer with ``Connection: close``, and the answer's
 last message is sent once the application has returned, outside the cancelled task, so the
-connection really closes. HTTP/2 streams are independent: nothing to do there.
+connection really closes (on the hot routes: the last message is sent shielded). A client's own
+``Connection: close`` is honoured the same way. HTTP/2 streams are independent: nothing to do there.
 
 :class:`DrainingApp` does it around the Quart app (whose own receiver takes the body in, and drops
 what no route reads); :func:`discard_body` is the hot routes' (:mod:`codexgw.api.hot`) way.
@@ -101,12 +102,14 @@ class DrainingApp:
         self.max_body_bytes = max_body_bytes
 
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
-        declared = declared_body(scope) if scope["type"] == "http" else None
-        if declared is None or scope.get("http_version", "1.1").startswith("2"):
+        if scope["type"] != "http" or scope.get("http_version", "1.1").startswith("2"):
             await self.app(scope, receive, send)
             return
+        declared = declared_body(scope)
         body_in = trio.Event()
-        close = declared > self.max_body_bytes()  # a 413 from the headers: no point receiving it
+        if declared is None:
+            body_in.set()
+        close = declared is not None and declared > self.max_body_bytes()  # a 413 from the headers
         last: list[dict] = []
 
         async def receive_and_watch() -> dict:
@@ -124,9 +127,10 @@ class DrainingApp:
                     close = not body_in.is_set()
                 if close:
                     message = {**message, "headers": [*message.get("headers", ()), *close_header(scope)]}
-            if close and message["type"] == "http.response.body" and not message.get("more_body", False):
-                last.append(message)  # sent below, once Quart's cancelled task group is gone
-                return
+            if message["type"] == "http.response.body" and not message.get("more_body", False):
+                last.append(message)  # sent below, once Quart's cancelled task group is gone: a
+                return  # connection that must close (ours or the client's Connection: close) closes
+
             await send(message)
 
         await self.app(scope, receive_and_watch, send_when_body_in)

@@ -288,7 +288,8 @@ async def _send_json(
     headers = {**reply.headers, "content-type": "application/json", "content-length": str(len(body))}
     raw = _encode_headers(headers) + extra
     await send({"type": "http.response.start", "status": reply.status, "headers": raw})
-    await send({"type": "http.response.body", "body": body, "more_body": False})
+    with trio.CancelScope(shield=True):  # the disconnect watcher must not cancel the close (api/guard.py)
+        await send({"type": "http.response.body", "body": body, "more_body": False})
 
 
 async def _send_stream(send: Callable[[dict], Awaitable[None]], reply: StreamReply) -> None:
@@ -298,7 +299,8 @@ async def _send_stream(send: Callable[[dict], Awaitable[None]], reply: StreamRep
             await send({"type": "http.response.start", "status": 200, "headers": _encode_headers(headers)})
             async for chunk in body:
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
+        with trio.CancelScope(shield=True):  # as in _send_json
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
     finally:
         if reply.upstream is not None and not reply.upstream.response.is_closed:
             await upstream_closed(reply.upstream)
