@@ -7,6 +7,7 @@ else reads the environment or the config file.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import sys
 from dataclasses import dataclass, field
@@ -24,7 +25,34 @@ CLIENT_ID = "app_EMoamEEZ73f0CkXaXp7hrann"
 CODEX_CLIENT_VERSION = "0.125.0"
 """Codex release whose request shapes we follow (codex-protocol.md §0); sent as ``version``."""
 
-LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
+
+MIN_API_KEY_CHARS = 16
+"""Shortest ``--api-key`` accepted (visible ASCII characters, issue 16): a key guards the whole pool."""
+
+
+def is_loopback(host: str) -> bool:
+    """True when ``host`` (a name or address, IPv6 with or without brackets) only reaches this machine:
+    ``localhost``, or an address that parses as loopback (``127.0.0.0/8``, ``::1``; not a name that
+    merely starts with ``127.``)."""
+    name = host.strip().lower().removeprefix("[").removesuffix("]")
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def api_key_problem(key: str) -> str | None:
+    """Why ``key`` cannot be the gateway's API key, or ``None``: it must be at least
+    :data:`MIN_API_KEY_CHARS` visible ASCII characters (no spaces)."""
+    if len(key) < MIN_API_KEY_CHARS or not all("!" <= c <= "~" for c in key):
+        return (
+            f"the API key must be at least {MIN_API_KEY_CHARS} visible ASCII characters, without spaces "
+            "(generate one: python -c 'import secrets; print(secrets.token_urlsafe(32))')"
+        )
+    return None
+
 
 DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
 """``--max-body-bytes`` (issue 16): a Codex turn carries its whole history, and a 272k-token context
@@ -164,4 +192,4 @@ class Settings:
     @property
     def is_loopback(self) -> bool:
         """True when ``host`` only accepts connections from this machine."""
-        return self.host in LOOPBACK_HOSTS or self.host.startswith("127.")
+        return is_loopback(self.host)

@@ -19,7 +19,7 @@ CONFIG = """\
 # codexgw settings
 [serve]
 port = 9000
-api_key = "file-key-SECRET"
+api_key = "file-key-SECRET-000"
 strategy = "least-used"
 
 [models.aliases]
@@ -62,7 +62,7 @@ def test_precedence_flag_env_file_default() -> None:
 def test_settings_from_resolved(tmp_path: Path) -> None:
     resolved = resolve({}, {}, parsed(CONFIG))
     settings = settings_from(resolved, store_dir=tmp_path, store_passphrase="p" * 16)
-    assert settings.port == 9000 and settings.api_key == "file-key-SECRET"
+    assert settings.port == 9000 and settings.api_key == "file-key-SECRET-000"
     assert settings.model_aliases is not None
     assert settings.model_aliases["fast"] == "gpt-5.4-mini-low"
     assert settings.model_aliases["codex-mini"] == "gpt-5.4-mini"
@@ -185,7 +185,7 @@ def test_serve_takes_the_file_then_env_then_flags(tmp_path: Path, monkeypatch: p
     seen.clear()
     result = cli(tmp_path, "serve", "--port", "1234", env={"CODEXGW_CONFIG": str(path), "CODEXGW_PORT": "99"})
     assert result.exit_code == 0, result.output
-    assert seen[0].port == 1234 and seen[0].api_key == "file-key-SECRET"
+    assert seen[0].port == 1234 and seen[0].api_key == "file-key-SECRET-000"
 
 
 def test_serve_reports_a_broken_file_in_one_line(tmp_path: Path) -> None:
