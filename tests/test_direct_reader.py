@@ -270,3 +270,21 @@ async def test_an_answer_collected_until_done_returns_the_connection(
         await stream.aclose()
         assert seen[0]["delta"] == "w0"
     assert upstream.accepted == 1 and upstream.closed_by_client == 0
+
+
+async def test_a_coalescing_window_puts_events_that_come_within_it_in_one_batch(
+    upstream: Upstream, sender: UpstreamSender
+) -> None:
+    async def script(conn: trio.SocketStream) -> None:
+        await conn.send_all(HEAD + chunk(sse(0)))
+        await trio.sleep(0.001)
+        await conn.send_all(chunk(sse(1)))
+        await trio.sleep(0.001)
+        await conn.send_all(chunk(sse(2)) + END)
+
+    upstream.scripts.append(script)
+    stream = await open_stream(sender, upstream)
+    with trio.fail_after(10):  # a 5 s window: the body's end closes it long before
+        got = [b async for b in stream.paced_batches(30.0, coalesce_s=5.0)]
+    await stream.aclose()
+    assert len(got) == 1 and deltas(got) == ["w0", "w1", "w2"]

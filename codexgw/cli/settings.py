@@ -125,6 +125,10 @@ SERVE_OPTIONS: tuple[Option, ...] = (
         "Seconds without output before a stream gets its headers and SSE comments while failover "
         "goes on (0 = never: the client waits in silence).", low=0,
     ),
+    Option(
+        "serve", "coalesce_ms", float, 0.0,
+        "Milliseconds a streamed event may wait for more to share its write (0 = none).", low=0, high=1000,
+    ),
 )  # fmt: skip
 """Every ``serve`` option, in ``--help`` order."""
 
@@ -359,6 +363,7 @@ def settings_from(
         strategy=resolved.serve("strategy"),
         probe_interval_s=resolved.serve("probe_interval"),
         keepalive_after_s=resolved.serve("keepalive_after"),
+        coalesce_ms=resolved.serve("coalesce_ms"),
         dashboard=resolved.serve("dashboard"),
         model_aliases=merged_aliases(resolved.aliases),
         notify=notify,

@@ -128,7 +128,7 @@ async def relay(
     try:
         interval_s = gw.settings.heartbeat_s
         heartbeat = (  # the body read in this task when it can be (no pump), else httpx and a pump
-            stream.paced_batches(interval_s)
+            stream.paced_batches(interval_s, gw.settings.coalesce_ms / 1000)
             if stream.direct
             else with_heartbeat(stream.batches(), nursery=gw.nursery, interval_s=interval_s)
         )

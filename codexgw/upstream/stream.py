@@ -136,10 +136,12 @@ class UpstreamStream:
         """The body is read straight off the socket: :meth:`paced_batches` works."""
         return self._direct is not None
 
-    async def paced_batches(self, interval_s: float) -> AsyncIterator[Batch | None]:
+    async def paced_batches(self, interval_s: float, coalesce_s: float = 0.0) -> AsyncIterator[Batch | None]:
         """:meth:`batches` read in the caller's task, with ``None`` after each ``interval_s`` of
         silence (the heartbeat: a deadline on the wait, no pump task). Each batch holds every
-        complete event that could be read at once (coalesced). Only when :attr:`direct`.
+        complete event that could be read at once (coalesced); with ``coalesce_s`` > 0 a batch also
+        waits up to that long (s) after its first event for more (``serve --coalesce-ms``: fewer,
+        larger writes to the client, each event up to that much later). Only when :attr:`direct`.
 
         Raises:
             UpstreamConnectionError: the connection broke, the stream ended mid-event, or nothing
@@ -161,6 +163,11 @@ class UpstreamStream:
                 if data:
                     got = True
                     if batch := decode(data):
+                        if coalesce_s:
+                            until = trio.current_time() + coalesce_s
+                            while not direct.done and await direct.wait(until):
+                                if more := read():
+                                    batch.extend(decode(more))
                         yield batch
                         del batch
                     del data
