@@ -87,14 +87,15 @@ class DirectBody:
         state = self._h11
         out: list[bytes] = []
         size = 0
+        short = False
         while not self.done:
             try:
                 event = state.next_event()
             except h11.RemoteProtocolError:
                 raise transport_error(httpx.RemoteProtocolError("incomplete body"), peer=BACKEND) from None
             if event is h11.NEED_DATA:
-                if size >= MAX_READY:
-                    break
+                if size >= MAX_READY or short:  # a short read took all there was: don't ask again
+                    break  # (saves a failing recv per event; the wait returns at once if more came)
                 try:
                     data = self._recv(READ_BYTES)
                 except (BlockingIOError, InterruptedError):
@@ -103,6 +104,7 @@ class DirectBody:
                     raise transport_error(httpx.ReadError("recv failed"), peer=BACKEND) from None
                 state.receive_data(data)  # b"": the peer closed; h11 says whether the body was whole
                 size += len(data)
+                short = 0 < len(data) < READ_BYTES
             elif type(event) is h11.Data:
                 out.append(event.data)
             else:  # EndOfMessage (or the connection closed / paused: nothing more to read either way)
