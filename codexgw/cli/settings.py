@@ -141,6 +141,10 @@ SERVE_OPTIONS: tuple[Option, ...] = (
         "Browser origin allowed to call the gateway cross-site, with CORS (repeatable; e.g. "
         "https://chat.example.com; *: any page, only with an API key).",
     ),
+    Option(
+        "serve", "coalesce_ms", float, 0.0,
+        "Milliseconds a streamed event may wait for more to share its write (0 = none).", low=0, high=1000,
+    ),
 )  # fmt: skip
 """Every ``serve`` option, in ``--help`` order."""
 
@@ -382,6 +386,7 @@ def settings_from(
         strategy=resolved.serve("strategy"),
         probe_interval_s=resolved.serve("probe_interval"),
         keepalive_after_s=resolved.serve("keepalive_after"),
+        coalesce_ms=resolved.serve("coalesce_ms"),
         dashboard=resolved.serve("dashboard"),
         max_body_bytes=resolved.serve("max_body_bytes"),
         server_names=tuple(resolved.serve("server_name")),
