@@ -10,7 +10,8 @@ Scenarios (``python -m bench.client SCENARIO --url URL --kind responses|chat|dir
   completed streams per second in the measured window, and CPU of ``--pids`` over that window.
 * ``hold``: ``--streams`` connections at once; time until every stream has its first event, streams
   lost, the RSS of ``--pids`` before and while all are open.
-* ``paced``: ``--streams`` streams at once; each stream's duration against ``--ideal-s``.
+* ``paced``: ``--streams`` streams at once; each stream's duration against ``--ideal-s``, the CPU of
+  ``--pids`` over the run and their RSS before and while every stream is open.
 
 Every wait is bounded by ``--timeout-s``.
 """
@@ -327,8 +328,14 @@ async def hold(ctx: Ctx, streams: int, pids: list[int], rss_at_s: float) -> dict
     }
 
 
-async def paced(ctx: Ctx, streams: int, ideal_s: float) -> dict:
-    results = await asyncio.wait_for(asyncio.gather(*(one(ctx, None) for _ in range(streams))), ctx.timeout_s)
+async def paced(ctx: Ctx, streams: int, ideal_s: float, pids: list[int], rss_at_s: float) -> dict:
+    base = {str(pid): rss_bytes(pid) for pid in pids}
+    start = snapshot(pids)
+    tasks = [asyncio.ensure_future(one(ctx, None)) for _ in range(streams)]
+    await asyncio.sleep(min(rss_at_s, ideal_s / 2))  # every stream open, none finished yet
+    rss_open = {str(pid): rss_bytes(pid) for pid in pids}
+    results = await asyncio.wait_for(asyncio.gather(*tasks), ctx.timeout_s)
+    end = snapshot(pids)
     durations = [r.t_end - r.t_sent for r, _ in results if r.ok and r.t_end is not None]
     first = [r.t_first - r.t_sent for r, _ in results if r.ok and r.t_first is not None]
     for _, conn in results:
@@ -348,6 +355,10 @@ async def paced(ctx: Ctx, streams: int, ideal_s: float) -> dict:
         "stretch_max_pct": round(100 * max(stretch), 2) if stretch else None,
         "first_event_p50_s": round(pct(first, 50) or 0, 3),
         "first_event_max_s": round(max(first), 3) if first else None,
+        "events": sum(r.events for r, _ in results if r.ok),
+        "cpu_s": cpu_delta({"start": start, "end": end}, 0),
+        "rss_base": base,
+        "rss_open": rss_open,
     }
 
 
@@ -387,7 +398,7 @@ def main() -> None:
     elif args.scenario == "hold":
         coro = hold(ctx, args.streams, args.pids, args.rss_at_s)
     else:
-        coro = paced(ctx, args.streams, args.ideal_s)
+        coro = paced(ctx, args.streams, args.ideal_s, args.pids, args.rss_at_s)
     start = resource.getrusage(resource.RUSAGE_SELF)
     t0 = time.perf_counter()
     out = asyncio.run(coro)

@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from . import dashboard, keys, report, startup
+from . import dashboard, keys, paced, report, startup
 from .env import ROOT, Bench, free_port, raise_nofile, stop, wait_port
 from .procstat import cpu_model, loadavg
 
@@ -89,19 +89,6 @@ def run_throughput(bench: Bench, quick: bool, levels: tuple[int, ...]) -> dict:
 
 def pct_of(seconds: float | None, window_s: float) -> float | None:
     return None if seconds is None else round(100.0 * seconds / window_s, 1)
-
-
-def run_paced(bench: Bench, quick: bool) -> dict:
-    streams, deltas, pace = ("50", "100", "20") if quick else ("200", "500", "20")
-    ideal = str(int(deltas) * int(pace) / 1000)
-    out = {}
-    for label, port, kind in modes(bench):
-        out[label] = client(
-            "paced", port, kind, "--streams", streams, "--deltas", deltas, "--pace-ms", pace,
-            "--ideal-s", ideal, "--timeout-s", str(float(ideal) * 3 + 20),
-        )  # fmt: skip
-        log(f"paced {label}: {out[label]}")
-    return out
 
 
 def run_hold(bench: Bench, quick: bool) -> dict:
@@ -207,6 +194,7 @@ def main() -> None:
     parser.add_argument("--server", choices=["module", "pyz"], default="module",
                         help="serve with `python -m codexgw` (the working tree) or dist/codexgw.pyz")  # fmt: skip
     parser.add_argument("--server-cmd", help="serve with this command instead (to compare a patched build)")
+    parser.add_argument("--compare-cmd", help="paced: also measure a second codexgw served by this command (A/B)")
     parser.add_argument(
         "--profile", action="store_true", help="also record the server with py-spy under burst"
     )
@@ -251,7 +239,8 @@ def main() -> None:
                 results["profile"] = profile(bench, args.output, concurrency=args.profile_concurrency)
                 results["profile_concurrency"] = args.profile_concurrency
             if "paced" in only:
-                results["paced"] = run_paced(bench, args.quick)
+                compare = shlex.split(args.compare_cmd) if args.compare_cmd else None
+                results["paced"] = paced.run(bench, client, args.quick, compare)
             if "hold" in only:
                 results["hold"] = run_hold(bench, args.quick)
             if "ceiling" in only:

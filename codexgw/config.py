@@ -124,6 +124,8 @@ class Settings:
         graceful_timeout_s: how long shutdown waits for open requests.
         accounts_poll_s: how often the server checks the store for CLI changes.
         heartbeat_s: write an SSE comment after this much upstream silence on an open stream.
+        coalesce_ms: a streamed event waits up to this long (ms) for more to go out in the same
+            write (0 = each read goes out at once); only on the directly read upstream body.
         keepalive_after_s: a streamed answer with no output after this long gets its 200 headers
             and SSE comments (every ``heartbeat_s``) while failover goes on (0 = never: the client
             waits in silence for the first output).
@@ -170,6 +172,7 @@ class Settings:
     graceful_timeout_s: float = 3.0
     accounts_poll_s: float = 1.0
     heartbeat_s: float = 15.0
+    coalesce_ms: float = 0.0
     keepalive_after_s: float = 10.0
     ws_max_age_s: float = 3600.0
     log_format: str = "text"

@@ -144,6 +144,10 @@ SERVE_OPTIONS: tuple[Option, ...] = (
         "https://chat.example.com; *: any page, only with an API key).",
     ),
     Option(
+        "serve", "coalesce_ms", float, 0.0,
+        "Milliseconds a streamed event may wait for more to share its write (0 = none).", low=0, high=1000,
+    ),
+    Option(
         "serve", "workers", str, "1",
         "Worker processes serving the port together (SO_REUSEPORT), or auto (one per CPU).",
         int_ok=True,
@@ -391,6 +395,7 @@ def settings_from(
         strategy=resolved.serve("strategy"),
         probe_interval_s=resolved.serve("probe_interval"),
         keepalive_after_s=resolved.serve("keepalive_after"),
+        coalesce_ms=resolved.serve("coalesce_ms"),
         dashboard=resolved.serve("dashboard"),
         max_body_bytes=resolved.serve("max_body_bytes"),
         server_names=tuple(resolved.serve("server_name")),

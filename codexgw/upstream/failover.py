@@ -31,6 +31,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, NoReturn, TypeVar
 
 import httpx
+import trio
 
 from codexgw.client.calls import read_body
 from codexgw.config import command_name
@@ -387,6 +388,10 @@ async def _peek(gw: Gateway, account: Account, response: httpx.Response, sent_at
     except UpstreamConnectionError as exc:
         await stream.aclose()
         _fail(gw, account, TransportFailed(exc))
+    except BaseException:  # cancelled (the client left): a body read directly is not closed by httpcore
+        with trio.CancelScope(shield=True):
+            await stream.aclose()
+        raise
     if first is None:
         await stream.aclose()
         _fail(gw, account, EndedBeforeOutput())

@@ -126,7 +126,12 @@ async def relay(
     drains = handler.drains
     on_silence = handler.heartbeat
     try:
-        heartbeat = with_heartbeat(stream.batches(), nursery=gw.nursery, interval_s=gw.settings.heartbeat_s)
+        interval_s = gw.settings.heartbeat_s
+        heartbeat = (  # the body read in this task when it can be (no pump), else httpx and a pump
+            stream.paced_batches(interval_s, gw.settings.coalesce_ms / 1000)
+            if stream.direct
+            else with_heartbeat(stream.batches(), nursery=gw.nursery, interval_s=interval_s)
+        )
         async with aclosing(heartbeat) as batches:  # closed now when the loop ends, not at GC
             async for batch in batches:
                 if batch is None:

@@ -7,13 +7,16 @@ must ``aclose()`` it. Event names per codex-protocol.md §7.
 
 from __future__ import annotations
 
+import math
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+import trio
 
 from codexgw.client.calls import next_chunk
+from codexgw.client.direct import DirectBody, read_timed_out
 from codexgw.errors import UpstreamConnectionError
 from codexgw.store.sqlite import Account
 from codexgw.translate.events import PRE_OUTPUT_EVENTS, Batch, event_type
@@ -40,6 +43,9 @@ class UpstreamStream:
     _decoder: SSEDecoder = field(default_factory=SSEDecoder)
     _pending: Batch = field(default_factory=list)
     _chunks: AsyncIterator[bytes] | None = None
+    _direct: DirectBody | None = None
+    """The body read straight off the socket (:mod:`codexgw.client.direct`), else ``None``: httpx's path."""
+    _read_timeout_s: float = math.inf
     _on_close: Callable[[], None] | None = None
     """Called once when closed (the ``active_streams`` metric)."""
     early_error: dict[str, Any] | None = None
@@ -49,6 +55,13 @@ class UpstreamStream:
 
     def __post_init__(self) -> None:
         if self.response.headers.get("content-encoding", "identity").lower() == "identity":
+            self._direct = DirectBody.attach(self.response)
+            if self._direct is not None:
+                try:
+                    timeout = self.response.request.extensions.get("timeout", {}).get("read")
+                except RuntimeError:  # no request attached
+                    timeout = None
+                self._read_timeout_s = math.inf if timeout is None else float(timeout)
             # The transport's byte stream already maps httpcore errors to httpx errors; skipping
             # aiter_bytes' decoder and chunker layers saves a stack of async generators per chunk.
             self._chunks = self.response.stream.__aiter__()  # type: ignore[union-attr]
@@ -62,7 +75,18 @@ class UpstreamStream:
             UpstreamConnectionError: the connection broke or the stream ended mid-event.
         """
         assert self._chunks is not None
+        direct = self._direct
         try:
+            while direct is not None:
+                data = direct.read_ready()
+                if data:
+                    if batch := self._decoder.decode_raw(data):
+                        return batch
+                elif direct.done:
+                    self._decoder.flush()
+                    return None
+                elif not await direct.wait(trio.current_time() + self._read_timeout_s):
+                    raise read_timed_out()
             while True:
                 chunk = await next_chunk(self._chunks)
                 if chunk is None:
@@ -107,9 +131,69 @@ class UpstreamStream:
             yield batch
             del batch
 
+    @property
+    def direct(self) -> bool:
+        """The body is read straight off the socket: :meth:`paced_batches` works."""
+        return self._direct is not None
+
+    async def paced_batches(self, interval_s: float, coalesce_s: float = 0.0) -> AsyncIterator[Batch | None]:
+        """:meth:`batches` read in the caller's task, with ``None`` after each ``interval_s`` of
+        silence (the heartbeat: a deadline on the wait, no pump task). Each batch holds every
+        complete event that could be read at once (coalesced); with ``coalesce_s`` > 0 a batch also
+        waits up to that long (s) after its first event for more (``serve --coalesce-ms``: fewer,
+        larger writes to the client, each event up to that much later). Only when :attr:`direct`.
+
+        Raises:
+            UpstreamConnectionError: the connection broke, the stream ended mid-event, or nothing
+                came for the read timeout (300 s, codex-protocol.md §8.4).
+        """
+        direct = self._direct
+        assert direct is not None
+        if self._pending:
+            pending, self._pending = self._pending, []
+            yield pending
+            del pending
+        decode = self._decoder.decode_raw
+        read = direct.read_ready
+        heard = trio.current_time()  # when data last came (updated only before a wait)
+        got = False
+        try:
+            while True:
+                data = read()
+                if data:
+                    got = True
+                    if batch := decode(data):
+                        if coalesce_s:
+                            until = trio.current_time() + coalesce_s
+                            while not direct.done and await direct.wait(until):
+                                if more := read():
+                                    batch.extend(decode(more))
+                        yield batch
+                        del batch
+                    del data
+                    continue
+                if direct.done:
+                    self._decoder.flush()
+                    return
+                now = trio.current_time()
+                if got:
+                    heard, got = now, False
+                give_up = heard + self._read_timeout_s
+                if not await direct.wait(min(now + interval_s, give_up)):
+                    if trio.current_time() >= give_up:
+                        raise read_timed_out()
+                    yield None
+        except SSEProtocolError:
+            raise UpstreamConnectionError(
+                "the Codex backend's stream ended in the middle of an event"
+            ) from None
+
     async def aclose(self) -> None:
-        """Close the upstream response (aborts the upstream generation if still running)."""
+        """Close the upstream response (aborts the upstream generation if still running; a body
+        already read to its end leaves its connection to the pool)."""
         on_close, self._on_close = self._on_close, None
         if on_close is not None:
             on_close()
+        if self._direct is not None:
+            self._direct.finish()
         await self.response.aclose()

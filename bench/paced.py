@@ -1,0 +1,222 @@
+"""The ``paced`` scenario (issue 17): CPU per relayed event when events trickle in, below saturation.
+
+A real model streams a token at a time, tens of ms apart, so each upstream event arrives alone and
+is relayed alone; the burst rows (``throughput``) mostly measure events read and written together.
+Here ``streams`` streams of ``deltas`` deltas, each event its own HTTP chunk ``pace_ms`` apart, go
+through each target in turn (interleaved, ``repeats`` rounds, medians):
+
+* ``bare``: the bare hypercorn ASGI app sending the same paced events with no upstream
+  (``bench/ceiling.py --app paced``): the serving stack's own cost, the headline's denominator;
+* ``responses`` and ``chat``: codexgw's ``/v1/responses`` and ``/v1/chat/completions`` relaying
+  the paced fast upstream;
+* ``floor``: a minimal trio socket-to-socket relay of the same upstream (``bench/floor.py``);
+* ``compare-responses``/``compare-chat``: a second codexgw (``--compare-cmd``), for A/B in one run.
+
+The server under test is pinned to CPU 0, the load client and the fake upstream to CPU 1 (when the
+machine has two); CPU is the server's utime+stime from ``/proc`` over the run divided by the events
+relayed (completed streams x (deltas + 4)). Also: added TTFB (one request at a time, unpaced, over
+direct) and the many-streams row: ``many`` paced streams (20 ms) through ``/v1/responses`` with
+their stretch, streams lost and RSS per open stream.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from .env import ROOT, Bench, free_port, stop, wait_port
+
+SERVER_CPU = 0
+REST_CPU = 1
+
+
+def pin(pid: int, cpu: int) -> bool:
+    """Pin every thread of ``pid`` to ``cpu``; ``False`` when the machine has one CPU or it failed."""
+    if (os.cpu_count() or 1) < 2:
+        return False
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            os.sched_setaffinity(int(task), {cpu})
+    except OSError:
+        return False
+    return True
+
+
+def _pinned_client(client: Callable[..., dict]) -> Callable[..., dict]:
+    """``client`` with the load-client process pinned to :data:`REST_CPU` (the affinity is inherited)."""
+
+    def run(*args: str, **kwargs: float) -> dict:
+        if (os.cpu_count() or 1) < 2:
+            return client(*args, **kwargs)
+        before = os.sched_getaffinity(0)
+        os.sched_setaffinity(0, {REST_CPU})
+        try:
+            return client(*args, **kwargs)
+        finally:
+            os.sched_setaffinity(0, before)
+
+    return run
+
+
+def _spawn(args: list[str], port: int, env: dict[str, str] | None = None) -> subprocess.Popen:
+    proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_port(port, 30, proc)
+    pin(proc.pid, SERVER_CPU)
+    return proc
+
+
+def _per_event(result: dict, pid: int, deltas: int) -> float | None:
+    cpu = result.get("cpu_s", {}).get(str(pid))
+    events = result["completed"] * (deltas + 4)
+    return round(cpu / events * 1e6, 1) if cpu is not None and events else None
+
+
+def run(
+    bench: Bench, client: Callable[..., dict], quick: bool, compare_cmd: list[str] | None = None
+) -> dict:
+    """Run the scenario (see the module docstring); returns the JSON-able result."""
+    from .run import log
+
+    streams, deltas, pace, repeats = (50, 100, 20, 1) if quick else (100, 200, 40, 3)
+    many, many_deltas = (300, 150) if quick else (1000, 250)
+    run_client = _pinned_client(client)
+    pinned = pin(bench.upstream.pid, REST_CPU) and pin(bench.server.pid, SERVER_CPU)  # type: ignore[union-attr]
+    procs: list[subprocess.Popen] = []
+    targets: dict[str, tuple[int, int, str]] = {}  # label -> (port, pid, client kind)
+    try:
+        port = free_port()
+        bare = _spawn([sys.executable, "-m", "bench.ceiling", "--app", "paced", "--port", str(port)], port)
+        procs.append(bare)
+        targets["bare"] = (port, bare.pid, "responses")
+        targets["responses"] = (bench.server_port, bench.server.pid, "responses")  # type: ignore[union-attr]
+        targets["chat"] = (bench.server_port, bench.server.pid, "chat")  # type: ignore[union-attr]
+        if compare_cmd:
+            port = free_port()
+            args = [*compare_cmd, *bench.server_args(port)[len(bench.server_cmd or bench.codexgw_cmd()) :]]
+            other = _spawn(args, port, env={**os.environ, "SHIV_ROOT": str(bench.work / "shiv")})
+            procs.append(other)
+            targets["compare-responses"] = (port, other.pid, "responses")
+            targets["compare-chat"] = (port, other.pid, "chat")
+        port = free_port()
+        floor = _spawn(
+            [sys.executable, "-m", "bench.floor", "--port", str(port), "--upstream-port", str(bench.upstream_port)],
+            port,
+        )  # fmt: skip
+        procs.append(floor)
+        targets["floor"] = (port, floor.pid, "direct")
+        ideal = deltas * pace / 1000
+        samples: dict[str, list[dict]] = {label: [] for label in targets}
+        for round_ in range(repeats):
+            for label, (port, pid, kind) in targets.items():
+                result = run_client(
+                    "paced", port, kind, "--streams", str(streams), "--deltas", str(deltas), "--pace-ms",
+                    str(pace), "--ideal-s", str(ideal), "--timeout-s", str(ideal * 3 + 20), "--pids", str(pid),
+                    "--rss-at-s", str(ideal / 2), timeout_s=ideal * 3 + 60,
+                )  # fmt: skip
+                result["us_per_event"] = _per_event(result, pid, deltas)
+                result["server_cpu_pct"] = round(
+                    100 * result.get("cpu_s", {}).get(str(pid), 0) / max(result["duration_p50_s"], 1e-9), 1
+                )
+                samples[label].append(result)
+                log(f"paced {label} round {round_ + 1}: {result['us_per_event']} µs/event, "
+                    f"server {result['server_cpu_pct']}% of a CPU, stretch p50 {result['stretch_p50_pct']}%, "
+                    f"lost {result['lost']}")  # fmt: skip
+        rows = {label: _median_row(found) for label, found in samples.items()}
+        base = rows["bare"]["us_per_event"]
+        for row in rows.values():
+            row["ratio_to_bare"] = round(row["us_per_event"] / base, 2) if base and row["us_per_event"] else None
+        latency = {}
+        for label, port, kind in (
+            ("direct", bench.upstream_port, "direct"),
+            ("responses", bench.server_port, "responses"),
+            ("chat", bench.server_port, "chat"),
+        ):
+            latency[label] = run_client(
+                "latency", port, kind, "--count", "100" if quick else "300", "--warmup", "30", "--deltas", "50"
+            )
+        direct = latency["direct"]["ttfb_p50_ms"]
+        added = {k: round(v["ttfb_p50_ms"] - direct, 3) for k, v in latency.items() if k != "direct"}
+        log(f"paced added TTFB p50 (ms): {added}")
+        many_ideal = many_deltas * 20 / 1000
+        pid = bench.server.pid  # type: ignore[union-attr]
+        crowd = run_client(
+            "paced", bench.server_port, "responses", "--streams", str(many), "--deltas", str(many_deltas),
+            "--pace-ms", "20", "--ideal-s", str(many_ideal), "--timeout-s", str(many_ideal * 3 + 30),
+            "--pids", str(pid), "--rss-at-s", str(many_ideal / 2), timeout_s=many_ideal * 3 + 90,
+        )  # fmt: skip
+        b, o = crowd["rss_base"].get(str(pid)), crowd["rss_open"].get(str(pid))
+        if b is not None and o is not None:
+            crowd["rss_per_stream_kib"] = round((o - b) / many / 1024, 1)
+        crowd["us_per_event"] = _per_event(crowd, pid, many_deltas)
+        log(f"paced {many} streams: stretch p50 {crowd['stretch_p50_pct']}%, lost {crowd['lost']}, "
+            f"{crowd.get('rss_per_stream_kib')} KiB/stream")  # fmt: skip
+    finally:
+        for proc in procs:
+            stop(proc)
+    return {
+        "pinned": pinned,
+        "streams": streams,
+        "deltas": deltas,
+        "pace_ms": pace,
+        "repeats": repeats,
+        "rows": rows,
+        "samples": {k: [s["us_per_event"] for s in v] for k, v in samples.items()},
+        "added_ttfb_ms": added,
+        "latency": latency,
+        "many": crowd,
+    }
+
+
+def _median_row(found: list[dict]) -> dict:
+    """The median of each number over the rounds (the first round's other fields)."""
+
+    def med(key: str) -> float | None:
+        values = [f[key] for f in found if f.get(key) is not None]
+        return round(statistics.median(values), 2) if values else None
+
+    return {
+        "us_per_event": med("us_per_event"),
+        "server_cpu_pct": med("server_cpu_pct"),
+        "stretch_p50_pct": med("stretch_p50_pct"),
+        "first_event_p50_s": med("first_event_p50_s"),
+        "lost": sum(f["lost"] for f in found),
+        "completed": sum(f["completed"] for f in found),
+    }
+
+
+def markdown_rows(p: dict, row: Callable[[str], None], ok: Callable[[bool | None], str]) -> None:
+    """The paced rows of the report table (regime: paced, below saturation, server pinned)."""
+    r = p["rows"]
+
+    def cell(label: str) -> str:
+        x = r.get(label)
+        return "–" if x is None else f"{x['us_per_event']} ({x['ratio_to_bare']}x)"
+
+    ratios = [r[k]["ratio_to_bare"] for k in ("responses", "chat")]
+    known = [x for x in ratios if x is not None]
+    holds = f"{ok(max(known) <= 1.15 if known else None)} / {ok(max(known) <= 0.6 if known else None)}"
+    shape = f"{p['streams']} streams x {p['deltas']} deltas, {p['pace_ms']} ms apart{'' if p['pinned'] else ', not pinned'}"
+    row(f"| **paced** ({shape}): server CPU per relayed event, µs (x bare stack); direct column: minimal trio "
+        f"relay (floor) | {cell('floor')} | {cell('responses')} | {cell('chat')} | <= 1.15x bare "
+        f"({r['bare']['us_per_event']} µs); harder <= 0.6x | {holds} |")  # fmt: skip
+    if "compare-responses" in r:
+        row(f"| **paced**: the same through `--compare-cmd` | – | {cell('compare-responses')} | "
+            f"{cell('compare-chat')} | | |")  # fmt: skip
+    a = p["added_ttfb_ms"]
+    worst = max(a.values()) if a else None
+    row(f"| **paced**: added TTFB p50, one request at a time, unpaced (ms) | – | {a.get('responses')} | "
+        f"{a.get('chat')} | <= 1.5 ms | {ok(None if worst is None else worst <= 1.5)} |")  # fmt: skip
+    m = p["many"]
+    kib = m.get("rss_per_stream_kib")
+    good = m["lost"] == 0 and m["stretch_p50_pct"] <= 5 and kib is not None and kib <= 64
+    row(f"| **paced**: {m['streams']} streams (20 ms, ideal {m['ideal_s']:g} s): stretch p50 / lost / RSS per "
+        f"open stream | – | {m['stretch_p50_pct']} % / {m['lost']} / {kib} KiB | – | <= 5 %, 0, <= 64 KiB | "
+        f"{ok(good)} |")  # fmt: skip
+
+
+if __name__ == "__main__":
+    print(Path(__file__).name, "runs from python -m bench --only paced")

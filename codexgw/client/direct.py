@@ -1,0 +1,142 @@
+"""Reading a streamed HTTP/1.1 response body straight off its socket, in the stream's own task.
+
+httpx/httpcore read a streamed body one ``receive_some`` at a time, each inside a ``fail_after``
+cancel scope, each successful receive followed by a scheduler round; a wait with a timeout around
+that read is not safe either (httpcore closes a response whose read is cancelled), which is why the
+relay had a pump task per stream. With paced events (a model's tokens tens of ms apart) that
+machinery was most of the CPU per relayed event (issue 17).
+
+:class:`DirectBody` takes over once httpcore returned the response head: it receives from the
+connection's socket until it would block (no scheduler round when data is there), feeds the bytes
+to the connection's own ``h11.Connection`` (the chunked decoding, and the state httpcore checks
+when the response closes), and waits for the socket to become readable with a deadline the caller
+chooses (cancel-safe: nothing is lost when that wait is cancelled). Because httpcore's h11 state
+sees every byte, closing the response after the body's end returns the connection to the pool as
+if httpcore had read it, and closing it earlier closes the connection.
+
+It relies on httpcore 1.0's object layout (``PoolByteStream._stream`` →
+``HTTP11ConnectionByteStream._connection._h11_state``, the trio backend's ``TrioStream._stream``);
+:meth:`DirectBody.attach` checks every step and returns ``None`` when anything differs (another
+httpcore, HTTP/2, TLS, a proxy), and the caller keeps httpx's path.
+"""
+
+from __future__ import annotations
+
+import math
+import socket
+
+import h11
+import httpx
+import trio
+
+from codexgw.client.errors import BACKEND, transport_error
+from codexgw.errors import UpstreamConnectionError
+
+__all__ = ["DirectBody", "read_timed_out"]
+
+READ_BYTES = 65536
+"""Bytes per ``recv`` (httpcore reads 64 KiB too)."""
+MAX_READY = 1 << 20
+"""At most this many bytes taken per :meth:`DirectBody.read_ready` call (then the caller writes them)."""
+
+
+class DirectBody:
+    """The rest of one response body, read from its socket in the caller's task (see the module doc).
+
+    Attributes:
+        done: the body ended (the whole message was received); :meth:`read_ready` returns ``b""``.
+    """
+
+    def __init__(self, h11_state: h11.Connection, trio_socket: trio.socket.SocketType, raw: socket.socket) -> None:
+        self._h11 = h11_state
+        self._trio_socket = trio_socket
+        self._recv = raw.recv
+        self.done = False
+
+    @classmethod
+    def attach(cls, response: httpx.Response) -> DirectBody | None:
+        """A reader for ``response``'s body, or ``None`` when it is not a plain-TCP HTTP/1.1 body
+        of httpcore 1.0's pool behind :class:`codexgw.client.transport.ShardedTransport` (or the
+        body was already read from)."""
+        stream = getattr(response.stream, "_stream", None)  # _InFlight -> httpx AsyncResponseStream
+        pool_stream = getattr(stream, "_httpcore_stream", None)  # httpcore PoolByteStream
+        body = getattr(pool_stream, "_stream", None)  # HTTP11ConnectionByteStream
+        connection = getattr(body, "_connection", None)  # AsyncHTTP11Connection
+        state = getattr(connection, "_h11_state", None)
+        network = response.extensions.get("network_stream")
+        if not isinstance(state, h11.Connection) or network is None:
+            return None
+        if getattr(connection, "_network_stream", None) is not network or state.their_state is not h11.SEND_BODY:
+            return None
+        trio_stream = getattr(network, "_stream", None)  # httpcore's TrioStream wraps a trio stream
+        if type(trio_stream) is not trio.SocketStream:  # TLS (trio.SSLStream) and anything else: httpx's path
+            return None
+        trio_socket = trio_stream.socket
+        raw = getattr(trio_socket, "_sock", None)
+        if not isinstance(raw, socket.socket) or raw.getblocking():
+            return None
+        return cls(state, trio_socket, raw)
+
+    def read_ready(self) -> bytes:
+        """Every body byte that can be had now without blocking (``b""`` for none yet or at the end:
+        see :attr:`done`).
+
+        Raises:
+            UpstreamConnectionError: the connection broke, or closed before the body's end.
+        """
+        state = self._h11
+        out: list[bytes] = []
+        size = 0
+        short = False
+        while not self.done:
+            try:
+                event = state.next_event()
+            except h11.RemoteProtocolError:
+                raise transport_error(httpx.RemoteProtocolError("incomplete body"), peer=BACKEND) from None
+            if event is h11.NEED_DATA:
+                if size >= MAX_READY or short:  # a short read took all there was: don't ask again
+                    break  # (saves a failing recv per event; the wait returns at once if more came)
+                try:
+                    data = self._recv(READ_BYTES)
+                except (BlockingIOError, InterruptedError):
+                    break
+                except OSError:
+                    raise transport_error(httpx.ReadError("recv failed"), peer=BACKEND) from None
+                state.receive_data(data)  # b"": the peer closed; h11 says whether the body was whole
+                size += len(data)
+                short = 0 < len(data) < READ_BYTES
+            elif type(event) is h11.Data:
+                out.append(event.data)
+            else:  # EndOfMessage (or the connection closed / paused: nothing more to read either way)
+                self.done = True
+        return b"".join(out)
+
+    async def wait(self, deadline: float) -> bool:
+        """Wait until the socket is readable or ``deadline`` (``trio.current_time()`` s) passes.
+
+        Cancel-safe: the reader stays usable after this wait is cancelled.
+
+        Returns:
+            ``True`` when readable, ``False`` when the deadline passed first.
+        """
+        if math.isinf(deadline):
+            await trio.lowlevel.wait_readable(self._trio_socket)
+            return True
+        with trio.move_on_at(deadline):
+            await trio.lowlevel.wait_readable(self._trio_socket)
+            return True
+        return False
+
+    def finish(self) -> None:
+        """Read what is there without waiting, so that a body whose end already arrived leaves its
+        connection reusable when the response is closed (never raises)."""
+        try:
+            while not self.done and self.read_ready():
+                pass
+        except UpstreamConnectionError:
+            pass
+
+
+def read_timed_out() -> UpstreamConnectionError:
+    """The error of a body that sent nothing for the read timeout (as httpx's ``ReadTimeout`` maps)."""
+    return transport_error(httpx.ReadTimeout("no data within the read timeout"), peer=BACKEND)

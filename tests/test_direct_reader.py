@@ -1,0 +1,290 @@
+"""The upstream body read straight off its socket (codexgw/client/direct.py, UpstreamStream.paced_batches).
+
+A raw loopback HTTP/1.1 server sends exactly the bytes each test scripts (chunk boundaries where the
+test wants them, silences until the test lets it go on) and records the connections it accepted and
+which of them the client closed. No timing is asserted: silences are events the test controls.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import httpx
+import pytest
+import trio
+
+from codexgw.client.direct import DirectBody
+from codexgw.client.sender import UpstreamSender
+from codexgw.client.transport import ShardedTransport, new_http_client
+from codexgw.errors import UpstreamConnectionError
+from codexgw.upstream.stream import UpstreamStream
+
+HEAD = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
+
+
+def sse(n: int) -> bytes:
+    data = json.dumps({"type": "response.output_text.delta", "delta": f"w{n}"})
+    return f"event: response.output_text.delta\ndata: {data}\n\n".encode()
+
+
+def chunk(payload: bytes) -> bytes:
+    return b"%x\r\n%s\r\n" % (len(payload), payload)
+
+
+END = b"0\r\n\r\n"
+Script = Callable[[trio.SocketStream], Awaitable[None]]
+
+
+@dataclass
+class Upstream:
+    """Accepts connections; each request is answered by the next script of ``scripts``."""
+
+    scripts: list[Script] = field(default_factory=list)
+    accepted: int = 0
+    closed_by_client: int = 0
+    port: int = 0
+
+    async def handle(self, conn: trio.SocketStream) -> None:
+        self.accepted += 1
+        buf = b""
+        try:
+            while True:
+                while b"\r\n\r\n" not in buf:
+                    data = await conn.receive_some(65536)
+                    if not data:
+                        self.closed_by_client += 1
+                        return
+                    buf += data
+                head, _, buf = buf.partition(b"\r\n\r\n")
+                length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+                while len(buf) < length:
+                    buf += await conn.receive_some(65536)
+                buf = buf[length:]
+                await self.scripts.pop(0)(conn)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            self.closed_by_client += 1
+
+
+@pytest.fixture
+async def upstream(nursery: trio.Nursery) -> Upstream:
+    up = Upstream()
+    listeners = await nursery.start(functools.partial(trio.serve_tcp, up.handle, 0, host="127.0.0.1"))
+    up.port = listeners[0].socket.getsockname()[1]
+    return up
+
+
+@pytest.fixture
+async def sender() -> UpstreamSender:
+    sharded = ShardedTransport(shards=1, limits=httpx.Limits(max_connections=None, max_keepalive_connections=10))
+    client = new_http_client(sharded=sharded)
+    yield UpstreamSender(client, sharded)
+    await client.aclose()
+
+
+async def open_stream(sender: UpstreamSender, up: Upstream) -> UpstreamStream:
+    response = await sender.send(httpx.URL(f"http://127.0.0.1:{up.port}/codex/responses"), content=b"{}", headers={})
+    stream = UpstreamStream(account=None, response=response, headers={}, model=None, sent_at=0.0)  # type: ignore[arg-type]
+    assert stream.direct
+    return stream
+
+
+def whole(events: int) -> Script:
+    async def script(conn: trio.SocketStream) -> None:
+        await conn.send_all(HEAD + b"".join(chunk(sse(i)) for i in range(events)) + END)
+
+    return script
+
+
+def deltas(batches: list) -> list[str]:
+    return [json.loads(event.data)["delta"] for batch in batches if batch for event, _raw in batch]
+
+
+async def test_each_event_alone_and_a_heartbeat_on_silence(upstream: Upstream, sender: UpstreamSender) -> None:
+    go = trio.Event()
+
+    async def script(conn: trio.SocketStream) -> None:
+        await conn.send_all(HEAD + chunk(sse(0)))
+        await go.wait()  # silent until the reader reported the silence
+        await conn.send_all(chunk(sse(1)) + END)
+
+    upstream.scripts.append(script)
+    stream = await open_stream(sender, upstream)
+    seen: list = []
+    with trio.fail_after(10):
+        async for batch in stream.paced_batches(0.01):
+            seen.append(batch)
+            if batch is None:
+                go.set()
+    await stream.aclose()
+    assert seen[0] is not None and deltas(seen[:1]) == ["w0"]
+    assert None in seen  # the silence became a heartbeat (a deadline on the wait)
+    assert deltas(seen) == ["w0", "w1"] and seen[-1] is not None and len(seen[-1]) == 1
+
+
+async def test_chunk_boundaries_anywhere_and_one_connection_for_all(
+    upstream: Upstream, sender: UpstreamSender
+) -> None:
+    body = HEAD + chunk(sse(0) + sse(1)[:7]) + chunk(sse(1)[7:]) + chunk(sse(2)) + END
+    for offset in range(1, len(body)):
+
+        async def script(conn: trio.SocketStream, offset: int = offset) -> None:
+            await conn.send_all(body[:offset])
+            await trio.sleep(0.001)  # (likely) a separate read; correctness must not depend on it
+            await conn.send_all(body[offset:])
+
+        upstream.scripts.append(script)
+    with trio.fail_after(60):
+        for _ in range(1, len(body)):
+            stream = await open_stream(sender, upstream)
+            got = [b async for b in stream.batches()]
+            await stream.aclose()
+            assert deltas(got) == ["w0", "w1", "w2"]
+    assert upstream.accepted == 1  # every body read to its end returned the connection to the pool
+
+
+async def test_streams_one_after_another_reuse_one_connection(upstream: Upstream, sender: UpstreamSender) -> None:
+    upstream.scripts += [whole(3), whole(2), whole(1)]
+    for n in (3, 2, 1):
+        stream = await open_stream(sender, upstream)
+        got = [b async for b in stream.paced_batches(5.0)]
+        await stream.aclose()
+        assert deltas(got) == [f"w{i}" for i in range(n)]
+    assert upstream.accepted == 1 and upstream.closed_by_client == 0
+
+
+async def test_an_early_stop_closes_the_connection(upstream: Upstream, sender: UpstreamSender) -> None:
+    async def script(conn: trio.SocketStream) -> None:
+        await conn.send_all(HEAD + chunk(sse(0)))
+        while await conn.receive_some(65536):  # the answer goes on until the client closes
+            pass
+
+    upstream.scripts += [script, whole(1)]
+    stream = await open_stream(sender, upstream)
+    batches = stream.paced_batches(5.0)
+    assert deltas([await batches.__anext__()]) == ["w0"]
+    await batches.aclose()
+    await stream.aclose()
+    with trio.fail_after(10):
+        while upstream.closed_by_client < 1:
+            await trio.sleep(0.001)
+    stream = await open_stream(sender, upstream)  # the next request needs a new connection
+    assert deltas([b async for b in stream.batches()]) == ["w0"]
+    await stream.aclose()
+    assert upstream.accepted == 2
+
+
+async def test_a_client_that_leaves_mid_stream_closes_the_connection(
+    upstream: Upstream, sender: UpstreamSender
+) -> None:
+    async def script(conn: trio.SocketStream) -> None:
+        await conn.send_all(HEAD + chunk(sse(0)))
+        while await conn.receive_some(65536):  # the answer goes on until the client closes
+            pass
+
+    upstream.scripts.append(script)
+    stream = await open_stream(sender, upstream)
+    first = trio.Event()
+    with trio.move_on_after(10) as outer:
+
+        async def relay() -> None:  # as codexgw.upstream.relay: the generator, then the close
+            try:
+                async for _batch in stream.paced_batches(300.0):
+                    first.set()
+            finally:
+                with trio.CancelScope(shield=True):
+                    await stream.aclose()
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(relay)
+            await first.wait()
+            nursery.cancel_scope.cancel()  # the client went away while the reader waited
+        while upstream.closed_by_client < 1:
+            await trio.sleep(0.001)
+    assert not outer.cancelled_caught
+
+
+async def test_a_cancelled_wait_leaves_the_reader_usable(upstream: Upstream, sender: UpstreamSender) -> None:
+    go = trio.Event()
+
+    async def script(conn: trio.SocketStream) -> None:
+        await conn.send_all(HEAD + chunk(sse(0)))
+        await go.wait()
+        await conn.send_all(chunk(sse(1)) + END)
+
+    upstream.scripts.append(script)
+    stream = await open_stream(sender, upstream)
+    direct = stream._direct
+    assert isinstance(direct, DirectBody)
+    got = []
+    with trio.fail_after(10):
+        while not (data := direct.read_ready()):
+            await direct.wait(trio.current_time() + 5)
+        got.append(data)
+        assert direct.read_ready() == b""  # nothing more yet
+        with trio.CancelScope() as scope:
+            scope.cancel()
+            await direct.wait(trio.current_time() + 5)  # cancelled
+        assert not await direct.wait(trio.current_time())  # a deadline already passed: not readable
+        go.set()
+        while not direct.done:
+            if data := direct.read_ready():
+                got.append(data)
+            elif not direct.done:
+                await direct.wait(trio.current_time() + 5)
+    await stream.aclose()
+    assert b"".join(got) == sse(0) + sse(1)
+    upstream.scripts.append(whole(1))
+    stream = await open_stream(sender, upstream)  # the connection went back to the pool
+    await stream.aclose()
+    assert upstream.accepted == 1
+
+
+async def test_a_body_cut_short_is_an_upstream_error(upstream: Upstream, sender: UpstreamSender) -> None:
+    async def script(conn: trio.SocketStream) -> None:
+        await conn.send_all(HEAD + chunk(sse(0)) + b"40\r\nevent: x")
+        await conn.aclose()
+
+    upstream.scripts.append(script)
+    stream = await open_stream(sender, upstream)
+    with pytest.raises(UpstreamConnectionError), trio.fail_after(10):
+        async for _batch in stream.paced_batches(5.0):
+            pass
+    await stream.aclose()
+
+
+async def test_an_answer_collected_until_done_returns_the_connection(
+    upstream: Upstream, sender: UpstreamSender
+) -> None:
+    """Chat without ``stream`` stops reading at ``response.completed`` (``collect(until=)``): the
+    body's end already arrived with it, so closing must still leave the connection to the pool."""
+    from codexgw.upstream.relay import collect
+
+    upstream.scripts += [whole(3), whole(1)]
+    for _ in range(2):
+        stream = await open_stream(sender, upstream)
+        seen: list[dict] = []
+        await collect(stream, seen.append, until=seen.__len__)  # stops after the first event
+        await stream.aclose()
+        assert seen[0]["delta"] == "w0"
+    assert upstream.accepted == 1 and upstream.closed_by_client == 0
+
+
+async def test_a_coalescing_window_puts_events_that_come_within_it_in_one_batch(
+    upstream: Upstream, sender: UpstreamSender
+) -> None:
+    async def script(conn: trio.SocketStream) -> None:
+        await conn.send_all(HEAD + chunk(sse(0)))
+        await trio.sleep(0.001)
+        await conn.send_all(chunk(sse(1)))
+        await trio.sleep(0.001)
+        await conn.send_all(chunk(sse(2)) + END)
+
+    upstream.scripts.append(script)
+    stream = await open_stream(sender, upstream)
+    with trio.fail_after(10):  # a 5 s window: the body's end closes it long before
+        got = [b async for b in stream.paced_batches(30.0, coalesce_s=5.0)]
+    await stream.aclose()
+    assert len(got) == 1 and deltas(got) == ["w0", "w1", "w2"]
