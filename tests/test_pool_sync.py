@@ -41,6 +41,7 @@ def test_a_cooldown_learned_by_one_pool_reaches_the_other_and_is_not_echoed() ->
 def test_an_older_cooldown_does_not_replace_a_newer_one_and_a_clear_travels() -> None:
     a, sa, b, sb = two_pools()
     b.cool_down(1, until=NOW + 900, reason="newer", now=NOW + 10)
+    sb.outgoing(NOW + 10)  # b's tick shares it (a misses that row here)
     a.cool_down(1, until=NOW + 60, reason="older", now=NOW)
     rows, _ = sa.outgoing(NOW + 10)
     sb.apply(rows)
@@ -140,3 +141,27 @@ async def test_a_restart_keeps_the_cooldown_and_the_quota_snapshot(env: Env) -> 
         assert (await client.post(f"{env.url}/v1/chat/completions", json=CHAT)).status_code == 200
     served = [r.headers.get("chatgpt-account-id") for r in env.fake.responses_requests()]
     assert served[-1] != alice.chatgpt_account_id  # not straight back into alice's limit
+
+
+def test_our_own_row_read_back_after_a_local_clear_does_not_bring_the_cooldown_back() -> None:
+    """A clear while a tick's store round trip runs: the row read back is our own older share; it
+    must not undo the clear, and the clear must still go out (test_prober saw bob cooling again)."""
+    a, sa, _b, _sb = two_pools()
+    a.cool_down(1, until=NOW + 600, reason="usage_limit", now=NOW)
+    rows, _ = sa.outgoing(NOW)
+    a.clear_cooldown(1)  # `accounts reset`, applied while the batch was being written
+    sa.apply(rows)  # the batch read back
+    assert a.is_usable(1, now=NOW + 1)
+    cleared, _ = sa.outgoing(NOW + 1)
+    assert cleared and cleared[0].cooldown is None and cleared[0].cleared_at == NOW + 1
+
+
+def test_a_quota_reading_read_again_does_not_bring_back_a_cleared_cooldown() -> None:
+    a, sa, _b, _sb = two_pools()
+    full = QuotaSnapshot(Window(100.0, 300, NOW + 3600), None, observed_at=NOW)
+    a.record_quota(1, full)  # exhausted: a quota cooldown
+    rows, _ = sa.outgoing(NOW)
+    a.clear_cooldown(1)  # `accounts reset` after that reading
+    sa.outgoing(NOW + 1)
+    sa.apply(rows)  # the row with the same reading, read back later
+    assert a.is_usable(1, now=NOW + 2)

@@ -108,20 +108,24 @@ class PoolSync:
             if row.account_id not in members:
                 continue
             before = pool.shared_state()[row.account_id]
+            last = self._shared.get(row.account_id)
             if row.cooldown is not None:  # first: a snapshot seen with it cannot then override it
-                if row.cooldown.since > self._cleared_at.get(row.account_id, -math.inf):
+                mine = last is not None and last[0] == row.cooldown  # our own, maybe cleared since
+                if not mine and row.cooldown.since > self._cleared_at.get(row.account_id, -math.inf):
                     pool.learn_cooldown(row.account_id, row.cooldown)
             elif row.cleared_at is not None:
                 pool.clear_cooldown(row.account_id, why="another worker cleared it", before=row.cleared_at)
                 self._cleared_at[row.account_id] = max(
                     row.cleared_at, self._cleared_at.get(row.account_id, -math.inf)
                 )
-            if row.quota is not None:
-                pool.record_quota(row.account_id, row.quota)
+            held = before[1]
+            if row.quota is not None and (held is None or row.quota.observed_at > held.observed_at):
+                pool.record_quota(row.account_id, row.quota)  # the same reading again would re-cool
             after = pool.shared_state()[row.account_id]
-            quota = after[1]
-            self._shared[row.account_id] = (after[0], quota.observed_at if quota else None)
-            changed += after != before
+            if after != before:  # what a row changed is shared already; a change of ours still goes out
+                quota = after[1]
+                self._shared[row.account_id] = (after[0], quota.observed_at if quota else None)
+                changed += 1
         for session in sessions:
             if session.account_id in members:
                 pool.affinity.learn(session.session, session.account_id, session.bound_at)
