@@ -151,6 +151,8 @@ class Settings:
             its subdomains too; ``*``: any), see :mod:`codexgw.api.edge`.
         allow_origins: browser origins (``https://app.example.com``, ``*``) allowed to call the
             gateway cross-site; they get CORS headers.
+        workers: processes serving the port together (``serve --workers``; 1 = this process alone).
+        worker_index: this process's worker number (0 … workers-1), ``None`` outside a supervisor.
     """
 
     store_dir: Path = field(default_factory=default_store_dir)
@@ -186,6 +188,8 @@ class Settings:
     login_callback_port: int = 1455
     server_names: tuple[str, ...] = ()
     allow_origins: tuple[str, ...] = ()
+    workers: int = 1
+    worker_index: int | None = None
 
     def __post_init__(self) -> None:
         self.store_dir = Path(self.store_dir).expanduser()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -21,8 +22,11 @@ import trio
 from codexgw.config import Settings
 
 if TYPE_CHECKING:
+    from codexgw.metrics import Metrics
+    from codexgw.policy.limits import Limiter
     from codexgw.upstream.gateway import Gateway
     from codexgw.upstream.teams import Teams
+    from codexgw.upstream.workers_view import WorkersView
 
 log = logging.getLogger("codexgw.serve")
 
@@ -59,6 +63,9 @@ def hypercorn_config(settings: Settings) -> object:
     config.backlog = 2048  # hypercorn's 100 overflows when thousands of clients connect at once
     config.websocket_max_message_size = settings.max_body_bytes  # larger: close 1009, message too big
     config.websocket_ping_interval = settings.heartbeat_s  # proxies on the way see traffic
+    if settings.worker_index is not None:
+        config.workers = settings.workers  # hypercorn sets SO_REUSEPORT when workers > 1
+        warnings.filterwarnings("ignore", "The config `workers` has no affect", Warning)  # we are one of them
     if settings.certfile:
         config.certfile = settings.certfile
         config.keyfile = settings.keyfile
@@ -87,6 +94,7 @@ async def serve(
     shutdown: trio.Event | None = None,
     clock: Callable[[], float] = time.time,
     task_status: trio.TaskStatus[Running] = trio.TASK_STATUS_IGNORED,
+    setup_token: str | None = None,
 ) -> None:
     """Run the gateway until ``shutdown`` is set (or the task is cancelled).
 
@@ -99,6 +107,8 @@ async def serve(
         shutdown: set it to stop accepting, drain open requests for ``graceful_timeout_s``, and return.
         clock: epoch-seconds clock for token expiry and cooldowns (tests inject one).
         task_status: receives a :class:`Running` once the sockets are bound.
+        setup_token: a worker's (``serve --workers``): the one-time setup token its supervisor drew
+            and printed; a single ``serve`` draws and prints its own.
 
     Raises:
         OSError: the address is in use or cannot be bound (unwrapped from hypercorn's exception group).
@@ -125,6 +135,7 @@ async def serve(
     from codexgw.upstream.gateway import Gateway
     from codexgw.upstream.manage import apply_stored_settings
     from codexgw.upstream.notifier import Notifier
+    from codexgw.upstream.pool_sync import PoolStateSync
     from codexgw.upstream.prober import Prober
     from codexgw.upstream.teams import Teams
 
@@ -181,6 +192,7 @@ async def serve(
                     master_key=settings.api_key,
                     flush_s=settings.usage_flush_s,
                     clock=clock,
+                    limiter=_shared_limiter(settings),
                 )
                 accounts.followers.append(teams.reload)
                 gw = Gateway(
@@ -195,12 +207,16 @@ async def serve(
                     teams=teams,
                     nursery=nursery,
                     clock=clock,
+                    workers_view=_workers_view(settings, metrics, clock),
                 )
+                if gw.workers_view is not None:
+                    nursery.start_soon(gw.workers_view.run)
                 events.account_rows = lambda: account_shapes(gw)
                 metrics.model_names = lambda: catalog.metric_names(gw.settings.model_aliases)  # issue 16
                 accounts.followers.append(lambda _accounts: apply_stored_settings(gw))
                 app = create_app(gw, blueprints=_dashboard(settings))
                 await nursery.start(accounts.watch_store)
+                await nursery.start(PoolStateSync(store, pool, clock=clock).run)  # after the accounts
                 await nursery.start(teams.flush_loop)
                 nursery.start_soon(lambda: accounts.refresh_loop(check_every_s=settings.refresh_check_s))
                 nursery.start_soon(prober.run)  # idle while probe_interval_s is 0 (settable at runtime)
@@ -217,7 +233,12 @@ async def serve(
                 log.info("%s", startup_line(settings, gw, urls))
                 if not any(a.eligible for a in gw.accounts.values()):
                     log.warning("%s", nothing_to_serve(gw.accounts.values()))
-                _print_setup_token(teams, urls, dashboard=settings.dashboard)
+                if settings.worker_index is None:
+                    token = teams.setup_token()
+                    if token is not None:
+                        print_setup_token(token, urls, dashboard=settings.dashboard)
+                elif setup_token is not None:
+                    teams.adopt_setup_token(setup_token)
                 task_status.started(Running(urls=urls, gateway=gw))
         except* OSError as group:
             raise group.exceptions[0] from None
@@ -227,13 +248,10 @@ async def serve(
                     await teams.flush()
 
 
-def _print_setup_token(teams: Teams, urls: list[str], *, dashboard: bool = True) -> None:
-    """With no user in the store, print the one-time token for ``POST /api/setup`` (15 minutes) on
-    stderr, outside the logs (it is a secret meant for the person starting the server); with the
-    dashboard, as the link to its setup page."""
-    token = teams.setup_token()
-    if token is None:
-        return
+def print_setup_token(token: str, urls: list[str], *, dashboard: bool = True) -> None:
+    """Print the one-time token for ``POST /api/setup`` (15 minutes) on stderr, outside the logs (it
+    is a secret meant for the person starting the server); with the dashboard, as the link to its
+    setup page."""
     url = urls[0] if urls else ""
     if dashboard:
         print(
@@ -251,6 +269,32 @@ def _print_setup_token(teams: Teams, urls: list[str], *, dashboard: bool = True)
         file=sys.stderr,
         flush=True,
     )
+
+
+def _workers_view(settings: Settings, metrics: Metrics, clock: Callable[[], float]) -> WorkersView | None:
+    """A worker's publisher of its metrics and summary (``serve --workers``); ``None`` otherwise."""
+    if settings.worker_index is None:
+        return None
+    from codexgw.upstream.workers_view import WorkersView, summary_of
+
+    started_at = clock()
+    return WorkersView(
+        settings.store_dir / "workers",
+        settings.worker_index,
+        metrics,
+        lambda: summary_of(metrics, started_at),
+        clock=clock,
+    )
+
+
+def _shared_limiter(settings: Settings) -> Limiter | None:
+    """A worker's (``serve --workers``) rate-limit counters, shared with the other workers; ``None``
+    (the in-memory ones) for a single ``serve``."""
+    if settings.worker_index is None:
+        return None
+    from codexgw.store.shared_limits import SharedLimiter
+
+    return SharedLimiter.open(settings.store_dir, settings.worker_index)
 
 
 def _dashboard(settings: Settings) -> list[object]:

@@ -7,6 +7,7 @@ metric labels are account names, routes, models and statuses.
 
 from __future__ import annotations
 
+import trio
 from quart import Blueprint, Response, request
 
 from codexgw.api.common import gateway, json_response
@@ -26,11 +27,19 @@ async def status() -> Response:
     now = gw.clock()
     document = status_from_pool(gw.pool.describe(now), gw.accounts.values(), now=now)
     document["keys"] = gw.teams.status_keys()  # per-key totals today (teams contract §3; no secret)
+    if gw.workers_view is not None:  # serve --workers: which one answered, and all of them
+        document["worker"] = gw.workers_view.index
+        document["workers"] = await trio.to_thread.run_sync(gw.workers_view.workers)
     return json_response(document, headers={"cache-control": "no-store"})
 
 
 @bp.get("/metrics")
 async def metrics() -> Response:
-    """Prometheus exposition of the gateway's own registry (OpenMetrics when the scraper asks)."""
-    body, content_type = gateway().metrics.render(request.headers.get("accept", ""))
+    """Prometheus exposition of the gateway's own registry (OpenMetrics when the scraper asks); with
+    ``serve --workers``, every worker's series labelled ``worker`` (``upstream/workers_view.py``)."""
+    gw = gateway()
+    if gw.workers_view is not None:
+        body, content_type = await trio.to_thread.run_sync(gw.workers_view.render_metrics)
+    else:
+        body, content_type = gw.metrics.render(request.headers.get("accept", ""))
     return Response(body, status=200, content_type=content_type, headers={"cache-control": "no-store"})

@@ -24,7 +24,7 @@ from codexgw.cli.options import flags_of, serve_options
 from codexgw.cli.settings import load_settings, settings_from
 from codexgw.config import Settings, api_key_problem
 
-__all__ = ["GC_THRESHOLD", "run", "serve"]
+__all__ = ["GC_THRESHOLD", "run", "serve", "worker_main"]
 
 log = logging.getLogger("codexgw.serve")
 
@@ -66,20 +66,27 @@ def _key_source(resolved: Any) -> str:
     )
 
 
-def run(settings: Settings) -> None:
-    """Serve until SIGINT/SIGTERM (blocking; the ``codexgw serve`` command).
+def run(settings: Settings, *, serve_gateway: Callable[..., Awaitable[None]] | None = None) -> None:
+    """Serve until SIGINT/SIGTERM (blocking; the ``codexgw serve`` command). With
+    ``settings.workers > 1`` (and not a worker itself) this process supervises the workers
+    (:mod:`codexgw.cli.workers`); ``serve_gateway`` replaces :func:`codexgw.serve.serve` (a worker's).
 
     Raises:
         StartupError: the server could not start (busy port, address not here, TLS files …), one
             line saying what to change (:mod:`codexgw.cli.startup`).
     """
-    _setup_logging(settings.log_format, settings.log_level)
+    _setup_logging(settings.log_format, settings.log_level, settings.worker_index)
     _raise_nofile_limit()
+    if settings.workers > 1 and settings.worker_index is None:
+        _supervise(settings)
+        return
     import hypercorn.trio  # noqa: F401  (what serve() imports, loaded first so that _tune_gc freezes it)
     import trio
 
     from codexgw.cli.startup import StartupError, startup_failure
-    from codexgw.serve import serve as serve_gateway
+
+    if serve_gateway is None:
+        from codexgw.serve import serve as serve_gateway
 
     _tune_gc()
     try:
@@ -89,6 +96,36 @@ def run(settings: Settings) -> None:
         if message is None:
             raise
         raise StartupError(message) from None
+
+
+def worker_main() -> None:
+    """A ``serve --workers`` worker process (started by :mod:`codexgw.cli.workers`): serve with the
+    settings its supervisor sent; exit 2 with one line when it cannot start."""
+    from codexgw.cli.common import CliError
+    from codexgw.cli.workers import worker_setup
+
+    settings, serve_gateway = worker_setup()
+    try:
+        run(settings, serve_gateway=serve_gateway)
+    except CliError as e:
+        print(f"error: {e}", file=sys.stderr, flush=True)
+        sys.exit(e.exit_code)
+
+
+def _supervise(settings: Settings) -> None:
+    """``serve --workers N``: the supervisor (:func:`codexgw.cli.workers.supervise`)."""
+    from codexgw.cli.startup import StartupError, startup_failure
+    from codexgw.cli.workers import supervise
+
+    try:
+        code = supervise(settings)
+    except OSError as exc:
+        message = startup_failure(exc, settings)
+        if message is None:
+            raise
+        raise StartupError(message) from None
+    if code:
+        sys.exit(code)
 
 
 async def _run_with_signals(settings: Settings, serve_gateway: Callable[..., Awaitable[None]]) -> None:
@@ -132,12 +169,16 @@ class _JsonFormatter(logging.Formatter):
         return json.dumps(entry)
 
 
-def _setup_logging(log_format: str, log_level: str = "info") -> None:
+def _setup_logging(log_format: str, log_level: str = "info", worker: int | None = None) -> None:
+    """Log lines on stderr; a worker's (``serve --workers``) name it: ``[w1]`` / ``"worker": 1``."""
     handler = logging.StreamHandler(sys.stderr)
     if log_format == "json":
         handler.setFormatter(_JsonFormatter())
+        if worker is not None:
+            handler.addFilter(lambda record: _tag_worker(record, worker))
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        tag = "" if worker is None else f"[w{worker}]"
+        handler.setFormatter(logging.Formatter(f"%(asctime)s %(levelname)s %(name)s{tag}: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(getattr(logging, log_level.upper(), logging.INFO))
@@ -148,6 +189,11 @@ def _setup_logging(log_format: str, log_level: str = "info") -> None:
     logging.logProcesses = False
     logging.logMultiprocessing = False
     logging._srcfile = None  # type: ignore[attr-defined]
+
+
+def _tag_worker(record: logging.LogRecord, worker: int) -> bool:
+    record.fields = {**getattr(record, "fields", {}), "worker": worker}
+    return True
 
 
 GC_THRESHOLD = (10_000, 10, 10)

@@ -75,6 +75,8 @@ class Option:
     high: float | None = None
     secret: bool = False
     path: bool = False
+    int_ok: bool = False
+    """A string setting that a TOML file may also write as an integer (``workers = 2``)."""
 
     @property
     def key(self) -> str:
@@ -145,6 +147,11 @@ SERVE_OPTIONS: tuple[Option, ...] = (
         "serve", "coalesce_ms", float, 0.0,
         "Milliseconds a streamed event may wait for more to share its write (0 = none).", low=0, high=1000,
     ),
+    Option(
+        "serve", "workers", str, "1",
+        "Worker processes serving the port together (SO_REUSEPORT), or auto (one per CPU).",
+        int_ok=True,
+    ),
 )  # fmt: skip
 """Every ``serve`` option, in ``--help`` order."""
 
@@ -213,6 +220,8 @@ def check_value(option: Option, value: Any, where: str) -> Any:
     Raises:
         SettingsError: ``"<where>: serve.port must be an integer, not a string"`` and the like.
     """
+    if option.int_ok and isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
     if option.kind is bool:
         ok = isinstance(value, bool)
     elif option.kind is list:
@@ -394,7 +403,26 @@ def settings_from(
         model_aliases=merged_aliases(resolved.aliases),
         notify=notify,
         store_passphrase=store_passphrase,
+        workers=worker_count(resolved.serve("workers"), resolved.sources.get("serve.workers", "")),
     )
+
+
+def worker_count(text: str, where: str = "") -> int:
+    """``serve --workers``: a whole number from 1 to 64, or ``auto`` (the CPUs this process may use).
+
+    Raises:
+        SettingsError: anything else, naming the rule.
+    """
+    text = str(text).strip().lower()
+    if text == "auto":
+        try:
+            return max(1, min(64, len(os.sched_getaffinity(0))))
+        except (AttributeError, OSError):
+            return max(1, min(64, os.cpu_count() or 1))
+    if text.isdigit() and 1 <= int(text) <= 64:
+        return int(text)
+    source = f" ({where})" if where else ""
+    raise SettingsError(f"serve.workers{source} must be auto or a whole number from 1 to 64, not {text!r}")
 
 
 def load_settings(

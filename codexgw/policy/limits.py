@@ -30,7 +30,7 @@ from codexgw.errors import RateLimitError
 from codexgw.policy.durations import DAY_S, day_start, openai_duration
 from codexgw.policy.keys import ApiKey
 
-__all__ = ["WINDOW_S", "Admission", "KeyCounters", "Limiter", "Window"]
+__all__ = ["WINDOW_S", "Admission", "KeyCounters", "Limiter", "Window", "admit_on", "release_on"]
 
 WINDOW_S = 60
 
@@ -118,46 +118,7 @@ class Limiter:
         Returns:
             The :class:`Admission`; when admitted the request is counted (rpm) and in flight.
         """
-        c = self.counters(key.name)
-        requests, tokens = c.requests, c.tokens
-        requests.expire(now)
-        tokens.expire(now)
-        refusal: RateLimitError | None = None
-        if key.rpm is not None and requests.total >= key.rpm:
-            refusal = RateLimitError(
-                f"Rate limit reached for requests per minute (RPM): limit {key.rpm}, used {requests.total}; "
-                f"try again in {math.ceil(requests.frees_in(now))}s",
-                kind="requests",
-                retry_after_s=requests.frees_in(now),
-            )
-        elif key.tpm is not None and tokens.total >= key.tpm:
-            refusal = RateLimitError(
-                f"Rate limit reached for tokens per minute (TPM): limit {key.tpm}, used {tokens.total}; "
-                f"try again in {math.ceil(tokens.frees_in(now))}s",
-                kind="tokens",
-                retry_after_s=tokens.frees_in(now),
-            )
-        elif key.tokens_per_day is not None and tokens_today >= key.tokens_per_day:
-            refusal = RateLimitError(
-                f"Rate limit reached for tokens per day (TPD): limit {key.tokens_per_day}, used {tokens_today}; "
-                "it resets at 00:00 UTC",
-                kind="tokens",
-                retry_after_s=day_start(now) + DAY_S - now,
-            )
-        elif key.max_streams is not None and c.in_flight >= key.max_streams:
-            refusal = RateLimitError(
-                f"Too many concurrent requests for this key: limit {key.max_streams}; "
-                "try again when one has finished",
-                kind="requests",
-                retry_after_s=1.0,
-            )
-        else:
-            requests.add(now, 1)
-            c.in_flight += 1
-        headers = self.headers(key, c, now)
-        if refusal is not None:
-            refusal.headers.update(headers)
-        return Admission(headers, refusal)
+        return admit_on(self.counters(key.name), key, now=now, tokens_today=tokens_today)
 
     @staticmethod
     def headers(key: ApiKey, c: KeyCounters, now: float) -> dict[str, str]:
@@ -185,9 +146,64 @@ class Limiter:
         """An admitted request of the key ``name`` ended at ``now``, having used ``tokens`` (input +
         output, from the upstream's usage; 0 when none was reported)."""
         c = self._counters.get(name)
-        if c is None:
-            return
-        c.in_flight = max(0, c.in_flight - 1)
-        if tokens > 0:
-            c.tokens.expire(now)
-            c.tokens.add(now, tokens)
+        if c is not None:
+            release_on(c, tokens=tokens, now=now)
+
+
+def admit_on(c: KeyCounters, key: ApiKey, *, now: float, tokens_today: int = 0) -> Admission:
+    """Decide whether ``key`` may start a request at ``now`` (epoch s).
+
+    Args:
+        tokens_today: the key's tokens since 00:00 UTC (input + output), for ``tokens_per_day``.
+
+    Returns:
+        The :class:`Admission`; when admitted the request is counted (rpm) and in flight.
+    """
+    # the decision over one key's counters, wherever they live (memory, or shared by workers)
+    requests, tokens = c.requests, c.tokens
+    requests.expire(now)
+    tokens.expire(now)
+    refusal: RateLimitError | None = None
+    if key.rpm is not None and requests.total >= key.rpm:
+        refusal = RateLimitError(
+            f"Rate limit reached for requests per minute (RPM): limit {key.rpm}, used {requests.total}; "
+            f"try again in {math.ceil(requests.frees_in(now))}s",
+            kind="requests",
+            retry_after_s=requests.frees_in(now),
+        )
+    elif key.tpm is not None and tokens.total >= key.tpm:
+        refusal = RateLimitError(
+            f"Rate limit reached for tokens per minute (TPM): limit {key.tpm}, used {tokens.total}; "
+            f"try again in {math.ceil(tokens.frees_in(now))}s",
+            kind="tokens",
+            retry_after_s=tokens.frees_in(now),
+        )
+    elif key.tokens_per_day is not None and tokens_today >= key.tokens_per_day:
+        refusal = RateLimitError(
+            f"Rate limit reached for tokens per day (TPD): limit {key.tokens_per_day}, used {tokens_today}; "
+            "it resets at 00:00 UTC",
+            kind="tokens",
+            retry_after_s=day_start(now) + DAY_S - now,
+        )
+    elif key.max_streams is not None and c.in_flight >= key.max_streams:
+        refusal = RateLimitError(
+            f"Too many concurrent requests for this key: limit {key.max_streams}; "
+            "try again when one has finished",
+            kind="requests",
+            retry_after_s=1.0,
+        )
+    else:
+        requests.add(now, 1)
+        c.in_flight += 1
+    headers = Limiter.headers(key, c, now)
+    if refusal is not None:
+        refusal.headers.update(headers)
+    return Admission(headers, refusal)
+
+
+def release_on(c: KeyCounters, *, tokens: int, now: float) -> None:
+    """End one admitted request on ``c`` at ``now`` (epoch s), counting its ``tokens``."""
+    c.in_flight = max(0, c.in_flight - 1)
+    if tokens > 0:
+        c.tokens.expire(now)
+        c.tokens.add(now, tokens)

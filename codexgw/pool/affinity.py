@@ -47,8 +47,12 @@ class AffinityTable:
             raise ValueError(f"max_entries must be at least 1, not {max_entries!r}")
         self.ttl_s = ttl_s
         self.max_entries = max_entries
-        # session key -> (account id, bound at epoch s), least recently bound first
-        self._entries: OrderedDict[str, tuple[int, float]] = OrderedDict()
+        # session key -> (account id, bound at epoch s, shared at epoch s), least recently bound first
+        self._entries: OrderedDict[str, tuple[int, float, float]] = OrderedDict()
+        self.journal: dict[str, tuple[int, float]] | None = None
+        """When a dict (``serve --workers``, ``pool/sync.py``): the bindings to tell the other
+        processes, ``session → (account id, bound at)``: new or moved bindings, and a binding's
+        refresh once per ``ttl_s / 4``. ``None``: nothing is journaled."""
 
     def __len__(self) -> int:
         """Number of stored bindings, expired ones not yet purged included."""
@@ -62,7 +66,7 @@ class AffinityTable:
         entry = self._entries.get(session_key)
         if entry is None:
             return None
-        account_id, bound_at = entry
+        account_id, bound_at = entry[0], entry[1]
         if now >= bound_at + self.ttl_s:
             del self._entries[session_key]
             return None
@@ -74,15 +78,34 @@ class AffinityTable:
         Also drops expired bindings at the old end of the table and, beyond ``max_entries``, the least
         recently bound ones.
         """
-        self._entries[session_key] = (account_id, now)
+        shared_at = now
+        previous = self._entries.get(session_key)
+        if self.journal is None:
+            pass
+        elif previous is None or previous[0] != account_id or now >= previous[2] + self.ttl_s / 4:
+            self.journal[session_key] = (account_id, now)
+        else:
+            shared_at = previous[2]
+        self._entries[session_key] = (account_id, now, shared_at)
         self._entries.move_to_end(session_key)
         while len(self._entries) > self.max_entries:
             self._entries.popitem(last=False)
         while self._entries:
-            oldest_key, (_, bound_at) = next(iter(self._entries.items()))
+            oldest_key, (_, bound_at, _) = next(iter(self._entries.items()))
             if now < bound_at + self.ttl_s:
                 break
             del self._entries[oldest_key]
+
+    def learn(self, session_key: str, account_id: int, bound_at: float) -> None:
+        """Take in another process's binding (``pool/sync.py``), not journaled: it replaces ours
+        when it is at least as recent (``bound_at``, epoch s); an older one only moves nothing."""
+        current = self._entries.get(session_key)
+        if current is not None and current[1] > bound_at:
+            return
+        self._entries[session_key] = (account_id, bound_at, bound_at)
+        self._entries.move_to_end(session_key)
+        while len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)
 
     def unbind(self, session_key: str) -> None:
         """Forget ``session_key``'s binding (no-op if none)."""
@@ -90,14 +113,14 @@ class AffinityTable:
 
     def drop_account(self, account_id: int) -> int:
         """Forget every binding to ``account_id`` (e.g. the account was removed). Returns how many."""
-        doomed = [key for key, (bound, _) in self._entries.items() if bound == account_id]
+        doomed = [key for key, entry in self._entries.items() if entry[0] == account_id]
         for key in doomed:
             del self._entries[key]
         return len(doomed)
 
     def purge(self, now: float) -> int:
         """Drop every binding expired at ``now`` (epoch s). Returns how many."""
-        doomed = [key for key, (_, bound_at) in self._entries.items() if now >= bound_at + self.ttl_s]
+        doomed = [key for key, entry in self._entries.items() if now >= entry[1] + self.ttl_s]
         for key in doomed:
             del self._entries[key]
         return len(doomed)

@@ -90,6 +90,7 @@ __all__ = [
     "AccountView",
     "AffinityTable",
     "Candidate",
+    "Cooldown",
     "LeastUsed",
     "Pick",
     "Pool",
@@ -348,6 +349,23 @@ class Pool:
         if state is None or not state.cooling(now) or state.cooldown is None:
             return None
         return state.cooldown.until, state.cooldown.reason
+
+    def shared_state(self) -> dict[int, tuple[Cooldown | None, QuotaSnapshot | None]]:
+        """Per member: the cooldown as set (in force or not: one that ended by itself is no change)
+        and the latest quota snapshot; what ``pool/sync.py`` shares between processes."""
+        return {i: (s.cooldown, s.quota) for i, s in self._states.items()}
+
+    def learn_cooldown(self, account_id: int, cooldown: Cooldown) -> bool:
+        """Take in another process's cooldown when its cause was seen after what we hold (the
+        latest word wins, as :meth:`cool_down`). Returns True when it was taken."""
+        state = self._states.get(account_id)
+        if state is None:
+            return False
+        held = state.cooldown
+        if held is not None and held.since >= cooldown.since:
+            return False
+        state.cooldown = cooldown
+        return True
 
     # ------------------------------------------------------------------ quota and results
 

@@ -44,7 +44,18 @@ Triggers bump ``generation`` on every change of ``users`` and of ``api_keys`` (b
 ``api_keys.last_used_at``, which the usage flush writes every few seconds); ``usage``, ``audit``
 and ``sessions`` are not watched.
 
-Cooldowns, quota snapshots and session affinity come in later steps.
+Step 5 adds the pool's runtime state shared by ``serve --workers`` and kept across restarts
+(``store/pool_state.py``; issue 16 item 8, issue 17)::
+
+    pool_state(account_id PK -> accounts ON DELETE CASCADE, cooldown_until REAL epoch s | NULL
+               (NULL with a since: cleared then), cooldown_reason, cooldown_quota 0/1,
+               cooldown_since REAL epoch s (when its cause was seen) | NULL (nothing known),
+               quota JSON (QuotaSnapshot.to_dict) | NULL, quota_at REAL (its observed_at), seq)
+    pool_sessions(session TEXT PK, account_id -> accounts ON DELETE CASCADE, bound_at REAL, seq)
+    meta 'pool_seq'                           -- bumped by every batch written; rows carry it
+
+Neither table bumps ``generation`` (the accounts are not reloaded for them); readers poll
+``pool_seq``.
 """
 
 from __future__ import annotations
@@ -212,7 +223,29 @@ _V4: Migration = (
     _bump_on("api_keys", "DELETE"),
 )
 
-MIGRATIONS: list[Migration] = [_V1, _V2, _V3, _V4]
+_V5: Migration = (
+    """CREATE TABLE pool_state (
+        account_id      INTEGER PRIMARY KEY REFERENCES accounts (id) ON DELETE CASCADE,
+        cooldown_until  REAL,
+        cooldown_reason TEXT,
+        cooldown_quota  INTEGER,
+        cooldown_since  REAL,
+        quota           TEXT,
+        quota_at        REAL,
+        seq             INTEGER NOT NULL
+    )""",
+    "CREATE INDEX pool_state_seq ON pool_state (seq)",
+    """CREATE TABLE pool_sessions (
+        session    TEXT PRIMARY KEY,
+        account_id INTEGER NOT NULL REFERENCES accounts (id) ON DELETE CASCADE,
+        bound_at   REAL NOT NULL,
+        seq        INTEGER NOT NULL
+    ) WITHOUT ROWID""",
+    "CREATE INDEX pool_sessions_seq ON pool_sessions (seq)",
+    "INSERT INTO meta (key, value) VALUES ('pool_seq', 0)",
+)
+
+MIGRATIONS: list[Migration] = [_V1, _V2, _V3, _V4, _V5]
 """All steps, oldest first; ``len(MIGRATIONS)`` is the schema version this codexgw writes."""
 
 

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import sqlite3
 import time
 from collections.abc import Iterable
@@ -122,6 +123,20 @@ class History:
     account_id: int | None = None
 
 
+def _switch_to_wal(conn: sqlite3.Connection, *, tries: int = 50) -> None:
+    """``PRAGMA journal_mode=WAL``, retried: the switch takes an exclusive lock that the busy timeout
+    does not wait for, so processes opening the file at once (``serve --workers``) saw 'database is
+    locked'."""
+    for attempt in range(tries):
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or attempt == tries - 1:
+                raise
+            time.sleep(0.05 + 0.05 * random.random())
+
+
 class ResponseStore:
     """Synchronous access to ``<directory>/responses.db``; construct with :meth:`open`.
 
@@ -163,7 +178,7 @@ class ResponseStore:
             store.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
             os.close(os.open(store.path, os.O_RDWR | os.O_CREAT, 0o600))
             with closing(store._connect()) as conn:
-                conn.execute("PRAGMA journal_mode=WAL")
+                _switch_to_wal(conn)
                 conn.executescript(SCHEMA)
                 columns = {row[1] for row in conn.execute("PRAGMA table_info(responses)")}
                 if "tenant" not in columns:  # a file from before tenants

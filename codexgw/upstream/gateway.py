@@ -37,6 +37,7 @@ from codexgw.upstream.accounts import AccountState
 from codexgw.upstream.catalog import Catalog
 from codexgw.upstream.prober import Prober
 from codexgw.upstream.teams import Teams
+from codexgw.upstream.workers_view import WorkersView
 
 
 class Gateway:
@@ -70,8 +71,11 @@ class Gateway:
         teams: Teams,
         nursery: trio.Nursery,
         clock: Callable[[], float] = time.time,
+        workers_view: WorkersView | None = None,
     ) -> None:
         self.settings = settings
+        self.workers_view = workers_view
+        """``serve --workers``: every worker's metrics and summary (``None`` for a single serve)."""
         self.http = http
         self.sender = sender
         self.account_state = account_state

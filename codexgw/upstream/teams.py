@@ -73,6 +73,7 @@ class Teams:
         master_key: str | None,
         flush_s: float = 2.0,
         clock: Callable[[], float] = time.time,
+        limiter: Limiter | None = None,
     ) -> None:
         self.store = store
         self.metrics = metrics
@@ -82,7 +83,7 @@ class Teams:
         self.clock = clock
         self.ring = KeyRing(master=master_key)
         self.scopes: dict[str, frozenset[int] | None] = {}
-        self.limiter = Limiter()
+        self.limiter = limiter if limiter is not None else Limiter()  # shared: serve --workers
         self.ledger = Ledger()
         self.policy = RequestPolicy(self.limiter, self.ledger)
         self.login_throttle = LoginThrottle()
@@ -239,6 +240,12 @@ class Teams:
         token = secrets.token_urlsafe(24)
         self._setup = (token, self.clock() + SETUP_TTL_S)
         return token
+
+    def adopt_setup_token(self, token: str) -> None:
+        """Accept ``token`` (drawn by the ``serve --workers`` supervisor) as the setup token while no
+        user exists (15 minutes from now)."""
+        if not self.users:
+            self._setup = (token, self.clock() + SETUP_TTL_S)
 
     def check_setup_token(self, token: str) -> bool:
         """True when ``token`` is the unexpired setup token (constant-time compare)."""
