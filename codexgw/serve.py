@@ -21,6 +21,7 @@ import trio
 from codexgw.config import Settings
 
 if TYPE_CHECKING:
+    from codexgw.upstream.drain import Drain
     from codexgw.upstream.gateway import Gateway
     from codexgw.upstream.teams import Teams
 
@@ -85,6 +86,7 @@ async def serve(
     settings: Settings,
     *,
     shutdown: trio.Event | None = None,
+    drain: Drain | None = None,
     clock: Callable[[], float] = time.time,
     task_status: trio.TaskStatus[Running] = trio.TASK_STATUS_IGNORED,
 ) -> None:
@@ -96,7 +98,10 @@ async def serve(
 
     Args:
         settings: what to serve and where.
-        shutdown: set it to stop accepting, drain open requests for ``graceful_timeout_s``, and return.
+        shutdown: set it to stop accepting, let connections close for ``graceful_timeout_s``, and return.
+        drain: the process's drain (:mod:`codexgw.upstream.drain`): once begun, new requests get
+            503 ``draining``, open ones run on for ``settings.grace_s``, the rest is cut in-band,
+            then ``shutdown`` is set. A new one (never begun) when not given.
         clock: epoch-seconds clock for token expiry and cooldowns (tests inject one).
         task_status: receives a :class:`Running` once the sockets are bound.
 
@@ -121,6 +126,7 @@ async def serve(
     from codexgw.upstream.accounts import AccountState, nothing_to_serve, pool_rows
     from codexgw.upstream.admin import account_shapes
     from codexgw.upstream.catalog import Catalog
+    from codexgw.upstream.drain import Drain
     from codexgw.upstream.events import EventHub
     from codexgw.upstream.gateway import Gateway
     from codexgw.upstream.manage import apply_stored_settings
@@ -129,6 +135,7 @@ async def serve(
     from codexgw.upstream.teams import Teams
 
     shutdown = trio.Event() if shutdown is None else shutdown
+    drain = Drain(grace_s=settings.grace_s) if drain is None else drain
     store = await trio.to_thread.run_sync(
         lambda: Store.open(settings.store_dir, passphrase=settings.store_passphrase)
     )
@@ -195,10 +202,12 @@ async def serve(
                     teams=teams,
                     nursery=nursery,
                     clock=clock,
+                    drain=drain,
                 )
                 events.account_rows = lambda: account_shapes(gw)
                 accounts.followers.append(lambda _accounts: apply_stored_settings(gw))
                 app = create_app(gw, blueprints=_dashboard(settings))
+                nursery.start_soon(drain.run, shutdown.set)  # idle until the drain begins
                 await nursery.start(accounts.watch_store)
                 await nursery.start(teams.flush_loop)
                 nursery.start_soon(lambda: accounts.refresh_loop(check_every_s=settings.refresh_check_s))

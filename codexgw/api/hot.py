@@ -168,6 +168,26 @@ class HotRoutes:
         call = Call(
             self.gw, headers, b"", exchange, self.default_instructions, self.gw.settings.reasoning_mode
         )
+        drain = self.gw.drain
+        if drain.draining:  # no new work (issue 16): 503 draining, and HTTP/1.1 closes the connection
+            refusal = drain.refusal()
+            answer_headers = dict(refusal.headers)
+            if scope.get("http_version", "1.1").startswith("1"):
+                answer_headers["connection"] = "close"
+            exchange.finish(refusal.status)
+            await _send_json(send, JSONReply(refusal.to_body(), status=refusal.status, headers=answer_headers))
+            return
+        with drain.work():
+            await self._serve(call, route, receive, send)
+
+    async def _serve(
+        self,
+        call: Call,
+        route: Route,
+        receive: Callable[[], Awaitable[dict]],
+        send: Callable[[dict], Awaitable[None]],
+    ) -> None:
+        exchange = call.exchange
         try:
             async with trio.open_nursery() as nursery:
                 try:
@@ -214,7 +234,9 @@ class HotRoutes:
                 )
             call.raw_body = await _read_body(receive, call.headers, self.gw.settings.max_body_bytes)
             nursery.start_soon(_cancel_on_disconnect, receive, nursery.cancel_scope)
-            return await route(call)
+            with self.gw.drain.cuttable():  # the drain's grace ran out before any byte went out
+                return await route(call)
+            raise self.gw.drain.shutting_down()
         except _ClientGone:
             raise
         except Exception as exc:  # the one boundary's rules (codexgw.api.boundary), as on Quart

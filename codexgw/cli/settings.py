@@ -125,6 +125,11 @@ SERVE_OPTIONS: tuple[Option, ...] = (
         "Seconds without output before a stream gets its headers and SSE comments while failover "
         "goes on (0 = never: the client waits in silence).", low=0,
     ),
+    Option(
+        "serve", "grace", float, 30.0,
+        "On SIGTERM/SIGINT, seconds open requests may finish before they are cut with an in-band "
+        "error (new ones get 503 draining meanwhile; a second signal cuts at once).", low=0,
+    ),
 )  # fmt: skip
 """Every ``serve`` option, in ``--help`` order."""
 
@@ -359,6 +364,7 @@ def settings_from(
         strategy=resolved.serve("strategy"),
         probe_interval_s=resolved.serve("probe_interval"),
         keepalive_after_s=resolved.serve("keepalive_after"),
+        grace_s=resolved.serve("grace"),
         dashboard=resolved.serve("dashboard"),
         model_aliases=merged_aliases(resolved.aliases),
         notify=notify,
