@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 import openai
 import pytest
@@ -292,3 +294,29 @@ async def test_background_refresh_renews_a_token_before_it_expires(env: Env) -> 
     assert stored.access_expires_at > env.clock.now + 3000
     await trio.sleep(0.2)  # the fresh token is not refreshed again
     assert alice.refresh_count == 1
+
+
+@pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/responses"])
+async def test_a_drop_mid_answer_of_a_non_streamed_request_fails_over(env: Env, path: str) -> None:
+    """Issue 16: ``stream: false`` and the upstream drops after some output. Nothing reached the
+    client yet, so the request moves to another account instead of answering 502."""
+    alice = env.add_account("alice")
+    bob = env.add_account("bob")
+    env.fake.script(alice, DropMidStream(after_events=6))
+    env.fake.script(bob, Text("from bob"))
+    await env.start(strategy="round-robin")
+    body: dict[str, Any] = (
+        {"model": "gpt-5.5", "messages": [{"role": "user", "content": "hi"}]}
+        if "chat" in path
+        else {"model": "gpt-5.5", "input": "hi"}
+    )
+    async with httpx.AsyncClient(timeout=10) as client:
+        r = await client.post(f"{env.url}{path}", json={**body, "stream": False})
+    assert r.status_code == 200, r.text
+    text = (
+        r.json()["choices"][0]["message"]["content"]
+        if "chat" in path
+        else r.json()["output"][0]["content"][0]["text"]
+    )
+    assert text == "from bob"
+    assert served_by(env) == [alice.chatgpt_account_id, bob.chatgpt_account_id]

@@ -21,6 +21,7 @@ Theory of operation (design §3, codex-protocol.md §8, §12.1): this is the she
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -99,6 +100,7 @@ async def open_stream(
     prefer_account_id: int | None = None,
     body_for: Callable[[int], dict[str, Any]] | None = None,
     scope: frozenset[int] | None = None,
+    exclude: frozenset[int] = frozenset(),
 ) -> UpstreamStream:
     """Open ``POST {upstream}/codex/responses`` for ``body`` on the first account that can serve it.
 
@@ -112,6 +114,7 @@ async def open_stream(
             session); lets the caller leave out items only another account can read.
         scope: the account ids the request's API key may use (``None``: all); picks, failover and
             the exhausted answer stay inside it (teams contract §2).
+        exclude: account ids not to try (they already failed this request: ``upstream/collected.py``).
 
     Returns:
         A peeked :class:`UpstreamStream`; the caller must ``aclose()`` it.
@@ -142,7 +145,20 @@ async def open_stream(
         affinity=session_key(client_headers, body),
         prefer_account_id=prefer_account_id,
         scope=scope,
+        exclude=exclude,
     )
+
+
+def dropped(gw: Gateway, account: Account, error: UpstreamConnectionError) -> None:
+    """The connection to ``account`` broke after the peek but before anything reached the client (a
+    ``stream: false`` answer being collected): carry out :func:`decide`'s verdict on it as on a
+    transport failure before output (its metrics and log line; a cooldown if the table says so).
+
+    Raises:
+        CodexgwError: the decision is to relay an error rather than move on.
+    """
+    with contextlib.suppress(_MoveOn):
+        _fail(gw, account, TransportFailed(error))
 
 
 async def post_compact(
@@ -196,13 +212,14 @@ async def _failover(
     affinity: str | None,
     prefer_account_id: int | None,
     scope: frozenset[int] | None = None,
+    exclude: frozenset[int] = frozenset(),
 ) -> T:
     """Run ``attempt`` on one account after another until one serves (at most ``retries`` moves).
 
     The preferred account is offered to ``Pool.pick`` on the first pick only; every pick and the
     exhausted answer stay inside ``scope`` (``None``: the whole pool).
     """
-    tried: set[int] = set()
+    tried: set[int] = set(exclude)
     last_error: CodexgwError | None = None
     moves = 0
     while True:
@@ -210,7 +227,7 @@ async def _failover(
             now=gw.clock(),
             exclude=tried,
             session=affinity,
-            prefer=None if tried else prefer_account_id,
+            prefer=None if len(tried) > len(exclude) else prefer_account_id,
             allowed=scope,
         )
         if isinstance(pick, Unavailable):
