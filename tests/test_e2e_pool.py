@@ -320,3 +320,20 @@ async def test_a_drop_mid_answer_of_a_non_streamed_request_fails_over(env: Env, 
     )
     assert text == "from bob"
     assert served_by(env) == [alice.chatgpt_account_id, bob.chatgpt_account_id]
+
+
+async def test_the_first_all_429_answer_names_the_earliest_reset_when_the_retries_run_out(env: Env) -> None:
+    """Issue 16: with more accounts than moves (``retries`` 1, three accounts, all at their limits)
+    the first answer was the last attempt's 429 (the latest reset tried); now it is the pool's,
+    the earliest, as on the next requests."""
+    accounts = [env.add_account(name) for name in ("alice", "bob", "carol")]
+    for account, resets_in_s in zip(accounts, (900, 1800, 2700), strict=True):
+        env.fake.script(account, UsageLimit(resets_in_s=resets_in_s))
+    await env.start(retries=1, strategy="round-robin")
+    async with httpx.AsyncClient(timeout=30) as client:
+        first = await client.post(f"{env.url}/v1/chat/completions", json=CHAT)
+        assert first.status_code == 429
+        assert abs(first.json()["error"]["resets_at"] - (env.clock.now + 900)) <= 2
+        second = await client.post(f"{env.url}/v1/chat/completions", json=CHAT)
+        assert second.status_code == 429
+        assert second.json()["error"]["resets_at"] == first.json()["error"]["resets_at"]

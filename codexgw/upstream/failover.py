@@ -35,7 +35,7 @@ import httpx
 
 from codexgw.client.calls import read_body
 from codexgw.config import command_name
-from codexgw.errors import CodexgwError, UpstreamConnectionError
+from codexgw.errors import CodexgwError, UpstreamConnectionError, UsageLimitError
 from codexgw.oauth.tokens import RefreshError
 from codexgw.pool.affinity import session_key
 from codexgw.pool.failover import (
@@ -221,6 +221,7 @@ async def _failover(
     """
     tried: set[int] = set(exclude)
     last_error: CodexgwError | None = None
+    limits: list[UsageLimitError] = []
     moves = 0
     while True:
         pick = gw.pool.pick(
@@ -230,7 +231,9 @@ async def _failover(
             prefer=None if len(tried) > len(exclude) else prefer_account_id,
             allowed=scope,
         )
-        if isinstance(pick, Unavailable):
+        if moves > gw.settings.retries and not isinstance(pick, Unavailable):
+            raise _out_of_moves(limits, last_error, moves)
+        if isinstance(pick, Unavailable):  # also out of moves with none left: the pool's answer
             now = gw.clock()
             plan_types = {a.id: a.plan_type for a in gw.accounts.values()}
             raise exhausted_answer(
@@ -249,9 +252,19 @@ async def _failover(
             return await attempt(account)
         except _MoveOn as move:
             last_error = move.error
+            if isinstance(move.error, UsageLimitError):
+                limits.append(move.error)
         moves += 1
-        if moves > gw.settings.retries:
-            raise last_error
+
+
+def _out_of_moves(limits: list[UsageLimitError], last_error: CodexgwError | None, moves: int) -> CodexgwError:
+    """The answer once ``retries`` moves are spent with accounts left untried: when every attempt hit
+    a usage limit, the limit that resets first (issue 16: never the latest), else the last error."""
+    assert last_error is not None
+    if limits and len(limits) == moves:
+        known = [e for e in limits if e.resets_at is not None]
+        return min(known, key=lambda e: e.resets_at or 0.0) if known else last_error
+    return last_error
 
 
 def _state(
