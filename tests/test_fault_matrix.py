@@ -115,10 +115,7 @@ async def test_fault_matrix(env: Env, scenario: str, path: str, stream: bool) ->
         return
     assert r.status_code == 200, (r.status_code, r.read() if stream else r.text)
     who = {alice.chatgpt_account_id: ALICE, bob.chatgpt_account_id: BOB}
-    if stream:
-        outcome = stream_outcome(path, lines) or who[served[-1]]
-    else:
-        outcome = who[served[-1]]
+    outcome = (stream_outcome(path, lines) if stream else "") or who[served[-1]]
     assert outcome == expected
     if expected == BOB:  # failover: alice first, then bob
         assert served == [alice.chatgpt_account_id, bob.chatgpt_account_id]
