@@ -7,6 +7,7 @@ else reads the environment or the config file.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import sys
 from dataclasses import dataclass, field
@@ -24,7 +25,40 @@ CLIENT_ID = "app_EMoamEEZ73f0CkXaXp7hrann"
 CODEX_CLIENT_VERSION = "0.125.0"
 """Codex release whose request shapes we follow (codex-protocol.md §0); sent as ``version``."""
 
-LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
+
+MIN_API_KEY_CHARS = 16
+"""Shortest ``--api-key`` accepted (visible ASCII characters, issue 16): a key guards the whole pool."""
+
+
+def is_loopback(host: str) -> bool:
+    """True when ``host`` (a name or address, IPv6 with or without brackets) only reaches this machine:
+    ``localhost``, or an address that parses as loopback (``127.0.0.0/8``, ``::1``; not a name that
+    merely starts with ``127.``)."""
+    name = host.strip().lower().removeprefix("[").removesuffix("]")
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def api_key_problem(key: str) -> str | None:
+    """Why ``key`` cannot be the gateway's API key, or ``None``: it must be at least
+    :data:`MIN_API_KEY_CHARS` visible ASCII characters (no spaces)."""
+    if len(key) < MIN_API_KEY_CHARS or not all("!" <= c <= "~" for c in key):
+        return (
+            f"the API key must be at least {MIN_API_KEY_CHARS} visible ASCII characters, without spaces "
+            "(generate one: python -c 'import secrets; print(secrets.token_urlsafe(32))')"
+        )
+    return None
+
+
+DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
+"""``--max-body-bytes`` (issue 16): a Codex turn carries its whole history, and a 272k-token context
+is ~1 MiB of text; with the JSON around it, encrypted reasoning items, tool outputs and a few base64
+screenshots, the largest bodies seen are a few MiB. 16 MiB leaves room for those and bounds what
+one request may cost (with :mod:`codexgw.translate.json_limits`, well under 256 MiB)."""
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 """``serve --log-level`` values (the standard ``logging`` levels, lower case)."""
@@ -82,7 +116,7 @@ class Settings:
         retries: at most this many moves to another account per request.
         api_key: gateway key clients must send as ``Authorization: Bearer``; required off loopback.
         certfile, keyfile: TLS (enables ALPN ``h2``); plain TCP speaks HTTP/1.1 and h2c.
-        max_body_bytes: largest request body accepted (413 beyond).
+        max_body_bytes: largest request body accepted, as received and decoded (413 beyond).
         refresh_margin_s: refresh an access token this long before its ``exp``.
         refresh_check_s: how often the background refresher looks for tokens about to expire.
         models_ttl_s: how long the upstream model catalogue is cached.
@@ -113,6 +147,10 @@ class Settings:
         usage_flush_s: how often the usage counters are written to the store (teams, issue 12).
         login_callback_port: where a browser login started through the admin API listens while it
             waits (1455 is the port ChatGPT redirects to; 0 = any, for tests).
+        server_names: ``Host`` names served besides loopback names and IP literals (``.example.com``:
+            its subdomains too; ``*``: any), see :mod:`codexgw.api.edge`.
+        allow_origins: browser origins (``https://app.example.com``, ``*``) allowed to call the
+            gateway cross-site; they get CORS headers.
     """
 
     store_dir: Path = field(default_factory=default_store_dir)
@@ -124,7 +162,7 @@ class Settings:
     api_key: str | None = field(default=None, repr=False)
     certfile: str | None = None
     keyfile: str | None = None
-    max_body_bytes: int = 64 * 1024 * 1024
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     refresh_margin_s: float = 300.0
     refresh_check_s: float = 30.0
     models_ttl_s: float = 300.0
@@ -146,6 +184,8 @@ class Settings:
     store_passphrase: str | None = field(default=None, repr=False)
     usage_flush_s: float = 2.0
     login_callback_port: int = 1455
+    server_names: tuple[str, ...] = ()
+    allow_origins: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         self.store_dir = Path(self.store_dir).expanduser()
@@ -155,4 +195,4 @@ class Settings:
     @property
     def is_loopback(self) -> bool:
         """True when ``host`` only accepts connections from this machine."""
-        return self.host in LOOPBACK_HOSTS or self.host.startswith("127.")
+        return is_loopback(self.host)

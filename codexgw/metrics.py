@@ -30,12 +30,15 @@ name                                           type       labels
 =============================================  =========  ==========================================
 
 Account and key names are operator-chosen labels, never tokens or key secrets; model labels come from the upstream's
-``OpenAI-Model`` or the request.
+``OpenAI-Model`` or the request, and are bounded (issue 16 item 7): a name :attr:`Metrics.model_names`
+does not list (the catalogue and the aliases) counts as ``other``, and a label keeps only
+:data:`_LABEL_CHARS` (64 at most), so no client can grow ``/metrics`` or break its encoding.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import re
+from collections.abc import Callable, Collection, Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -47,6 +50,12 @@ __all__ = ["Metrics"]
 _LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 """Seconds; upstream time to first output covers a silent thinking model (minutes)."""
 _DURATION_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 900.0)
+
+OTHER_MODEL = "other"
+"""The ``model`` label of a model not in the catalogue."""
+
+_LABEL_CHARS = re.compile(r"[^A-Za-z0-9._:/@+-]")
+"""What a model label may not contain (replaced by ``_``)."""
 
 PoolRows = Callable[[], list[dict[str, Any]]]
 """Returns ``Pool.snapshot(now)`` rows plus ``cooldown_remaining_s`` (seconds) per row."""
@@ -106,6 +115,10 @@ class Metrics:
         pool_rows: called at scrape time for the per-account gauges (see :data:`PoolRows`); ``None``
             leaves them out.
     """
+
+    model_names: Callable[[], Collection[str]] | None = None
+    """The models that get their own ``model`` label (set by ``serve``: the catalogue and the
+    aliases); ``None``: every model does (tests of the metrics alone)."""
 
     def __init__(self, pool_rows: PoolRows | None = None) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
@@ -184,14 +197,25 @@ class Metrics:
         account: str | None,
         usage: dict[str, Any] | None,
     ) -> None:
-        """Count one finished request (the access-log line) and its tokens."""
-        model_label, account_label = model or "", account or ""
+        """Count one finished request (the access-log line) and its tokens (``model``: its label is
+        :meth:`model_label`)."""
+        model_label, account_label = self.model_label(model), account or ""
         self.requests.labels(route, str(status), model_label, account_label).inc()
         self.duration.labels(route).observe(max(0.0, duration_s))
         for kind in ("input", "output"):
             value = (usage or {}).get(f"{kind}_tokens")
             if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
                 self.tokens.labels(kind, model_label, account_label).inc(value)
+
+    def model_label(self, model: str | None) -> str:
+        """``model`` as a label: ``""`` for none, :data:`OTHER_MODEL` when :attr:`model_names` does not
+        list it, else its text with characters outside ``A-Za-z0-9._:/@+-`` as ``_`` (64 at most)."""
+        if not model:
+            return ""
+        names = self.model_names
+        if names is not None and model not in names():
+            return OTHER_MODEL
+        return _LABEL_CHARS.sub("_", model[:64])
 
     def observe_key(self, key: str, tokens: tuple[int, int, int, int]) -> None:
         """Count one model request of ``key`` and its ``(input, cached, output, reasoning)`` tokens."""

@@ -205,6 +205,7 @@ async def serve(
                     drain=drain,
                 )
                 events.account_rows = lambda: account_shapes(gw)
+                metrics.model_names = lambda: catalog.metric_names(gw.settings.model_aliases)  # issue 16
                 accounts.followers.append(lambda _accounts: apply_stored_settings(gw))
                 app = create_app(gw, blueprints=_dashboard(settings))
                 nursery.start_soon(drain.run, shutdown.set)  # idle until the drain begins

@@ -201,6 +201,42 @@ def test_serve_refuses_public_host_without_api_key(tmp_path: Path) -> None:
     assert "--api-key" in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("args", "env", "source"),
+    [(["--api-key", " "], {}, "--api-key"), (["--api-key", "short-key"], {}, "--api-key"),
+     ([], {"CODEXGW_API_KEY": "with spaces in it, long enough"}, "CODEXGW_API_KEY"),
+     (["--api-key", "caf\u00e9-0123456789abcdef"], {}, "--api-key")],
+)  # fmt: skip
+def test_serve_refuses_a_weak_api_key_naming_the_rule(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str], env: dict[str, str], source: str
+) -> None:
+    """Issue 16: a key of ``" "`` was accepted on 0.0.0.0."""
+    from codexgw.cli import serve as server_module
+
+    monkeypatch.setattr(server_module, "run", lambda settings: None)
+    Store.open(tmp_path / "store")
+    result = run(tmp_path / "store", "serve", "--host", "0.0.0.0", *args, env=env)
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and "at least 16 visible ASCII characters" in lines[0] and source in lines[0]
+
+
+def test_serve_counts_only_loopback_addresses_as_loopback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A host name beginning with ``127.`` is not loopback (issue 16): it needs a key."""
+    from codexgw.config import is_loopback
+
+    assert all(map(is_loopback, ["127.0.0.1", "127.8.9.10", "::1", "[::1]", "localhost", "LOCALHOST"]))
+    assert not any(map(is_loopback, ["127.example.com", "127.0.0.1.nip.io", "0.0.0.0", "::", "10.0.0.1", ""]))
+    from codexgw.cli import serve as server_module
+
+    monkeypatch.setattr(server_module, "run", lambda settings: None)
+    Store.open(tmp_path / "store")
+    result = run(tmp_path / "store", "serve", "--host", "127.example.invalid", env={"CODEXGW_API_KEY": ""})
+    assert result.exit_code == 2 and "refusing to listen on 127.example.invalid" in result.stderr
+
+
 def test_serve_needs_cert_and_key_together(tmp_path: Path) -> None:
     cert = write(tmp_path, "cert", "cert.pem")
     result = run(tmp_path / "store", "serve", "--certfile", str(cert))
@@ -226,12 +262,12 @@ def test_serve_builds_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
         "http://127.0.0.1:9/backend-api/",
         "--log-format",
         "json",
-        env={"CODEXGW_API_KEY": "gw-key", "CODEXGW_AUTH_URL": "http://127.0.0.1:9/"},
+        env={"CODEXGW_API_KEY": "gw-key-0123456789", "CODEXGW_AUTH_URL": "http://127.0.0.1:9/"},
     )
     assert result.exit_code == 0, result.stderr
     [settings] = seen
     assert (settings.host, settings.port, settings.retries) == ("0.0.0.0", 0, 1)
-    assert settings.api_key == "gw-key"
+    assert settings.api_key == "gw-key-0123456789"
     assert settings.upstream_url == "http://127.0.0.1:9/backend-api"
     assert settings.auth_url == "http://127.0.0.1:9"
     assert settings.store_dir == tmp_path / "store"

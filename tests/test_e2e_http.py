@@ -67,10 +67,13 @@ async def test_unknown_route_wrong_method_and_oversized_body(env: Env) -> None:
         assert_openai_error(await client.get(f"{env.url}/v1/nope"), 404)
         assert_openai_error(await client.get(f"{env.url}/v1/chat/completions"), 405)
         big = json.dumps({"model": "gpt-5.5", "input": "x" * 5000}).encode()
-        assert_openai_error(await client.post(f"{env.url}/v1/responses", content=big), 413)
+        json_type = {"content-type": "application/json"}
+        assert_openai_error(await client.post(f"{env.url}/v1/responses", content=big, headers=json_type), 413)
         bomb = gzip.compress(big)
         assert len(bomb) < 1000
-        r = await client.post(f"{env.url}/v1/responses", content=bomb, headers={"content-encoding": "gzip"})
+        r = await client.post(
+            f"{env.url}/v1/responses", content=bomb, headers={"content-encoding": "gzip", **json_type}
+        )
         assert_openai_error(r, 413)
 
 
@@ -79,7 +82,11 @@ async def test_gzip_request_body_is_decoded(env: Env) -> None:
     await env.start()
     body = gzip.compress(json.dumps({"model": "gpt-5.5", "input": "hi"}).encode())
     async with httpx.AsyncClient(timeout=30) as client:
-        r = await client.post(f"{env.url}/v1/responses", content=body, headers={"content-encoding": "gzip"})
+        r = await client.post(
+            f"{env.url}/v1/responses",
+            content=body,
+            headers={"content-encoding": "gzip", "content-type": "application/json"},
+        )
     assert r.status_code == 200, r.text
     assert r.json()["status"] == "completed"
 

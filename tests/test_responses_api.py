@@ -489,7 +489,7 @@ async def test_websocket_upgrade_is_accepted(env: Env) -> None:
     stream = await trio.open_tcp_stream(host, int(port))
     async with stream:
         await stream.send_all(
-            b"GET /v1/responses HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+            b"GET /v1/responses HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
             b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
             b"OpenAI-Beta: responses_websockets=2026-02-06\r\n\r\n"
         )

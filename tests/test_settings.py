@@ -19,7 +19,7 @@ CONFIG = """\
 # codexgw settings
 [serve]
 port = 9000
-api_key = "file-key-SECRET"
+api_key = "file-key-SECRET-000"
 strategy = "least-used"
 
 [models.aliases]
@@ -62,7 +62,7 @@ def test_precedence_flag_env_file_default() -> None:
 def test_settings_from_resolved(tmp_path: Path) -> None:
     resolved = resolve({}, {}, parsed(CONFIG))
     settings = settings_from(resolved, store_dir=tmp_path, store_passphrase="p" * 16)
-    assert settings.port == 9000 and settings.api_key == "file-key-SECRET"
+    assert settings.port == 9000 and settings.api_key == "file-key-SECRET-000"
     assert settings.model_aliases is not None
     assert settings.model_aliases["fast"] == "gpt-5.4-mini-low"
     assert settings.model_aliases["codex-mini"] == "gpt-5.4-mini"
@@ -185,7 +185,7 @@ def test_serve_takes_the_file_then_env_then_flags(tmp_path: Path, monkeypatch: p
     seen.clear()
     result = cli(tmp_path, "serve", "--port", "1234", env={"CODEXGW_CONFIG": str(path), "CODEXGW_PORT": "99"})
     assert result.exit_code == 0, result.output
-    assert seen[0].port == 1234 and seen[0].api_key == "file-key-SECRET"
+    assert seen[0].port == 1234 and seen[0].api_key == "file-key-SECRET-000"
 
 
 def test_serve_reports_a_broken_file_in_one_line(tmp_path: Path) -> None:
@@ -245,3 +245,33 @@ def test_default_config_path_follows_xdg(tmp_path: Path, monkeypatch: pytest.Mon
     result = cli(tmp_path, "config", "show", "--json")
     assert json.loads(result.stdout)["settings"]["serve.port"]["value"] == 4321
     assert cli(tmp_path, "config", "path").stdout.strip() == str(tmp_path / "xdg" / "codexgw" / "config.toml")
+
+
+def test_repeatable_lists_from_flags_env_and_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--server-name`` and ``--allow-origin`` (issue 16): repeated flags, a comma list in the
+    variable, a TOML array in the file; a string in the file is an error naming the key."""
+    from codexgw.cli import serve as serve_module
+
+    seen: list[Any] = []
+    monkeypatch.setattr(serve_module, "run", seen.append)
+    Store.open(tmp_path / "store")
+    path = tmp_path / "config.toml"
+    path.write_text('[serve]\nserver_name = ["gw.example.com", ".corp.example"]\n')
+    flags = ["--allow-origin", "https://a.example", "--allow-origin", "https://b.example"]
+    result = cli(tmp_path, "--config", str(path), "serve", *flags)
+    assert result.exit_code == 0, result.output
+    assert seen[0].server_names == ("gw.example.com", ".corp.example")
+    assert seen[0].allow_origins == ("https://a.example", "https://b.example")
+    seen.clear()
+    env = {"CODEXGW_SERVER_NAME": "x.example, y.example", "CODEXGW_CONFIG": str(path)}
+    result = cli(tmp_path, "serve", env=env)
+    assert result.exit_code == 0, result.output
+    assert seen[0].server_names == ("x.example", "y.example") and seen[0].allow_origins == ()
+    path.write_text('[serve]\nallow_origin = "https://a.example"\n')
+    result = cli(tmp_path, "--config", str(path), "serve")
+    assert result.exit_code == 1
+    assert "serve.allow_origin must be an array of strings, not a string" in result.stderr
+    path.write_text('[serve]\nserver_name = ["gw.example.com"]\n')
+    shown = cli(tmp_path, "--config", str(path), "config", "show")
+    assert shown.exit_code == 0, shown.output
+    assert 'server_name = ["gw.example.com"]' in shown.stdout and "allow_origin = []" in shown.stdout

@@ -66,12 +66,12 @@ def test_busy_port(store_dir: Path, busy_port: int) -> None:
 
 
 def test_address_not_on_this_machine(store_dir: Path) -> None:
-    line = one_error_line(serve(store_dir, "--host", "192.0.2.1", "--api-key", "k"))  # TEST-NET-1
+    line = one_error_line(serve(store_dir, "--host", "192.0.2.1", "--api-key", "k-0123456789abcdef"))  # TEST-NET-1
     assert line.startswith("error: 192.0.2.1 is not an address of this machine; choose another with --host")
 
 
 def test_host_that_does_not_resolve(store_dir: Path) -> None:
-    line = one_error_line(serve(store_dir, "--host", "no-such-host.invalid", "--api-key", "k"))
+    line = one_error_line(serve(store_dir, "--host", "no-such-host.invalid", "--api-key", "k-0123456789abcdef"))
     assert line.startswith("error: cannot resolve host 'no-such-host.invalid'")
     assert "--host" in line
 

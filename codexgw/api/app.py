@@ -15,6 +15,8 @@ from werkzeug.exceptions import HTTPException
 from codexgw.api import admin, chat, compact, manage, models, responses
 from codexgw.api.boundary import error_answer, status_error
 from codexgw.api.common import authenticate, current_exchange, json_response
+from codexgw.api.edge import EdgeRules
+from codexgw.api.guard import DrainingApp, EdgeGuard
 from codexgw.api.hot import HotRoutes, Route
 from codexgw.api.responses_ws import WebSocketRoutes
 from codexgw.upstream.gateway import Gateway
@@ -29,9 +31,10 @@ DRAIN_OPEN_PATHS = frozenset({"/health", "/status", "/metrics"})
 
 def create_app(
     gw: Gateway, *, reasoning_mode: str | None = None, blueprints: Sequence[Blueprint] = ()
-) -> WebSocketRoutes:
-    """Build the ASGI app serving ``gw``: the Responses WebSocket and the hot routes on plain ASGI
-    (:mod:`codexgw.api.responses_ws`, :mod:`codexgw.api.hot`) in front of the Quart app.
+) -> EdgeGuard:
+    """Build the ASGI app serving ``gw``: the edge's cross-site rules (:mod:`codexgw.api.guard`),
+    then the Responses WebSocket and the hot routes on plain ASGI (:mod:`codexgw.api.responses_ws`,
+    :mod:`codexgw.api.hot`), in front of the Quart app.
 
     Args:
         gw: the gateway state every route reads.
@@ -47,8 +50,11 @@ def create_app(
         **dict.fromkeys(chat.PATHS, chat.create_chat_completion),
         **dict.fromkeys(responses.PATHS, responses.create_response),
     }
-    hot = HotRoutes(app, gw, routes, default_instructions=DEFAULT_INSTRUCTIONS)
-    return WebSocketRoutes(hot, gw, default_instructions=DEFAULT_INSTRUCTIONS)
+    quart = DrainingApp(app, lambda: gw.settings.max_body_bytes)  # issue 16: keep-alive after early answers
+    hot = HotRoutes(quart, gw, routes, default_instructions=DEFAULT_INSTRUCTIONS)
+    websocket = WebSocketRoutes(hot, gw, default_instructions=DEFAULT_INSTRUCTIONS)
+    rules = EdgeRules.of(gw.settings.server_names, gw.settings.allow_origins)
+    return EdgeGuard(websocket, gw, rules)  # issue 16: the Host, Origin and Content-Type rules
 
 
 def create_quart_app(gw: Gateway, blueprints: Sequence[Blueprint] = ()) -> QuartTrio:

@@ -42,7 +42,7 @@ async def create_chat_completion(call: Call) -> JSONReply | StreamReply:
     """``POST /v1/chat/completions``: streamed when the body says ``stream: true`` (codex-protocol.md
     §12.2). Served by :class:`codexgw.api.hot.HotRoutes`."""
     gw = call.gw
-    body = call.json_body()
+    body = await call.json_body()
     mode = _reasoning_mode(call)
     prepared = chat_to_responses(
         body, default_instructions=call.default_instructions, aliases=gw.settings.model_aliases

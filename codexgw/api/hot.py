@@ -25,10 +25,11 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from codexgw.api.body import parse_json_body
+from codexgw.api.body import parse_json_body_async
 from codexgw.api.boundary import error_answer, status_error
 from codexgw.api.common import SSE_HEADERS, authenticate
 from codexgw.api.exchange import Exchange
+from codexgw.api.guard import close_header, declared_body, discard_body
 from codexgw.errors import ClientError, PayloadTooLargeError
 from codexgw.upstream.relay import upstream_closed
 
@@ -63,10 +64,12 @@ class Call:
     default_instructions: str
     reasoning_mode: str
 
-    def json_body(self) -> Any:
-        """The body, decoded and parsed (:func:`codexgw.api.body.parse_json_body`)."""
+    async def json_body(self) -> Any:
+        """The body, decoded and parsed (:func:`codexgw.api.body.parse_json_body_async`: large ones
+        in a worker thread)."""
         max_bytes = self.gw.settings.max_body_bytes
-        return parse_json_body(self.raw_body, self.headers.get("content-encoding", ""), max_bytes=max_bytes)
+        encoding = self.headers.get("content-encoding", "")
+        return await parse_json_body_async(self.raw_body, encoding, max_bytes=max_bytes)
 
     def admit(self, model: str, body: dict[str, Any]) -> None:
         """The key's policy for a request of ``model`` whose upstream body is ``body`` (teams contract
@@ -93,6 +96,8 @@ class JSONReply:
     payload: Any
     status: int = 200
     headers: dict[str, str] = field(default_factory=dict)
+    close: bool = False
+    """Close the connection after it: the request body was left unread (:mod:`codexgw.api.guard`)."""
 
 
 @dataclass
@@ -191,7 +196,7 @@ class HotRoutes:
         try:
             async with trio.open_nursery() as nursery:
                 try:
-                    reply = await self._answer(call, route, receive, nursery)
+                    reply = await self._answer(call, route, scope, receive, nursery)
                 except _ClientGone:
                     return
                 if exchange.key is not None and (exchange.key.limited or exchange.policy_headers):
@@ -203,14 +208,19 @@ class HotRoutes:
                         return
                     # before the answer goes out, as Quart's after_request: a client's next call sees it
                     exchange.finish(reply.status)
-                    await _send_json(send, reply)
+                    await _send_json(send, reply, close_header(scope) if reply.close else [])
                 finally:
                     nursery.cancel_scope.cancel()  # the disconnect watcher
         finally:
             exchange.abandon()  # the client left first: its key's counters still end the request
 
     async def _answer(
-        self, call: Call, route: Route, receive: Callable[[], Awaitable[dict]], nursery: trio.Nursery
+        self,
+        call: Call,
+        route: Route,
+        scope: dict[str, Any],
+        receive: Callable[[], Awaitable[dict]],
+        nursery: trio.Nursery,
     ) -> JSONReply | StreamReply:
         """Run ``route`` (after the API key and the body), turning errors into their replies.
 
@@ -219,6 +229,7 @@ class HotRoutes:
         upstream is closed.
         """
         exchange = call.exchange
+        body_pending = declared_body(scope) is not None
         try:
             # first, as on the Quart routes: no key, no hint about the routes
             authenticate(self.gw, exchange.path, call.headers, exchange)
@@ -233,6 +244,7 @@ class HotRoutes:
                     max_body_bytes=self.gw.settings.max_body_bytes,
                 )
             call.raw_body = await _read_body(receive, call.headers, self.gw.settings.max_body_bytes)
+            body_pending = False
             nursery.start_soon(_cancel_on_disconnect, receive, nursery.cancel_scope)
             with self.gw.drain.cuttable():  # the drain's grace ran out before any byte went out
                 return await route(call)
@@ -241,7 +253,13 @@ class HotRoutes:
             raise
         except Exception as exc:  # the one boundary's rules (codexgw.api.boundary), as on Quart
             status, headers, body = error_answer(exc, exchange.method, exchange.path)
-            return JSONReply(body, status=status, headers=headers)
+            reply = JSONReply(body, status=status, headers=headers)
+            if body_pending:  # answered from the headers: the body must go before the next request
+                cut = isinstance(exc, ClientError) and exc.status in (408, 413)
+                reply.close = cut or not await discard_body(
+                    receive, max_bytes=self.gw.settings.max_body_bytes
+                )
+            return reply
 
 
 async def _read_body(
@@ -285,11 +303,15 @@ def _encode_headers(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
     return [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()]
 
 
-async def _send_json(send: Callable[[dict], Awaitable[None]], reply: JSONReply) -> None:
+async def _send_json(
+    send: Callable[[dict], Awaitable[None]], reply: JSONReply, extra: list[tuple[bytes, bytes]]
+) -> None:
     body = json.dumps(reply.payload, separators=(",", ":")).encode()
     headers = {**reply.headers, "content-type": "application/json", "content-length": str(len(body))}
-    await send({"type": "http.response.start", "status": reply.status, "headers": _encode_headers(headers)})
-    await send({"type": "http.response.body", "body": body, "more_body": False})
+    raw = _encode_headers(headers) + extra
+    await send({"type": "http.response.start", "status": reply.status, "headers": raw})
+    with trio.CancelScope(shield=True):  # the disconnect watcher must not cancel the close (api/guard.py)
+        await send({"type": "http.response.body", "body": body, "more_body": False})
 
 
 async def _send_stream(send: Callable[[dict], Awaitable[None]], reply: StreamReply) -> None:
@@ -299,7 +321,8 @@ async def _send_stream(send: Callable[[dict], Awaitable[None]], reply: StreamRep
             await send({"type": "http.response.start", "status": 200, "headers": _encode_headers(headers)})
             async for chunk in body:
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
+        with trio.CancelScope(shield=True):  # as in _send_json
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
     finally:
         if reply.upstream is not None and not reply.upstream.response.is_closed:
             await upstream_closed(reply.upstream)

@@ -59,7 +59,7 @@ async def create_response(call: Call) -> JSONReply | StreamReply:
         CodexgwError: whatever :func:`codexgw.upstream.failover.open_stream` raises before the first byte.
     """
     gw = call.gw
-    body = call.json_body()
+    body = await call.json_body()
     tenant = tenant_of(call.exchange.key)
     previous_id, history, body = await expand_history(gw, body, tenant)
     prepared = prepare_responses_request(

@@ -48,11 +48,12 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
+from codexgw.api.body import OFF_THREAD_BYTES
 from codexgw.api.boundary import error_answer
 from codexgw.api.common import authenticate
 from codexgw.api.exchange import Exchange
 from codexgw.api.responses import PATHS, expand_history, response_saver, responses_store, tenant_of
-from codexgw.errors import CodexgwError
+from codexgw.errors import CodexgwError, InvalidRequestError
 from codexgw.translate.history import Conversation, body_for, previous_response_id, with_history
 from codexgw.translate.params import prepare_responses_request
 from codexgw.translate.stream_state import Outcome
@@ -99,17 +100,25 @@ BUSY = {
 
 class WebSocketRoutes:
     """ASGI app: WebSocket requests on :data:`~codexgw.api.responses.PATHS` served by
-    :class:`ResponsesWebSocket`, everything else passed to ``app``."""
+    :class:`ResponsesWebSocket`, those on any other path refused with 400
+    ``websocket_not_supported`` (before the upgrade), the HTTP requests passed to ``app``."""
 
     def __init__(self, app: ASGIApp, gw: Gateway, *, default_instructions: str) -> None:
         self.app = app
         self.websocket = ResponsesWebSocket(gw, default_instructions=default_instructions)
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "websocket" and scope["path"] in PATHS:
-            await self.websocket(scope, receive, send)
-        else:
+        if scope["type"] != "websocket":
             await self.app(scope, receive, send)
+        elif scope["path"] in PATHS:
+            await self.websocket(scope, receive, send)
+        elif (await receive())["type"] == "websocket.connect":  # no other route serves a WebSocket
+            error = InvalidRequestError(
+                f"{scope['path']} does not serve a WebSocket; only {' and '.join(sorted(PATHS))} do",
+                code="websocket_not_supported",
+            )
+            status, extra, body = error_answer(error, "GET", scope["path"])
+            await _reject(send, status, extra, body)
 
 
 class ResponsesWebSocket:
@@ -188,7 +197,11 @@ class _Socket:
                     break
                 if message["type"] != "websocket.receive":
                     continue
-                parsed = parse_message(message.get("text"))
+                text = message.get("text")
+                if text is not None and len(text) > OFF_THREAD_BYTES:  # a long history: off the loop
+                    parsed = await trio.to_thread.run_sync(parse_message, text)
+                else:
+                    parsed = parse_message(text)
                 if isinstance(parsed, BadMessage):
                     await self.send([error_event(400, parsed.error)])
                     continue

@@ -35,12 +35,12 @@ from urllib.parse import urlsplit
 import click
 
 from codexgw.cli.common import CliError, cli_name, default_codex_home
+from codexgw.config import is_loopback
 
 __all__ = ["ConfigEdit", "configure", "edit_codex_config"]
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8080/v1"
 ENV_KEY = "CODEXGW_API_KEY"
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 _HEADER = re.compile(r"^\s*\[(\[)?\s*(?P<path>[^\[\]]+?)\s*\]\]?\s*(#.*)?$")
 _KEY = re.compile(r"""^\s*(?P<key>[A-Za-z0-9_-]+|"[^"]*"|'[^']*')\s*=""")
@@ -252,7 +252,7 @@ def _verify(
 
 def _needs_key(base_url: str) -> bool:
     host = urlsplit(base_url).hostname or ""
-    return bool(os.environ.get(ENV_KEY)) or not (host in LOOPBACK or host.startswith("127."))
+    return bool(os.environ.get(ENV_KEY)) or not is_loopback(host)
 
 
 @click.group("configure")

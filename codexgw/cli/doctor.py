@@ -54,7 +54,7 @@ def run_checks(
     """Gather every fact and run every check, in the order they are printed."""
     from codexgw.cli import doctor_facts as facts
     from codexgw.cli.service import find_zipapp, temporary_dirs
-    from codexgw.config import LOOPBACK_HOSTS
+    from codexgw.config import is_loopback
 
     checks: list[Check] = [check_python(tuple(sys.version_info[:3]), sys.executable)]  # type: ignore[arg-type]
     zipapp = find_zipapp()
@@ -76,7 +76,7 @@ def run_checks(
     checks.append(check_service(*facts.service_facts(scope), scope))
     checks.append(check_server(url, health, health_error))
     path, codex, codex_error = facts.codex_config(codex_home)
-    needs_key = bool(api_key) or not (host in LOOPBACK_HOSTS or host.startswith("127."))
+    needs_key = bool(api_key) or not is_loopback(host)
     checks.append(
         check_codex_config(path, codex, codex_error, f"{url.rstrip('/')}/v1", needs_key, dict(os.environ))
     )

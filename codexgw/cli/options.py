@@ -51,7 +51,7 @@ def _click_type(option: Option) -> Any:
 
 
 def _help(option: Option) -> str:
-    default = "" if option.default is None else f" [default: {option.default}]"
+    default = "" if option.default in (None, ()) else f" [default: {option.default}]"
     return f"{option.help} Env: {option.env}.{default}"
 
 
@@ -63,6 +63,9 @@ def serve_options(fn: F) -> F:
             no_flag = "--no-" + option.flag[2:]
             fn = click.option(f"{option.flag}/{no_flag}", option.name, default=None, help=_help(option))(fn)
             continue
+        if option.kind is list:  # repeatable: --server-name a --server-name b
+            fn = click.option(option.flag, option.name, multiple=True, help=_help(option))(fn)
+            continue
         fn = click.option(
             option.flag, option.name, type=_click_type(option), default=None, help=_help(option)
         )(fn)
@@ -71,4 +74,8 @@ def serve_options(fn: F) -> F:
 
 def flags_of(params: Mapping[str, Any]) -> dict[str, Any]:
     """The serve flags a command received (``{"port": 9000, …}``) as dotted keys for :func:`resolve`."""
-    return {f"serve.{o.name}": params.get(o.name) for o in SERVE_OPTIONS}
+    flags = {f"serve.{o.name}": params.get(o.name) for o in SERVE_OPTIONS}
+    for option in SERVE_OPTIONS:  # a repeatable flag never given is () from click: not given
+        if option.kind is list:
+            flags[option.key] = list(flags[option.key] or ()) or None
+    return flags

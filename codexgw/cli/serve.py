@@ -22,7 +22,7 @@ import click
 from codexgw.cli.common import open_store
 from codexgw.cli.options import flags_of, serve_options
 from codexgw.cli.settings import load_settings, settings_from
-from codexgw.config import Settings
+from codexgw.config import Settings, api_key_problem
 
 __all__ = ["GC_THRESHOLD", "run", "serve"]
 
@@ -47,6 +47,9 @@ def serve(ctx: click.Context, **flags: Any) -> None:
     except StoreKeyError as e:
         raise CliError(str(e)) from None
     settings = settings_from(resolved, store_dir=ctx.obj["store_dir"], store_passphrase=passphrase)
+    problem = api_key_problem(settings.api_key) if settings.api_key is not None else None
+    if problem is not None:
+        raise click.UsageError(f"{problem}; it came from {_key_source(resolved)}")
     if not settings.is_loopback and not settings.api_key:
         raise click.UsageError(
             f"refusing to listen on {settings.host} without an API key; pass --api-key "
@@ -54,6 +57,13 @@ def serve(ctx: click.Context, **flags: Any) -> None:
         )
     open_store(settings.store_dir)  # a missing store, or an encrypted one without its key: one line
     run(settings)
+
+
+def _key_source(resolved: Any) -> str:
+    source = resolved.sources.get("serve.api_key", "")
+    return {"flag": "--api-key", "env": "CODEXGW_API_KEY"}.get(
+        source.split(" ")[0], source.removeprefix("file ")
+    )
 
 
 def run(settings: Settings) -> None:

@@ -182,6 +182,10 @@ def serve_flag_args(flags: dict[str, Any]) -> list[str]:
         if option.kind is bool:
             args.append(option.flag if value else "--no-" + option.flag[2:])
             continue
+        if option.kind is list:  # repeatable
+            for item in value:
+                args += [option.flag, str(item)]
+            continue
         args += [option.flag, str(value)]
     return args
 

@@ -55,7 +55,8 @@ class Option:
     Attributes:
         table: ``serve`` (also a ``serve`` flag) or ``notify``.
         name: the key in its table, and (``serve``) the long flag with ``-`` for ``_``.
-        kind: ``str``, ``int``, ``float`` or ``bool``.
+        kind: ``str``, ``int``, ``float``, ``bool`` or ``list`` (of strings: a repeatable flag, a TOML
+            array, a comma-separated variable).
         default: used when nothing sets it (``None``: unset).
         help: one line for ``--help``.
         choices: allowed values (strings), if restricted.
@@ -126,6 +127,21 @@ SERVE_OPTIONS: tuple[Option, ...] = (
         "goes on (0 = never: the client waits in silence).", low=0,
     ),
     Option(
+        "serve", "max_body_bytes", int, config.DEFAULT_MAX_BODY_BYTES,
+        "Largest request body or WebSocket message, as sent and once decompressed (bytes; 413 beyond).",
+        low=1024,
+    ),
+    Option(
+        "serve", "server_name", list, (),
+        "Host name clients use to reach the gateway, besides localhost and IP addresses (repeatable; "
+        ".example.com: its subdomains too; *: any Host, e.g. behind a proxy that checks it).",
+    ),
+    Option(
+        "serve", "allow_origin", list, (),
+        "Browser origin allowed to call the gateway cross-site, with CORS (repeatable; e.g. "
+        "https://chat.example.com; *: any page, only with an API key).",
+    ),
+    Option(
         "serve", "grace", float, 30.0,
         "On SIGTERM/SIGINT, seconds open requests may finish before they are cut with an in-band "
         "error (new ones get 503 draining meanwhile; a second signal cuts at once).", low=0,
@@ -145,7 +161,9 @@ NOTIFY_OPTIONS: tuple[Option, ...] = (
 OPTIONS: tuple[Option, ...] = SERVE_OPTIONS + NOTIFY_OPTIONS
 ALIASES_TABLE = ("models", "aliases")
 
-_TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "true or false"}
+_TYPE_NAMES = {
+    str: "a string", int: "an integer", float: "a number", bool: "true or false", list: "an array of strings",
+}  # fmt: skip
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
@@ -198,6 +216,9 @@ def check_value(option: Option, value: Any, where: str) -> Any:
     """
     if option.kind is bool:
         ok = isinstance(value, bool)
+    elif option.kind is list:
+        ok = isinstance(value, list | tuple) and all(isinstance(v, str) for v in value)
+        value = tuple(value) if ok else value
     elif isinstance(value, bool):
         ok = False
     else:
@@ -234,6 +255,8 @@ def parse_env(option: Option, text: str) -> Any:
             value = int(text.strip())
         elif option.kind is float:
             value = float(text.strip())
+        elif option.kind is list:
+            value = tuple(part.strip() for part in text.split(",") if part.strip())
         elif option.kind is bool:
             lowered = text.strip().lower()
             if lowered not in _TRUE | _FALSE:
@@ -366,6 +389,9 @@ def settings_from(
         keepalive_after_s=resolved.serve("keepalive_after"),
         grace_s=resolved.serve("grace"),
         dashboard=resolved.serve("dashboard"),
+        max_body_bytes=resolved.serve("max_body_bytes"),
+        server_names=tuple(resolved.serve("server_name")),
+        allow_origins=tuple(resolved.serve("allow_origin")),
         model_aliases=merged_aliases(resolved.aliases),
         notify=notify,
         store_passphrase=store_passphrase,

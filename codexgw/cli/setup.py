@@ -174,7 +174,7 @@ def setup(
     from codexgw.cli.service import service_install, systemd_running
     from codexgw.cli.settings import load_settings
     from codexgw.cli.status import fetch_status, render_status
-    from codexgw.config import LOOPBACK_HOSTS
+    from codexgw.config import is_loopback
     from codexgw.pool.health import AccountStatus
 
     store_dir: Path = ctx.obj["store_dir"]
@@ -207,7 +207,7 @@ def setup(
         else:
             click.echo("no account added (--login skip); add one later: codexgw login device")
 
-    loopback = host in LOOPBACK_HOSTS or str(host).startswith("127.")
+    loopback = is_loopback(str(host))
     api_key = resolved.serve("api_key")
     if not loopback and not api_key:
         _step("gateway key")

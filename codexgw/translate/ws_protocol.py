@@ -28,6 +28,7 @@ from typing import Any, ClassVar
 from codexgw.errors import CodexgwError
 from codexgw.translate.events import Batch
 from codexgw.translate.failures import TRUNCATED
+from codexgw.translate.json_limits import JSONShapeError, check_json_shape
 from codexgw.translate.passthrough import ResponsesPassthrough
 
 __all__ = [
@@ -83,7 +84,12 @@ def parse_message(text: str | None) -> Create | BadMessage:
     if text is None:
         return _invalid("binary frames are not supported: send JSON text frames", "binary_not_supported")
     try:
+        check_json_shape(text)
         message = json.loads(text)
+    except JSONShapeError as exc:
+        return _invalid(f"the message: {exc}", "json_too_deep" if exc.limit == "depth" else "json_too_large")
+    except RecursionError:
+        return _invalid("the message is nested too deep", "json_too_deep")
     except ValueError:
         return _invalid("the message is not valid JSON", "invalid_json")
     if not isinstance(message, dict):

@@ -56,6 +56,8 @@ BUILTIN_MODELS: list[dict[str, Any]] = [
 ]
 """Fallback catalogue, per codex-protocol.md §10 (bundled models.json at the snapshot commit)."""
 
+_BUILTIN_SLUGS = frozenset(m["slug"] for m in BUILTIN_MODELS)
+
 
 class Catalog:
     """The upstream model catalogue, cached.
@@ -84,6 +86,7 @@ class Catalog:
         self._clock = clock
         self._cached: tuple[float, list[dict[str, Any]]] | None = None
         """(expires at, epoch s; the models) of the last successful fetch."""
+        self._metric_names: tuple[tuple[frozenset[str], int], frozenset[str]] | None = None
 
     async def models(self) -> list[dict[str, Any]]:
         """Return the upstream ``ModelInfo`` dicts (each with a ``slug``), cached ``ttl_s``.
@@ -105,6 +108,18 @@ class Catalog:
         if self._cached is None or self._cached[0] <= self._clock():
             return None
         return frozenset(m["slug"] for m in self._cached[1])
+
+    def metric_names(self, aliases: Mapping[str, str] | None) -> frozenset[str]:
+        """The model names that get their own metrics label: the catalogue's slugs (the built-in
+        ones until it is known) and ``aliases``' names and targets (``None``: the built-in aliases);
+        cached per catalogue."""
+        aliases = DEFAULT_ALIASES if aliases is None else aliases
+        slugs = self.known_slugs() or _BUILTIN_SLUGS
+        key = (slugs, id(aliases))
+        if self._metric_names is None or self._metric_names[0] != key:
+            names = slugs | frozenset(aliases) | frozenset(aliases.values())
+            self._metric_names = (key, names)
+        return self._metric_names[1]
 
     def check_model(self, model: object) -> None:
         """Refuse a model the known catalogue does not list (:func:`unknown_model`); nothing when the

@@ -59,7 +59,7 @@ from codexgw.translate.classify import classify, parse_json_body
 from codexgw.translate.events import event_json
 from codexgw.translate.sse import SSEEvent
 from codexgw.upstream.gateway import Gateway
-from codexgw.upstream.headers import RELAYED_RESPONSE_HEADERS, responses_headers
+from codexgw.upstream.headers import RELAYED_RESPONSE_HEADERS, header_safe, responses_headers
 from codexgw.upstream.stream import UpstreamStream
 
 log = logging.getLogger("codexgw.upstream.failover")
@@ -361,7 +361,7 @@ async def _attempt(
             headers["accept"] = accept
             installation = {k.lower(): v for k, v in client_headers.items()}.get("x-codex-installation-id")
             if installation:  # a header on /responses/compact only (codex-protocol.md §6.2)
-                headers["x-codex-installation-id"] = installation
+                headers["x-codex-installation-id"] = header_safe(installation)
         url = _upstream_url(gw.settings.upstream_url, path)
         sent_at = time.perf_counter()
         try:

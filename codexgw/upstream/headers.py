@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import platform
+import uuid
 from collections.abc import Mapping
 
 from codexgw import __version__
@@ -37,6 +39,25 @@ RELAYED_RESPONSE_HEADERS = (
 """Upstream response headers passed back to the client (codex-protocol.md §7)."""
 
 
+MAX_HEADER_VALUE = 512
+"""Longest client-chosen header value sent upstream as it is (characters); longer ones are hashed."""
+
+
+def header_safe(value: str, *, as_uuid: bool = False) -> str:
+    """A client-chosen value (a session id, a ``prompt_cache_key``, a relayed Codex header) in a
+    form an HTTP header can carry (issue 16 item 6): unchanged when it is visible ASCII (spaces
+    inside allowed) of at most :data:`MAX_HEADER_VALUE` characters; else its SHA-256, stable so a
+    conversation keeps its prompt cache: ``sha256-`` and 32 hex digits, or (``as_uuid``, for the
+    ``session_id``, which Codex sends as a UUID, codex-protocol.md §6.2) a version-4 UUID from it.
+    """
+    if value.isascii() and len(value) <= MAX_HEADER_VALUE and value.isprintable() and value.strip() == value:
+        return value
+    digest = hashlib.sha256(value.encode("utf-8", "surrogatepass")).digest()
+    if as_uuid:
+        return str(uuid.UUID(bytes=digest[:16], version=4))
+    return "sha256-" + digest[:16].hex()
+
+
 def user_agent(originator: str = DEFAULT_ORIGINATOR) -> str:
     """Return a Codex-style ``User-Agent`` (codex-protocol.md §6.2) tagged with codexgw's version."""
     system = f"{platform.system()} {platform.release()}".strip()
@@ -59,19 +80,20 @@ def responses_headers(
         session_id: conversation id for prompt caching (the client's, or one derived by the caller).
         fedramp: add ``X-OpenAI-Fedramp: true`` for FedRAMP accounts (§4).
         client_headers: the client's request headers (any case); the Codex turn headers among them
-            are relayed, and a Codex client's ``originator`` is kept.
+            are relayed, and a Codex client's ``originator`` is kept; these and ``session_id`` go
+            through :func:`header_safe`.
 
     Returns:
         A dict of header names to values.
     """
     lower = {k.lower(): v for k, v in (client_headers or {}).items()}
-    originator = lower.get("originator") or DEFAULT_ORIGINATOR
+    originator = header_safe(lower.get("originator") or DEFAULT_ORIGINATOR)
     headers = {
         "authorization": f"Bearer {access_token}",
         "originator": originator,
         "user-agent": user_agent(originator),
         "version": CODEX_CLIENT_VERSION,
-        "session_id": session_id,
+        "session_id": header_safe(session_id, as_uuid=True),
         "accept": "text/event-stream",
         "content-type": "application/json",
     }
@@ -82,7 +104,7 @@ def responses_headers(
     for name in RELAYED_REQUEST_HEADERS:
         value = lower.get(name)
         if value is not None:
-            headers[name] = value
+            headers[name] = header_safe(value)
     return headers
 
 

@@ -24,6 +24,7 @@ from typing import Any
 import trio
 from quart import Blueprint, Response, request
 
+from codexgw.api.body import parse_json_text
 from codexgw.api.common import gateway, json_response
 from codexgw.errors import ForbiddenError, InvalidRequestError, RateLimitError, UnauthenticatedError
 from codexgw.policy.access import Principal
@@ -59,10 +60,15 @@ async def json_body() -> dict[str, Any]:
     Raises:
         InvalidRequestError: the body is not a JSON object.
     """
-    raw = await request.get_data()
+    raw = await request.get_data(as_text=False)
     if not raw.strip():
         return {}
-    data = await request.get_json(force=True, silent=True)
+    try:
+        data = parse_json_text(raw, what="the body")
+    except InvalidRequestError as exc:
+        if exc.code is not None:  # a shape limit: say which
+            raise
+        data = None
     if not isinstance(data, dict):
         raise InvalidRequestError("the body must be a JSON object")
     return data
