@@ -176,19 +176,18 @@ class HotRoutes:
         drain = self.gw.drain
         if drain.draining:  # no new work (issue 16): 503 draining, and HTTP/1.1 closes the connection
             refusal = drain.refusal()
-            answer_headers = dict(refusal.headers)
-            if scope.get("http_version", "1.1").startswith("1"):
-                answer_headers["connection"] = "close"
             exchange.finish(refusal.status)
-            await _send_json(send, JSONReply(refusal.to_body(), status=refusal.status, headers=answer_headers))
+            reply = JSONReply(refusal.to_body(), status=refusal.status, headers=dict(refusal.headers))
+            await _send_json(send, reply, close_header(scope))  # the body is left unread: close
             return
         with drain.work():
-            await self._serve(call, route, receive, send)
+            await self._serve(call, route, scope, receive, send)
 
     async def _serve(
         self,
         call: Call,
         route: Route,
+        scope: dict[str, Any],
         receive: Callable[[], Awaitable[dict]],
         send: Callable[[dict], Awaitable[None]],
     ) -> None:
