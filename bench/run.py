@@ -22,11 +22,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from . import dashboard, keys, paced, report, startup
+from . import dashboard, keys, paced, report, soak, startup
 from .env import ROOT, Bench, free_port, raise_nofile, stop, wait_port
 from .procstat import cpu_model, loadavg
 
-SCENARIOS = ("startup", "latency", "throughput", "cpu", "paced", "hold", "ceiling", "dashboard", "keys")
+SCENARIOS = ("startup", "latency", "throughput", "cpu", "paced", "hold", "ceiling", "dashboard", "keys", "soak")
+DEFAULT = tuple(s for s in SCENARIOS if s != "soak")  # the soak runs only when asked (--minutes)
 RESULTS = Path(__file__).resolve().parent / "results"
 DELTAS = 50
 EVENTS_PER_ANSWER = DELTAS + 4  # created, item added, N deltas, item done, completed
@@ -189,7 +190,8 @@ def profile(bench: Bench, out_dir: Path, seconds: int = 8, concurrency: int = 64
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
-    parser.add_argument("--only", default=",".join(SCENARIOS), help=f"comma list of {','.join(SCENARIOS)}")
+    parser.add_argument("--only", default=",".join(DEFAULT), help=f"comma list of {','.join(SCENARIOS)}")
+    parser.add_argument("--minutes", type=float, default=30.0, help="how long the soak runs (30)")
     parser.add_argument("--quick", action="store_true", help="short runs, fewer streams (a smoke test)")
     parser.add_argument("--server", choices=["module", "pyz"], default="module",
                         help="serve with `python -m codexgw` (the working tree) or dist/codexgw.pyz")  # fmt: skip
@@ -207,6 +209,8 @@ def main() -> None:
     unknown = only - set(SCENARIOS)
     if unknown:
         parser.error(f"unknown scenario(s): {', '.join(sorted(unknown))}")
+    if "soak" in only and len(only) > 1:
+        parser.error("run the soak alone: --only soak")
     raise_nofile()
     args.output.mkdir(parents=True, exist_ok=True)
     results: dict = {
@@ -221,6 +225,11 @@ def main() -> None:
         server_cmd = shlex.split(args.server_cmd) if args.server_cmd else None
         bench = Bench(Path(tmp), server=args.server, server_cmd=server_cmd)
         try:
+            if only == {"soak"}:  # its own fake upstream (with failures) and server
+                results["soak"] = soak.run(Path(tmp), args.minutes)
+                log(f"soak: {json.dumps(results['soak'])}")
+                (args.output / "soak.json").write_text(json.dumps(results["soak"], indent=2) + "\n")
+                return
             bench.import_account()
             bench.start_upstream()
             if "startup" in only:

@@ -121,7 +121,9 @@ class Settings:
         refresh_check_s: how often the background refresher looks for tokens about to expire.
         models_ttl_s: how long the upstream model catalogue is cached.
         default_cooldown_s: cooldown after a 429 that names no reset.
-        graceful_timeout_s: how long shutdown waits for open requests.
+        graceful_timeout_s: after the drain, how long hypercorn waits for connections to close.
+        grace_s: on SIGTERM/SIGINT, how long open requests may run on before they are cut with an
+            in-band ``server_shutting_down`` error (``serve --grace``, :mod:`codexgw.upstream.drain`).
         accounts_poll_s: how often the server checks the store for CLI changes.
         heartbeat_s: write an SSE comment after this much upstream silence on an open stream.
         coalesce_ms: a streamed event waits up to this long (ms) for more to go out in the same
@@ -170,6 +172,7 @@ class Settings:
     models_ttl_s: float = 300.0
     default_cooldown_s: float = 60.0
     graceful_timeout_s: float = 3.0
+    grace_s: float = 30.0
     accounts_poll_s: float = 1.0
     heartbeat_s: float = 15.0
     coalesce_ms: float = 0.0

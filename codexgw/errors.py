@@ -18,7 +18,9 @@ The tree::
     │   ├── UpstreamStatusError       the backend's own non-2xx answer, relayed with its status
     │   ├── UsageLimitError           429 usage_limit_reached (``resets_at``, ``plan_type``)
     │   └── UpstreamConnectionError   502 (connect/read failure, timeout, malformed stream)
-    └── PoolExhaustedError            503 (every account cooling down; ``retry_after_s``)
+    ├── PoolExhaustedError            503 (every account cooling down; ``retry_after_s``)
+    ├── DrainingError                 503 draining (the server is shutting down; ``Retry-After``)
+    └── ServerShuttingDownError       503 server_shutting_down (the drain's grace ran out mid-request)
 
 ``app.py`` has a single handler that renders any of these with :meth:`CodexgwError.to_body`, so a
 client always sees ``{"error": {"message", "type", "param", "code"}}`` (OpenAI's error shape) and
@@ -269,3 +271,32 @@ class PoolExhaustedError(CodexgwError):
         self.retry_after_s = retry_after_s
         if retry_after_s is not None:
             self.headers.setdefault("Retry-After", str(max(1, math.ceil(retry_after_s))))
+
+
+class DrainingError(CodexgwError):
+    """503 ``draining``: the server is shutting down and takes no new request (issue 16).
+
+    Attributes:
+        retry_after_s: seconds until the drain ends (sent as ``Retry-After``, at least 1).
+    """
+
+    status = 503
+    type = "service_unavailable"
+    code = "draining"
+
+    def __init__(self, message: str, *, retry_after_s: float, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.retry_after_s = retry_after_s
+        self.headers.setdefault("Retry-After", str(max(1, math.ceil(retry_after_s))))
+
+
+class ServerShuttingDownError(CodexgwError):
+    """503 ``server_shutting_down``: the drain's grace ran out while this request was still open.
+
+    On a stream it is told in-band (chat ``data: {"error": …}``, Responses ``response.failed``
+    carrying this code); before any byte went out, as an HTTP 503.
+    """
+
+    status = 503
+    type = "server_error"
+    code = "server_shutting_down"

@@ -24,6 +24,7 @@ from codexgw.config import Settings
 if TYPE_CHECKING:
     from codexgw.metrics import Metrics
     from codexgw.policy.limits import Limiter
+    from codexgw.upstream.drain import Drain
     from codexgw.upstream.gateway import Gateway
     from codexgw.upstream.teams import Teams
     from codexgw.upstream.workers_view import WorkersView
@@ -92,6 +93,7 @@ async def serve(
     settings: Settings,
     *,
     shutdown: trio.Event | None = None,
+    drain: Drain | None = None,
     clock: Callable[[], float] = time.time,
     task_status: trio.TaskStatus[Running] = trio.TASK_STATUS_IGNORED,
     setup_token: str | None = None,
@@ -104,7 +106,10 @@ async def serve(
 
     Args:
         settings: what to serve and where.
-        shutdown: set it to stop accepting, drain open requests for ``graceful_timeout_s``, and return.
+        shutdown: set it to stop accepting, let connections close for ``graceful_timeout_s``, and return.
+        drain: the process's drain (:mod:`codexgw.upstream.drain`): once begun, new requests get
+            503 ``draining``, open ones run on for ``settings.grace_s``, the rest is cut in-band,
+            then ``shutdown`` is set. A new one (never begun) when not given.
         clock: epoch-seconds clock for token expiry and cooldowns (tests inject one).
         task_status: receives a :class:`Running` once the sockets are bound.
         setup_token: a worker's (``serve --workers``): the one-time setup token its supervisor drew
@@ -131,6 +136,7 @@ async def serve(
     from codexgw.upstream.accounts import AccountState, nothing_to_serve, pool_rows
     from codexgw.upstream.admin import account_shapes
     from codexgw.upstream.catalog import Catalog
+    from codexgw.upstream.drain import Drain
     from codexgw.upstream.events import EventHub
     from codexgw.upstream.gateway import Gateway
     from codexgw.upstream.manage import apply_stored_settings
@@ -140,6 +146,7 @@ async def serve(
     from codexgw.upstream.teams import Teams
 
     shutdown = trio.Event() if shutdown is None else shutdown
+    drain = Drain(grace_s=settings.grace_s) if drain is None else drain
     store = await trio.to_thread.run_sync(
         lambda: Store.open(settings.store_dir, passphrase=settings.store_passphrase)
     )
@@ -208,6 +215,7 @@ async def serve(
                     nursery=nursery,
                     clock=clock,
                     workers_view=_workers_view(settings, metrics, clock),
+                    drain=drain,
                 )
                 if gw.workers_view is not None:
                     nursery.start_soon(gw.workers_view.run)
@@ -215,6 +223,7 @@ async def serve(
                 metrics.model_names = lambda: catalog.metric_names(gw.settings.model_aliases)  # issue 16
                 accounts.followers.append(lambda _accounts: apply_stored_settings(gw))
                 app = create_app(gw, blueprints=_dashboard(settings))
+                nursery.start_soon(drain.run, shutdown.set)  # idle until the drain begins
                 await nursery.start(accounts.watch_store)
                 await nursery.start(PoolStateSync(store, pool, clock=clock).run)  # after the accounts
                 await nursery.start(teams.flush_loop)

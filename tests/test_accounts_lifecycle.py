@@ -109,7 +109,8 @@ async def test_refresh_all(env: Env) -> None:
 
 
 async def test_permanent_refresh_failure_marks_needs_login(env: Env) -> None:
-    env.add_account("alice")
+    """``refresh_token_reused`` with the access token already expired: nothing left to serve with."""
+    env.add_account("alice", access_ttl_s=-60)
     env.fake.fail_next_refresh(401, {"error": {"code": "refresh_token_reused", "message": "used"}})
     result = await cli_in_thread(env, "accounts", "refresh", "alice", "--auth-url", env.fake_url)
     assert result.exit_code == 1
@@ -121,6 +122,21 @@ async def test_permanent_refresh_failure_marks_needs_login(env: Env) -> None:
     assert "needs_login (refresh failed: refresh_token_reused)" in listed.stdout
     skipped = await cli_in_thread(env, "accounts", "refresh", "--auth-url", env.fake_url)
     assert "alice: skipped (needs a new login" in skipped.stdout
+
+
+async def test_refresh_token_reused_with_a_valid_access_token_keeps_the_account_serving(env: Env) -> None:
+    """Issue 16: a refresh cut short (the token spent, its answer lost) used to put an account with
+    an hour of access token left in ``needs_login``; now it is ``login_expiring`` and still usable."""
+    env.add_account("alice")  # access token valid for an hour
+    env.fake.fail_next_refresh(401, {"error": {"code": "refresh_token_reused", "message": "used"}})
+    result = await cli_in_thread(env, "accounts", "refresh", "alice", "--auth-url", env.fake_url)
+    assert result.exit_code == 1
+    stored = Store.open(env.store_dir).get_account("alice")
+    assert stored is not None and stored.status == "login_expiring" and stored.eligible
+    assert "refresh_token_reused" in (stored.status_reason or "")
+    assert "serving on its access token (valid for 59m)" in (stored.status_reason or "")
+    listed = await cli_in_thread(env, "accounts", "list")
+    assert "login_expiring" in listed.stdout
 
 
 async def test_the_refresher_reports_a_lost_login_and_writes_no_status(env: Env) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 import openai
 import pytest
@@ -292,3 +294,46 @@ async def test_background_refresh_renews_a_token_before_it_expires(env: Env) -> 
     assert stored.access_expires_at > env.clock.now + 3000
     await trio.sleep(0.2)  # the fresh token is not refreshed again
     assert alice.refresh_count == 1
+
+
+@pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/responses"])
+async def test_a_drop_mid_answer_of_a_non_streamed_request_fails_over(env: Env, path: str) -> None:
+    """Issue 16: ``stream: false`` and the upstream drops after some output. Nothing reached the
+    client yet, so the request moves to another account instead of answering 502."""
+    alice = env.add_account("alice")
+    bob = env.add_account("bob")
+    env.fake.script(alice, DropMidStream(after_events=6))
+    env.fake.script(bob, Text("from bob"))
+    await env.start(strategy="round-robin")
+    body: dict[str, Any] = (
+        {"model": "gpt-5.5", "messages": [{"role": "user", "content": "hi"}]}
+        if "chat" in path
+        else {"model": "gpt-5.5", "input": "hi"}
+    )
+    async with httpx.AsyncClient(timeout=10) as client:
+        r = await client.post(f"{env.url}{path}", json={**body, "stream": False})
+    assert r.status_code == 200, r.text
+    text = (
+        r.json()["choices"][0]["message"]["content"]
+        if "chat" in path
+        else r.json()["output"][0]["content"][0]["text"]
+    )
+    assert text == "from bob"
+    assert served_by(env) == [alice.chatgpt_account_id, bob.chatgpt_account_id]
+
+
+async def test_the_first_all_429_answer_names_the_earliest_reset_when_the_retries_run_out(env: Env) -> None:
+    """Issue 16: with more accounts than moves (``retries`` 1, three accounts, all at their limits)
+    the first answer was the last attempt's 429 (the latest reset tried); now it is the pool's,
+    the earliest, as on the next requests."""
+    accounts = [env.add_account(name) for name in ("alice", "bob", "carol")]
+    for account, resets_in_s in zip(accounts, (900, 1800, 2700), strict=True):
+        env.fake.script(account, UsageLimit(resets_in_s=resets_in_s))
+    await env.start(retries=1, strategy="round-robin")
+    async with httpx.AsyncClient(timeout=30) as client:
+        first = await client.post(f"{env.url}/v1/chat/completions", json=CHAT)
+        assert first.status_code == 429
+        assert abs(first.json()["error"]["resets_at"] - (env.clock.now + 900)) <= 2
+        second = await client.post(f"{env.url}/v1/chat/completions", json=CHAT)
+        assert second.status_code == 429
+        assert second.json()["error"]["resets_at"] == first.json()["error"]["resets_at"]

@@ -17,6 +17,7 @@ from codexgw.errors import UsageLimitError
 from codexgw.translate.chat_stream import ChatStreamTranslator
 from codexgw.translate.passthrough import ResponsesPassthrough
 from codexgw.translate.stream_state import Outcome, StreamState
+from codexgw.upstream.drain import Drain
 from codexgw.upstream.heartbeat import HEARTBEAT
 from codexgw.upstream.keepalive import Opening, keep_alive_then_relay, open_or_wait
 
@@ -25,7 +26,7 @@ NOW = 1_700_000_000.0
 
 
 def gateway(nursery: trio.Nursery) -> Any:
-    return SimpleNamespace(nursery=nursery, settings=SimpleNamespace(heartbeat_s=15.0))
+    return SimpleNamespace(nursery=nursery, settings=SimpleNamespace(heartbeat_s=15.0), drain=Drain(grace_s=30))
 
 
 def limit_after(seconds: float) -> Any:
@@ -75,6 +76,32 @@ async def test_comments_at_10_25_40_s_then_the_usage_limit_in_band(autojump_cloc
         "pro",
     )
     assert ends == [Outcome.FAILED] and handler.state is StreamState.FAILED
+
+
+async def test_the_drain_cuts_a_committed_stream_with_server_shutting_down_in_band(autojump_clock: Any) -> None:
+    """The drain begins at 12 s with a 30 s grace while failover still waits (the open would take
+    an hour): at 42 s the stream ends with ``data: {"error": server_shutting_down}``, no ``[DONE]``."""
+    ends: list[Outcome] = []
+    handler = translator()
+    async with trio.open_nursery() as nursery:
+        gw = gateway(nursery)
+        opened = await open_or_wait(gw, limit_after(3600), wait_s=10)
+        assert isinstance(opened, Opening)
+        nursery.start_soon(gw.drain.run, lambda: None)
+
+        async def begin_at_12() -> None:
+            await trio.sleep(2)
+            gw.drain.begin()
+
+        nursery.start_soon(begin_at_12)
+        events = keep_alive_then_relay(
+            gw, opened, handler, on_stream=lambda s: None, on_end=lambda o, u: ends.append(o)
+        )
+        with gw.drain.work():  # what the edge counts (api/hot.py)
+            out = [(trio.current_time(), chunk) async for chunk in events]
+    (at, last) = out[-1]
+    assert at == 42 and json.loads(last[len(b"data: ") :])["error"]["code"] == "server_shutting_down"
+    assert ends == [Outcome.FAILED] and (gw.drain.finished, gw.drain.cut) == (0, 1)
 
 
 async def test_the_responses_stream_ends_with_response_failed_carrying_the_reset(autojump_clock: Any) -> None:

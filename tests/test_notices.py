@@ -259,3 +259,14 @@ async def test_an_unreachable_receiver_is_logged(env: Env, caplog: pytest.LogCap
         while not any("could not be reached (ConnectError)" in r.getMessage() for r in caplog.records):
             await trio.sleep(0.02)
     assert (await in_thread(env.openai().chat.completions.create, **CHAT)).choices[0].message.content
+
+
+def test_login_expiring_gives_a_notice_while_the_account_still_serves() -> None:
+    """Issue 16: a spent refresh token with a valid access token (``login_expiring``) is told at once,
+    before the account becomes ``needs_login``; the account is usable meanwhile (no pool notice)."""
+    core = Notices(Thresholds(interval_s=3600))
+    notices = core.observe(doc(row("a", status="login_expiring", usable=True)), now=1000)
+    assert kinds(notices) == [("login_expiring", "a")]
+    assert "Run: codexgw login device --name a" in notices[0].message and notices[0].priority == "high"
+    later = core.observe(doc(row("a", status="needs_login", usable=False)), now=1060)
+    assert ("needs_login", "a") in kinds(later)

@@ -25,6 +25,10 @@ DEFAULT_INSTRUCTIONS = "You are a helpful assistant."
 """``instructions`` sent when the client gives none (codex-protocol.md §6.3: keep it present)."""
 
 
+DRAIN_OPEN_PATHS = frozenset({"/health", "/status", "/metrics"})
+"""Paths that still answer while the server drains (:mod:`codexgw.upstream.drain`)."""
+
+
 def create_app(
     gw: Gateway, *, reasoning_mode: str | None = None, blueprints: Sequence[Blueprint] = ()
 ) -> EdgeGuard:
@@ -79,6 +83,18 @@ def create_quart_app(gw: Gateway, blueprints: Sequence[Blueprint] = ()) -> Quart
         if not (response.content_type or "").startswith("text/event-stream"):  # streams finish when they end
             current_exchange().finish(response.status_code)
         return response
+
+    @app.before_request
+    async def refuse_while_draining() -> Response | None:
+        """503 ``draining`` once the drain began (issue 16); ``/status`` and ``/metrics`` still
+        answer, ``/health`` says ``draining`` itself."""
+        if not gw.drain.draining or request.path in DRAIN_OPEN_PATHS:
+            return None
+        refusal = gw.drain.refusal()
+        headers = dict(refusal.headers)
+        if request.http_version.startswith("1"):
+            headers["connection"] = "close"
+        return json_response(refusal.to_body(), status=refusal.status, headers=headers)
 
     @app.before_request
     async def check_api_key() -> None:

@@ -12,6 +12,8 @@ from codexgw.translate.aggregate import ChatCompletionBuilder
 from codexgw.translate.chat_request import chat_to_responses
 from codexgw.translate.chat_stream import REASONING_MODES, ChatStreamTranslator, responses_usage
 from codexgw.translate.failures import failure_exception, openai_error
+from codexgw.translate.params import Prepared
+from codexgw.upstream.collected import collect_answer
 from codexgw.upstream.failover import open_stream
 from codexgw.upstream.keepalive import Opening, keep_alive_then_relay, open_or_wait
 from codexgw.upstream.relay import collect, relay, upstream_closed
@@ -46,11 +48,7 @@ async def create_chat_completion(call: Call) -> JSONReply | StreamReply:
         body, default_instructions=call.default_instructions, aliases=gw.settings.model_aliases
     )
     call.admit(str(body.get("model")), prepared.body)
-    wait_s = gw.settings.keepalive_after_s if prepared.stream else 0
     scope = call.exchange.scope
-    opened = await open_or_wait(
-        gw, lambda: open_stream(gw, prepared.body, call.headers, scope=scope), wait_s=wait_s
-    )
     completion_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
     created = int(time.time())
     translator = ChatStreamTranslator(
@@ -61,6 +59,13 @@ async def create_chat_completion(call: Call) -> JSONReply | StreamReply:
         reasoning_mode=mode,
         stop=prepared.stop,
         legacy_functions=prepared.legacy_functions,
+    )
+    if not prepared.stream:
+        return await _whole(call, prepared, translator, mode)
+    opened = await open_or_wait(
+        gw,
+        lambda: open_stream(gw, prepared.body, call.headers, scope=scope),
+        wait_s=gw.settings.keepalive_after_s,
     )
     if isinstance(opened, Opening):  # no output yet after the keep-alive wait: commit (keepalive.py)
         call.exchange.model = translator.model
@@ -81,22 +86,37 @@ async def create_chat_completion(call: Call) -> JSONReply | StreamReply:
     _name_model(translator, stream)
     model = translator.model
     call.exchange.account, call.exchange.model = stream.account.name, model
-    if prepared.stream:
-        events = relay(gw, stream, translator, on_end=call.exchange.end_stream)
-        return StreamReply(events, headers, upstream=stream)
-    builder = ChatCompletionBuilder(
-        completion_id=completion_id,
-        created=created,
-        model=model,
-        reasoning_mode=mode,
-        stop=prepared.stop,
-        legacy_functions=prepared.legacy_functions,
-        pin_model=translator.pin_model,
-    )
-    try:
+    events = relay(gw, stream, translator, on_end=call.exchange.end_stream)
+    return StreamReply(events, headers, upstream=stream)
+
+
+async def _whole(call: Call, prepared: Prepared, translator: ChatStreamTranslator, mode: str) -> JSONReply:
+    """``stream: false``: the whole completion, failing over on a drop mid-answer
+    (:func:`~codexgw.upstream.collected.collect_answer`: nothing reached the client yet)."""
+    gw = call.gw
+
+    async def read(stream: UpstreamStream) -> ChatCompletionBuilder:
+        if stream.early_error is not None:  # failed before any output: an HTTP error, as OpenAI answers
+            raise failure_exception(openai_error(stream.early_error))
+        _name_model(translator, stream)
+        builder = ChatCompletionBuilder(
+            completion_id=translator.completion_id,
+            created=translator.created,
+            model=translator.model,
+            reasoning_mode=mode,
+            stop=prepared.stop,
+            legacy_functions=prepared.legacy_functions,
+            pin_model=translator.pin_model,
+        )
         await collect(stream, builder.feed, until=lambda: builder.done)
-    finally:
-        await upstream_closed(stream)
+        return builder
+
+    stream, builder = await collect_answer(
+        gw,
+        lambda exclude: open_stream(gw, prepared.body, call.headers, scope=call.exchange.scope, exclude=exclude),
+        read,
+    )
+    call.exchange.account, call.exchange.model = stream.account.name, translator.model
     completion = builder.completion()
     call.exchange.usage = responses_usage(completion.get("usage"))
-    return JSONReply(completion, headers=headers)
+    return JSONReply(completion, headers=response_headers(stream, prepared.dropped))

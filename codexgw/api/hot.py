@@ -173,6 +173,25 @@ class HotRoutes:
         call = Call(
             self.gw, headers, b"", exchange, self.default_instructions, self.gw.settings.reasoning_mode
         )
+        drain = self.gw.drain
+        if drain.draining:  # no new work (issue 16): 503 draining, and HTTP/1.1 closes the connection
+            refusal = drain.refusal()
+            exchange.finish(refusal.status)
+            reply = JSONReply(refusal.to_body(), status=refusal.status, headers=dict(refusal.headers))
+            await _send_json(send, reply, close_header(scope))  # the body is left unread: close
+            return
+        with drain.work():
+            await self._serve(call, route, scope, receive, send)
+
+    async def _serve(
+        self,
+        call: Call,
+        route: Route,
+        scope: dict[str, Any],
+        receive: Callable[[], Awaitable[dict]],
+        send: Callable[[dict], Awaitable[None]],
+    ) -> None:
+        exchange = call.exchange
         try:
             async with trio.open_nursery() as nursery:
                 try:
@@ -226,7 +245,9 @@ class HotRoutes:
             call.raw_body = await _read_body(receive, call.headers, self.gw.settings.max_body_bytes)
             body_pending = False
             nursery.start_soon(_cancel_on_disconnect, receive, nursery.cancel_scope)
-            return await route(call)
+            with self.gw.drain.cuttable():  # the drain's grace ran out before any byte went out
+                return await route(call)
+            raise self.gw.drain.shutting_down()
         except _ClientGone:
             raise
         except Exception as exc:  # the one boundary's rules (codexgw.api.boundary), as on Quart

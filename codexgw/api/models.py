@@ -55,13 +55,18 @@ async def list_modes() -> Response:
 async def health() -> Response:
     """The version and a pool summary (no secrets): 200 ``"ok"`` while some account can serve now,
     503 ``"degraded"`` while none can (none configured, all disabled, needing a login or cooling
-    down), so a load balancer stops routing here."""
+    down), so a load balancer stops routing here; 503 ``"draining"`` (with ``Retry-After``) once
+    the server is shutting down (:mod:`codexgw.upstream.drain`)."""
     from codexgw import __version__
 
     gw = gateway()
     now = gw.clock()
     accounts = list(gw.accounts.values())
     usable = sum(1 for a in accounts if gw.pool.is_usable(a.id, now=now))
+    if gw.drain.draining:  # shutting down (issue 16): the load balancer moves on
+        refusal = gw.drain.refusal()
+        body = {"status": "draining", "version": __version__, "accounts": len(accounts), "usable_accounts": usable}
+        return json_response(body, status=503, headers={"cache-control": "no-store", **refusal.headers})
     body = {
         "status": "ok" if usable else "degraded",
         "version": __version__,

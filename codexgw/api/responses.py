@@ -37,10 +37,11 @@ from codexgw.translate.history import (
 )
 from codexgw.translate.params import prepare_responses_request
 from codexgw.translate.passthrough import ResponsesPassthrough
+from codexgw.upstream.collected import collect_answer
 from codexgw.upstream.failover import open_stream
 from codexgw.upstream.gateway import Gateway
 from codexgw.upstream.keepalive import Opening, keep_alive_then_relay, open_or_wait
-from codexgw.upstream.relay import Saver, collect, relay, upstream_closed
+from codexgw.upstream.relay import Saver, collect, relay
 from codexgw.upstream.stream import UpstreamStream
 
 log = logging.getLogger("codexgw.responses")
@@ -70,7 +71,7 @@ async def create_response(call: Call) -> JSONReply | StreamReply:
     turn_input = prepared.body["input"][n_history:]
     store = await responses_store(gw) if keep else None
 
-    def opener() -> Awaitable[UpstreamStream]:
+    def opener(exclude: frozenset[int] = frozenset()) -> Awaitable[UpstreamStream]:
         return open_stream(
             gw,
             prepared.body,
@@ -78,6 +79,7 @@ async def create_response(call: Call) -> JSONReply | StreamReply:
             prefer_account_id=history.account_id if history else None,
             body_for=body_for(prepared.body, history.owners) if history else None,
             scope=call.exchange.scope,
+            exclude=exclude,
         )
 
     def on_stream(stream: UpstreamStream) -> Saver | None:
@@ -88,7 +90,19 @@ async def create_response(call: Call) -> JSONReply | StreamReply:
             return None
         return response_saver(gw, store, stream.account.id, previous_id, turn_input, tenant)
 
-    opened = await open_or_wait(gw, opener, wait_s=gw.settings.keepalive_after_s if prepared.stream else 0)
+    if not prepared.stream:  # a drop mid-answer fails over: nothing reached the client yet
+        stream, aggregator = await collect_answer(gw, opener, _aggregate)
+        save = on_stream(stream)
+        response = aggregator.final_response()
+        if stream.model:  # the model that served it (codex-protocol.md §7), as the chat answers name it
+            response["model"] = stream.model
+        call.exchange.usage = response.get("usage")
+        if save is not None:
+            await save(str(response.get("id") or ""), list(response.get("output") or []))
+        response["previous_response_id"] = previous_id
+        response["store"] = keep
+        return JSONReply(response, headers=response_headers(stream, prepared.dropped))
+    opened = await open_or_wait(gw, opener, wait_s=gw.settings.keepalive_after_s)
     passthrough = ResponsesPassthrough(keep_items=keep, failure_id=f"resp_{uuid.uuid4().hex}")
     if isinstance(opened, Opening):  # no output yet after the keep-alive wait: commit (keepalive.py)
         call.exchange.model = str(prepared.body.get("model"))
@@ -99,23 +113,15 @@ async def create_response(call: Call) -> JSONReply | StreamReply:
     stream = opened
     headers = response_headers(stream, prepared.dropped)
     save = on_stream(stream)
-    if prepared.stream:
-        events = relay(gw, stream, passthrough, on_end=call.exchange.end_stream, save=save)
-        return StreamReply(events, headers, upstream=stream)
+    events = relay(gw, stream, passthrough, on_end=call.exchange.end_stream, save=save)
+    return StreamReply(events, headers, upstream=stream)
+
+
+async def _aggregate(stream: UpstreamStream) -> ResponseAggregator:
+    """Read a ``stream: false`` answer whole (:mod:`codexgw.translate.aggregate`)."""
     aggregator = ResponseAggregator()
-    try:
-        await collect(stream, aggregator.feed)
-    finally:
-        await upstream_closed(stream)
-    response = aggregator.final_response()
-    if stream.model:  # the model that served it (codex-protocol.md §7), as the chat answers name it
-        response["model"] = stream.model
-    call.exchange.usage = response.get("usage")
-    if save is not None:
-        await save(str(response.get("id") or ""), list(response.get("output") or []))
-    response["previous_response_id"] = previous_id
-    response["store"] = keep
-    return JSONReply(response, headers=headers)
+    await collect(stream, aggregator.feed)
+    return aggregator
 
 
 # -- the store of kept responses ------------------------------------------------------------------

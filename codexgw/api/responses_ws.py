@@ -29,7 +29,10 @@ Theory of operation (codex-protocol.md §9; the protocol's shapes are :mod:`code
   A frame over ``max_body_bytes`` is refused by hypercorn with close code 1009 (message too big).
 * **Limits and ends.** A ``response.create`` on a socket older than ``ws_max_age_s`` (60 minutes)
   gets the backend's ``websocket_connection_limit_reached`` error and the socket is closed (Codex
-  opens a new one). A client that goes away (Codex just drops TCP) cancels its turn, which closes
+  opens a new one). While the server drains (:mod:`codexgw.upstream.drain`) a new socket is
+  refused 503 ``draining``, a new ``response.create`` gets that error and the socket closes (1001);
+  a turn still open when the grace ends gets ``response.failed`` (``server_shutting_down``), then
+  the close. A client that goes away (Codex just drops TCP) cancels its turn, which closes
   the upstream at once.
 """
 
@@ -136,6 +139,8 @@ class ResponsesWebSocket:
             "GET", path, time.perf_counter(), metrics=self.gw.metrics, route=ROUTE, teams=self.gw.teams
         )
         try:
+            if self.gw.drain.draining:  # shutting down: no new socket (issue 16)
+                raise self.gw.drain.refusal()
             authenticate(self.gw, path, headers, handshake)  # the API key and its scope (issue 12)
         except CodexgwError as error:
             status, extra, body = error_answer(error, "GET", path)
@@ -175,6 +180,7 @@ class _Socket:
         self.scope: frozenset[int] | None = None
         self._lock = trio.Lock()  # frames go out whole and in order (permessage-deflate's context too)
         self._active: object | None = None  # the running turn, if any
+        self._closed = False
 
     async def send(self, frames: list[str]) -> None:
         """Write ``frames`` (text), in order, none interleaved with another task's."""
@@ -202,6 +208,10 @@ class _Socket:
                 if self._active is not None:
                     await self.send([error_event(400, BUSY)])
                     continue
+                if self.gw.drain.draining:  # no new turn; Codex opens a new socket (elsewhere)
+                    await self.send([error_frame(self.gw.drain.refusal())])
+                    await self.close()
+                    break
                 if self.gw.clock() - self.opened_at >= self.gw.settings.ws_max_age_s:
                     await self.send([CONNECTION_LIMIT])
                     await self._send({"type": "websocket.close", "code": 1000})
@@ -209,6 +219,13 @@ class _Socket:
                 token = self._active = object()
                 nursery.start_soon(self.turn, parsed, token, nursery)
             nursery.cancel_scope.cancel()  # the client left: its turn stops and closes the upstream
+
+    async def close(self, code: int = 1001) -> None:
+        """Close the socket once (1001 going away: the server is shutting down)."""
+        if not self._closed:
+            self._closed = True
+            async with self._lock:
+                await self._send({"type": "websocket.close", "code": code})
 
     def _release(self, token: object) -> None:
         """The turn ``token`` answered: the next ``response.create`` may come."""
@@ -228,18 +245,21 @@ class _Socket:
             scope=self.scope,
             accounted=True,
         )
-        try:
-            await self._turn(create, token, exchange, nursery)
-        except CodexgwError as exc:
-            exchange.finish(exc.status)
-            await self.send([error_frame(exc)])
-        except Exception:
-            log.exception("WebSocket turn failed on %s", self.path)
-            exchange.finish(500)
-            await self.send([error_frame(CodexgwError("Internal server error"))])
-        finally:
-            exchange.abandon()  # the client left mid-turn: the key's counters still end it
-            self._release(token)
+        with self.gw.drain.work():
+            try:
+                await self._turn(create, token, exchange, nursery)
+            except CodexgwError as exc:
+                exchange.finish(exc.status)
+                await self.send([error_frame(exc)])
+            except Exception:
+                log.exception("WebSocket turn failed on %s", self.path)
+                exchange.finish(500)
+                await self.send([error_frame(CodexgwError("Internal server error"))])
+            finally:
+                exchange.abandon()  # the client left mid-turn: the key's counters still end it
+                self._release(token)
+            if self.gw.drain.cutting:  # the turn was cut (its response.failed went out): close
+                await self.close()
 
     async def _turn(self, create: Create, token: object, exchange: Exchange, nursery: trio.Nursery) -> None:
         gw = self.gw
@@ -315,10 +335,15 @@ class _Socket:
         )
         try:
             wait_s = gw.settings.keepalive_after_s or gw.settings.heartbeat_s
-            while not await opening.wait(wait_s):
+            while True:
+                with gw.drain.cuttable() as cut:
+                    opened = await opening.wait(wait_s)
+                if cut.cancelled_caught:  # the drain's grace ran out before any output
+                    raise gw.drain.shutting_down()
+                if opened:
+                    return opening.result()
                 await self.send([KEEPALIVE])
                 wait_s = gw.settings.heartbeat_s
-            return opening.result()
         finally:
             await opening.aclose()
 

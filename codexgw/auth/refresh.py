@@ -6,7 +6,9 @@ Theory of operation (codex-protocol.md §3: refresh tokens rotate and are single
    starts it, the others wait on a ``trio.Event`` and get its result (or its error).
 2. **Cross-process single-flight.** The refresh runs only while holding the account's lease in the
    store (``try_acquire_refresh_lease``), so a CLI ``accounts refresh`` and a running server never
-   refresh the same account at once. A lease outlives a crashed holder by at most ``lease_ttl_s``.
+   refresh the same account at once. The lease names its holder (host, pid, process start time:
+   :mod:`codexgw.auth.holder`); a lease whose holder on this host is gone (killed, crashed) is
+   taken over at once, one on another host outlives its crashed holder by at most ``lease_ttl_s``.
 3. **Re-read before use.** With the lease held, the stored account is re-read. If its access token
    is no longer the one the caller found stale (another process rotated meanwhile) and it is fresh,
    that token is used and no network call is made.
@@ -26,8 +28,6 @@ Theory of operation (codex-protocol.md §3: refresh tokens rotate and are single
 from __future__ import annotations
 
 import logging
-import os
-import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -37,6 +37,7 @@ import httpx
 import trio
 
 from codexgw.auth import linked
+from codexgw.auth.holder import holder_gone, new_owner
 from codexgw.client.calls import request
 from codexgw.client.errors import OAUTH_SERVER
 from codexgw.errors import UpstreamConnectionError
@@ -103,7 +104,7 @@ class Refresher:
         self._clock = clock
         self._lease_ttl_s = lease_ttl_s
         self._lease_wait_s = lease_wait_s
-        self._owner = f"{os.getpid()}-{secrets.token_hex(4)}"
+        self._owner = new_owner()
         self._flights: dict[int, _Flight] = {}
         self._backoff: dict[int, tuple[float, float]] = {}
         """account id → (retry not before, epoch s; current delay, s) after transient failures."""
@@ -152,7 +153,11 @@ class Refresher:
         while True:
             acquired = await trio.to_thread.run_sync(
                 lambda: self._store.try_acquire_refresh_lease(
-                    account.id, self._owner, now=self._clock(), ttl_s=self._lease_ttl_s
+                    account.id,
+                    self._owner,
+                    now=self._clock(),
+                    ttl_s=self._lease_ttl_s,
+                    holder_gone=lambda owner: _gone(owner, account.name),
                 )
             )
             current = await trio.to_thread.run_sync(self._store.get_account_by_id, account.id)
@@ -339,6 +344,15 @@ class Refresher:
 
     async def _release(self, account_id: int) -> None:
         await trio.to_thread.run_sync(self._store.release_refresh_lease, account_id, self._owner)
+
+
+def _gone(owner: str, name: str) -> bool:
+    """:func:`holder_gone`, logging the take-over (the owner's host and pid, never a secret)."""
+    if not holder_gone(owner):
+        return False
+    host, pid = owner.split("|")[:2]
+    log.warning("account %s: taking over the refresh lease of process %s on %s, which is gone", name, pid, host)
+    return True
 
 
 def _removed() -> RefreshError:

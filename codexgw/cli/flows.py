@@ -27,7 +27,7 @@ from codexgw.cli.common import (
     open_store,
 )
 from codexgw.oauth.tokens import RefreshError, build_revoke_request
-from codexgw.pool.health import AccountStatus
+from codexgw.pool.health import AccountStatus, spent_refresh_status
 
 __all__ = ["HTTP_TIMEOUT", "call_flow", "run_export", "run_refresh", "run_remove", "run_trio", "say"]
 
@@ -111,7 +111,17 @@ def run_refresh(store_dir: Path, *, auth_url: str, name: str | None) -> None:
                 except (RefreshError, TimeoutError) as exc:
                     failures += 1
                     if isinstance(exc, NeedsLogin):  # the refresher writes no status: we record it
-                        store.set_status(account.id, AccountStatus.NEEDS_LOGIN, exc.status_reason)
+                        status = spent_refresh_status(
+                            exc.code, access_expires_at=account.access_expires_at, now=time.time()
+                        )
+                        reason = exc.status_reason
+                        if status is AccountStatus.LOGIN_EXPIRING:
+                            reason = (
+                                f"{reason}; serving on its access token "
+                                f"({format_validity(account.access_expires_at, time.time())}), then it "
+                                f"needs {cli_name()} login pkce --name {account.name} --relogin"
+                            )
+                        store.set_status(account.id, status, reason)
                     click.echo(f"{account.name}: refresh failed: {exc}", err=True)
                     continue
                 how = (

@@ -129,28 +129,49 @@ def _supervise(settings: Settings) -> None:
 
 
 async def _run_with_signals(settings: Settings, serve_gateway: Callable[..., Awaitable[None]]) -> None:
+    """Serve, draining on the first SIGINT/SIGTERM and cutting at once on the second
+    (:mod:`codexgw.upstream.drain`); a watchdog exits the process if the stop hangs anyway."""
     import trio
 
+    from codexgw.upstream.drain import Drain
+
     shutdown = trio.Event()
+    drain = Drain(grace_s=settings.grace_s)
     async with trio.open_nursery() as nursery:
+        watchdog = trio.CancelScope()
+
+        async def exit_after(seconds: float, scope: trio.CancelScope) -> None:
+            # hypercorn's shielded sends can block on a client that stopped reading (design §5).
+            with scope:
+                await trio.sleep(seconds)
+                log.warning("shutdown did not finish in time; exiting")
+                os._exit(1)
 
         async def on_signal() -> None:
+            nonlocal watchdog
             # A backgrounded process inherits SIGINT ignored; listen explicitly (design §5).
             with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
                 async for signum in signals:
-                    log.info(
-                        "received %s; draining for %.0f s",
-                        signal.Signals(signum).name,
-                        settings.graceful_timeout_s,
-                    )
-                    shutdown.set()
-                    # hypercorn's shielded sends can block on a client that stopped reading (design §5).
-                    await trio.sleep(settings.graceful_timeout_s + 2.0)
-                    log.warning("shutdown did not finish in time; exiting")
-                    os._exit(1)
+                    name = signal.Signals(signum).name
+                    close_s = drain.tail_s + settings.graceful_timeout_s + 2.0
+                    watchdog.cancel()
+                    watchdog = trio.CancelScope()
+                    if drain.begin():
+                        log.info(
+                            "received %s; draining: %d open requests may finish within %.0f s, new ones "
+                            "get 503 draining (a second signal cuts at once)",
+                            name,
+                            drain.open,
+                            settings.grace_s,
+                        )
+                        nursery.start_soon(exit_after, settings.grace_s + close_s, watchdog)
+                    else:
+                        log.info("received %s again; cutting %d open requests now", name, drain.open)
+                        drain.cut_now()
+                        nursery.start_soon(exit_after, close_s, watchdog)
 
         nursery.start_soon(on_signal)
-        await serve_gateway(settings, shutdown=shutdown)
+        await serve_gateway(settings, shutdown=shutdown, drain=drain)
         nursery.cancel_scope.cancel()
 
 

@@ -88,6 +88,7 @@ def build_spec(
     run_as: str | None,
     serve_args: list[str],
     platform: str = sys.platform,
+    grace_s: float = 30.0,
 ) -> ServiceSpec:
     """Gather and check what the service runs (the shell part of ``install``).
 
@@ -149,10 +150,20 @@ def build_spec(
         run_as=run_as or (os.environ.get("SUDO_USER") if scope == "system" else None),
         key_file=str(key_file) if key_file else None,
         writable=writable,
+        grace_s=grace_s,
         state_dir=str(Path.home() / "Library" / "Application Support" / "codexgw")
         if platform == "darwin"
         else None,
     )
+
+
+def _grace_s(ctx_obj: dict[str, Any], flags: dict[str, Any]) -> float:
+    """The grace the service's server will drain with (``--grace``, else its environment variable or
+    the config file, else 30 s), for ``TimeoutStopSec=``."""
+    from codexgw.cli.settings import load_settings
+
+    resolved, _file = load_settings(ctx_obj, flags_of(flags), missing_ok=True)
+    return float(resolved.serve("grace"))
 
 
 def serve_flag_args(flags: dict[str, Any]) -> list[str]:
@@ -243,6 +254,7 @@ def service_install(
         run_as=run_as,
         serve_args=serve_flag_args(flags_of(flags)),
         platform=plat,
+        grace_s=_grace_s(ctx.obj, flags),
     )
     text = launchd_plist(spec) if plat == "darwin" else systemd_unit(spec)
     path = unit_path(scope, plat)

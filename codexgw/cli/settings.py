@@ -152,6 +152,11 @@ SERVE_OPTIONS: tuple[Option, ...] = (
         "Worker processes serving the port together (SO_REUSEPORT), or auto (one per CPU).",
         int_ok=True,
     ),
+    Option(
+        "serve", "grace", float, 30.0,
+        "On SIGTERM/SIGINT, seconds open requests may finish before they are cut with an in-band "
+        "error (new ones get 503 draining meanwhile; a second signal cuts at once).", low=0,
+    ),
 )  # fmt: skip
 """Every ``serve`` option, in ``--help`` order."""
 
@@ -396,6 +401,7 @@ def settings_from(
         probe_interval_s=resolved.serve("probe_interval"),
         keepalive_after_s=resolved.serve("keepalive_after"),
         coalesce_ms=resolved.serve("coalesce_ms"),
+        grace_s=resolved.serve("grace"),
         dashboard=resolved.serve("dashboard"),
         max_body_bytes=resolved.serve("max_body_bytes"),
         server_names=tuple(resolved.serve("server_name")),

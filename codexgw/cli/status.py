@@ -141,6 +141,9 @@ def _state(row: dict[str, Any], now: float, *, reason: bool = True) -> str:
     reason unless ``reason``) …"""
     if not row.get("enabled"):
         return "[dim]disabled[/dim]"
+    if row.get("status") == "login_expiring":  # serving on its last access token
+        why = row.get("status_reason")
+        return f"[yellow]login_expiring[/yellow]{': ' + escape(why) if reason and why else ''}"
     if row.get("status") != "active":
         why = row.get("status_reason")
         reason = f": {escape(why)}" if reason and why else ""

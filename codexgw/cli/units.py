@@ -20,6 +20,7 @@ The systemd unit (``systemd.service(5)``, ``systemd.exec(5)``):
 
 from __future__ import annotations
 
+import math
 import plistlib
 import re
 from dataclasses import dataclass, field
@@ -46,6 +47,7 @@ class ServiceSpec:
         key_file: the store's key file for ``LoadCredential=``, or ``None``.
         writable: more directories the service may write (linked Codex homes).
         state_dir: launchd only: where ``SHIV_ROOT`` and the log go.
+        grace_s: the server's drain grace (``serve --grace``, s): ``TimeoutStopSec=`` is 10 s more.
     """
 
     python: str
@@ -58,6 +60,13 @@ class ServiceSpec:
     key_file: str | None = None
     writable: list[str] = field(default_factory=list)
     state_dir: str | None = None
+    grace_s: float = 30.0
+
+
+def stop_timeout_s(grace_s: float) -> int:
+    """``TimeoutStopSec=``: the drain's grace (``serve --grace``) plus 10 s for the cut streams'
+    last bytes and the connections' close, so systemd never SIGKILLs a draining server."""
+    return math.ceil(grace_s) + 10
 
 
 def exec_args(spec: ServiceSpec) -> list[str]:
@@ -99,7 +108,7 @@ def systemd_unit(spec: ServiceSpec) -> str:
         "ExecStart=" + " ".join(systemd_quote(a) for a in exec_args(spec)),
         "Restart=on-failure",
         "RestartSec=5",
-        "TimeoutStopSec=15",
+        f"TimeoutStopSec={stop_timeout_s(spec.grace_s)}",
         "StateDirectory=codexgw",
         "StateDirectoryMode=0700",
         "Environment=SHIV_ROOT=%S/codexgw/shiv",

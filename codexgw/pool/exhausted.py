@@ -4,7 +4,7 @@
 ``EXHAUSTED_ANSWER``); this module gives it the facts from ``Pool.snapshot`` rows and the words.
 
 * **In scope** (:func:`in_scope`): the pinned account while pinned (a pin is strict), else every
-  enabled account with a valid login (status ``active``). Disabled accounts and accounts needing a
+  enabled account with a valid login (status ``active``, or ``login_expiring``). Disabled accounts and accounts needing a
   login are out of scope: they are named once at the end of a message, never counted as at a limit.
 * **Why each is out** (:func:`cooling_mix`): cooling for a usage limit (``cooldown_reason``
   ``"usage_limit"``), cooling for another reason (rate limit, Cloudflare, HTTP 403 …), or not
@@ -19,6 +19,8 @@ import math
 from collections.abc import Mapping, Sequence
 from enum import StrEnum
 from typing import Any
+
+from codexgw.pool.health import SERVING
 
 __all__ = ["CoolingMix", "cooling_mix", "describe", "earliest_limit", "in_scope", "in_words", "retry_after"]
 
@@ -43,7 +45,7 @@ def in_scope(rows: Sequence[Row], pinned: int | None = None) -> list[Row]:
     and ``active``. A row without ``enabled``/``status`` counts as in scope."""
     if pinned is not None:
         return [r for r in rows if r.get("id") == pinned]
-    return [r for r in rows if r.get("enabled", True) and r.get("status", "active") == "active"]
+    return [r for r in rows if r.get("enabled", True) and r.get("status", "active") in SERVING]
 
 
 def _cooling(row: Row) -> bool:

@@ -26,18 +26,21 @@ from typing import Any
 
 __all__ = [
     "CLOUDFLARE_BACKOFF_S",
+    "SERVING",
     "AccountStatus",
     "Verdict",
     "eligible",
     "health_verdict",
+    "spent_refresh_status",
 ]
 
 
 class AccountStatus(StrEnum):
     """An account's stored ``status`` (the one vocabulary; the store, the pool and the CLI use it).
 
-    ``active`` serves; every other value takes the account out of rotation until a new login or a
-    successful refresh (``Store.save_tokens`` sets it back to ``active``).
+    ``active`` serves (and ``login_expiring``, until its access token expires); every other value
+    takes the account out of rotation until a new login or a successful refresh
+    (``Store.save_tokens`` sets it back to ``active``).
     """
 
     ACTIVE = "active"
@@ -47,11 +50,37 @@ class AccountStatus(StrEnum):
     """The backend says the account is deactivated."""
     PLAN_UNSUPPORTED = "plan_unsupported"
     """The plan does not include Codex (``usage_not_included``, §8.2)."""
+    LOGIN_EXPIRING = "login_expiring"
+    """The refresh token is spent (``refresh_token_reused``: a refresh cut short, e.g. by a crash)
+    but the access token is still valid: the account serves until that token expires, then
+    becomes ``needs_login`` (:func:`spent_refresh_status`). The one non-``active`` status that serves."""
+
+
+SERVING = frozenset({AccountStatus.ACTIVE, AccountStatus.LOGIN_EXPIRING})
+"""The statuses that may serve."""
 
 
 def eligible(enabled: bool, status: str) -> bool:
-    """The one rule for "may serve, unless cooling down": enabled and ``active``."""
-    return enabled and status == AccountStatus.ACTIVE
+    """The one rule for "may serve, unless cooling down": enabled and ``active`` (or
+    ``login_expiring``, serving on its last access token)."""
+    return enabled and status in SERVING
+
+
+def spent_refresh_status(
+    code: str | None, *, access_expires_at: float | None, now: float, token_refused: bool = False
+) -> AccountStatus:
+    """The status after the OAuth server refused a refresh for good (codex-protocol.md §3).
+
+    ``refresh_token_reused`` means the refresh token was spent, most likely by a refresh whose
+    answer was lost (a process killed mid-refresh): the access token issued before it stays valid
+    until its ``exp``. While it does (``access_expires_at`` after ``now``, epoch s) and the backend
+    has not refused it (``token_refused``: a 401 on it), the account is ``login_expiring`` and keeps
+    serving; any other refusal, or once the token expired, ``needs_login``.
+    """
+    alive = access_expires_at is not None and access_expires_at > now and not token_refused
+    if code == "refresh_token_reused" and alive:
+        return AccountStatus.LOGIN_EXPIRING
+    return AccountStatus.NEEDS_LOGIN
 
 
 CLOUDFLARE_BACKOFF_S = 60.0

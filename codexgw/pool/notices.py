@@ -11,6 +11,8 @@ Conditions, each per account (``pool_exhausted`` for the whole pool):
 kind                   condition                                                   priority
 =====================  ==========================================================  ========
 ``needs_login``        status ``needs_login`` (a refresh failed for good)          high
+``login_expiring``     status ``login_expiring`` (refresh token spent, serving on   high
+                       the access token until it expires)
 ``suspended``          status ``suspended`` (the backend deactivated it)           high
 ``plan_unsupported``   status ``plan_unsupported`` (no Codex in the plan)          high
 ``quota_critical``     a quota window has ``critical`` percent or less left,       high
@@ -40,6 +42,7 @@ class Kind(StrEnum):
     """What a notice is about (the ``kind`` field of a JSON webhook body)."""
 
     NEEDS_LOGIN = "needs_login"
+    LOGIN_EXPIRING = "login_expiring"
     SUSPENDED = "suspended"
     PLAN_UNSUPPORTED = "plan_unsupported"
     QUOTA_LOW = "quota_low"
@@ -49,12 +52,14 @@ class Kind(StrEnum):
 
 _STATUS_KINDS = {
     AccountStatus.NEEDS_LOGIN: Kind.NEEDS_LOGIN,
+    AccountStatus.LOGIN_EXPIRING: Kind.LOGIN_EXPIRING,
     AccountStatus.SUSPENDED: Kind.SUSPENDED,
     AccountStatus.PLAN_UNSUPPORTED: Kind.PLAN_UNSUPPORTED,
 }
 _PRIORITY = {Kind.QUOTA_LOW: "default", Kind.POOL_EXHAUSTED: "urgent"}
 _TAGS = {
     Kind.NEEDS_LOGIN: "key",
+    Kind.LOGIN_EXPIRING: "key",
     Kind.SUSPENDED: "no_entry",
     Kind.PLAN_UNSUPPORTED: "no_entry",
     Kind.QUOTA_LOW: "hourglass",
@@ -132,6 +137,12 @@ def _text(kind: Kind, name: str | None, row: dict[str, Any], left: float | None)
         return (
             f"codexgw: {name} needs a new login",
             f"Account {name} can no longer refresh its tokens{reason}. "
+            f"Run: codexgw login device --name {name}",
+        )
+    if kind is Kind.LOGIN_EXPIRING:
+        return (
+            f"codexgw: {name} needs a new login soon",
+            f"Account {name} lost its refresh token and serves until its access token expires{reason}. "
             f"Run: codexgw login device --name {name}",
         )
     if kind is Kind.SUSPENDED:

@@ -31,7 +31,7 @@ import os
 import sqlite3
 import stat
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
 from urllib.parse import quote
@@ -343,12 +343,22 @@ class Store:
 
     # -- refresh lease --------------------------------------------------------------------------
 
-    def try_acquire_refresh_lease(self, account_id: int, owner: str, *, now: float, ttl_s: float) -> bool:
+    def try_acquire_refresh_lease(
+        self,
+        account_id: int,
+        owner: str,
+        *,
+        now: float,
+        ttl_s: float,
+        holder_gone: Callable[[str], bool] | None = None,
+    ) -> bool:
         """Atomically take (or extend) the right to refresh ``account_id`` until ``now + ttl_s``.
 
-        Succeeds if there is no lease, the lease expired (``expires_at <= now``), or ``owner``
-        already holds it. Fails if another owner holds an unexpired lease or the account is gone.
-        ``owner`` should be unique per process and task, e.g. ``f"{pid}:{uuid4()}"``.
+        Succeeds if there is no lease, the lease expired (``expires_at <= now``), ``owner``
+        already holds it, or ``holder_gone(current owner)`` says its holder no longer runs (a
+        crash: :func:`codexgw.auth.holder.holder_gone`). Fails if another owner holds an unexpired
+        lease or the account is gone. ``owner`` should be unique per process and task
+        (:func:`codexgw.auth.holder.new_owner`).
         """
         with self._write() as conn:
             if conn.execute("SELECT 1 FROM accounts WHERE id = ?", (account_id,)).fetchone() is None:
@@ -356,7 +366,8 @@ class Store:
             row = conn.execute(
                 "SELECT owner, expires_at FROM refresh_leases WHERE account_id = ?", (account_id,)
             ).fetchone()
-            if row is not None and row["owner"] != owner and row["expires_at"] > now:
+            held = row is not None and row["owner"] != owner and row["expires_at"] > now
+            if held and (holder_gone is None or not holder_gone(row["owner"])):
                 return False
             conn.execute(
                 "INSERT INTO refresh_leases (account_id, owner, expires_at) VALUES (?, ?, ?) "

@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from codexgw.errors import CodexgwError
+from codexgw.errors import CodexgwError, ServerShuttingDownError
 from codexgw.translate.events import TERMINAL_EVENTS, Batch, event_json, event_type
 from codexgw.translate.failures import TRUNCATED
 from codexgw.translate.sse import SSEEvent, encode_comment, encode_event
@@ -178,7 +178,9 @@ class ResponsesPassthrough:
 
     def fail_data(self, error: CodexgwError, now: float) -> str:
         """:meth:`fail`'s event as JSON (the WebSocket sends it as a text frame)."""
-        full = in_band_error(error) if self.state.awaiting_output else None
+        # the drain's cut keeps its code (server_shutting_down) even after output began
+        keep_code = self.state.awaiting_output or isinstance(error, ServerShuttingDownError)
+        full = in_band_error(error) if keep_code else None
         self.state = self.state.after(StreamEvent.FAIL)
         return failed_data(error.message, response_id=self._failure_id, created_at=int(now), error=full)
 

@@ -25,7 +25,7 @@ from codexgw.auth.refresh import NeedsLogin, Refresher
 from codexgw.config import command_name
 from codexgw.metrics import Metrics
 from codexgw.oauth.tokens import RefreshError
-from codexgw.pool.health import AccountStatus
+from codexgw.pool.health import AccountStatus, spent_refresh_status
 from codexgw.pool.quota import QuotaSnapshot
 from codexgw.pool.scheduler import AccountView, Pool
 from codexgw.store.models import ON_USE_MARGIN_S
@@ -247,16 +247,54 @@ class AccountState:
                 (status ``needs_login`` in memory and in the store, as :meth:`set_health`).
             TimeoutError: another process held the refresh lease too long.
         """
+        current = self.accounts.get(account.id, account)
+        if current.status == AccountStatus.LOGIN_EXPIRING:  # its refresh token is spent: no refresh
+            return await self._last_token(current, stale_access_token)
         try:
             updated = await self.refresher.refresh(account, stale_access_token=stale_access_token)
         except RefreshError as exc:
             self.metrics.count_refresh("needs_login" if exc.permanent else "failed")
             if isinstance(exc, NeedsLogin):
+                status = spent_refresh_status(
+                    exc.code,
+                    access_expires_at=current.access_expires_at,
+                    now=self.clock(),
+                    token_refused=stale_access_token == current.access_token,
+                )
+                if status is AccountStatus.LOGIN_EXPIRING:
+                    await self._record_health(current, status, _expiring_reason(current))
+                    return self.accounts.get(account.id, current)
                 await self._record_health(account, AccountStatus.NEEDS_LOGIN, exc.status_reason)
             raise
         self.metrics.count_refresh("ok")
         self.update(updated)
         return updated
+
+    async def _last_token(self, account: Account, stale_access_token: str | None) -> Account:
+        """A ``login_expiring`` account: itself while its access token is valid and not refused,
+        else it becomes ``needs_login`` (:func:`~codexgw.pool.health.spent_refresh_status`).
+
+        Raises:
+            NeedsLogin: the access token expired or was refused (a 401).
+        """
+        status = spent_refresh_status(
+            "refresh_token_reused",
+            access_expires_at=account.access_expires_at,
+            now=self.clock(),
+            token_refused=stale_access_token == account.access_token,
+        )
+        if status is AccountStatus.LOGIN_EXPIRING:
+            return account
+        refused = NeedsLogin(
+            RefreshError(
+                "the refresh token was already used and the access token has expired",
+                status=401,
+                code="refresh_token_reused",
+                permanent=True,
+            )
+        )
+        await self._record_health(account, AccountStatus.NEEDS_LOGIN, refused.status_reason)
+        raise refused
 
     async def refresh_loop(self, *, check_every_s: float = 30.0) -> None:
         """Refresh accounts ``refresh_margin_s`` before their tokens expire, one at a time, spread
@@ -276,6 +314,17 @@ class AccountState:
                     log.warning("background refresh of %s failed: %s", account.name, exc)
                 await trio.sleep(random.uniform(0.5, 2.0) if len(due) > 1 else 0)  # spread, never all at once
             await trio.sleep(check_every_s)
+
+
+def _expiring_reason(account: Account) -> str:
+    """The ``status_reason`` of a ``login_expiring`` account: what happened, until when it serves,
+    and the command to run (no secret)."""
+    until = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(account.access_expires_at or 0))
+    return (
+        f"refresh token already used (refresh_token_reused: a refresh was cut short, e.g. by a crash); "
+        f"serving on its access token until {until}, then it needs "
+        f"`{command_name()} login pkce --name {account.name} --relogin`"
+    )
 
 
 def pool_rows(pool: Pool, now: float) -> list[dict[str, Any]]:

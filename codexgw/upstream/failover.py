@@ -21,6 +21,7 @@ Theory of operation (design §3, codex-protocol.md §8, §12.1): this is the she
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -35,7 +36,7 @@ import trio
 
 from codexgw.client.calls import read_body
 from codexgw.config import command_name
-from codexgw.errors import CodexgwError, UpstreamConnectionError
+from codexgw.errors import CodexgwError, UpstreamConnectionError, UsageLimitError
 from codexgw.oauth.tokens import RefreshError
 from codexgw.pool.affinity import session_key
 from codexgw.pool.failover import (
@@ -100,6 +101,7 @@ async def open_stream(
     prefer_account_id: int | None = None,
     body_for: Callable[[int], dict[str, Any]] | None = None,
     scope: frozenset[int] | None = None,
+    exclude: frozenset[int] = frozenset(),
 ) -> UpstreamStream:
     """Open ``POST {upstream}/codex/responses`` for ``body`` on the first account that can serve it.
 
@@ -113,6 +115,7 @@ async def open_stream(
             session); lets the caller leave out items only another account can read.
         scope: the account ids the request's API key may use (``None``: all); picks, failover and
             the exhausted answer stay inside it (teams contract §2).
+        exclude: account ids not to try (they already failed this request: ``upstream/collected.py``).
 
     Returns:
         A peeked :class:`UpstreamStream`; the caller must ``aclose()`` it.
@@ -143,7 +146,20 @@ async def open_stream(
         affinity=session_key(client_headers, body),
         prefer_account_id=prefer_account_id,
         scope=scope,
+        exclude=exclude,
     )
+
+
+def dropped(gw: Gateway, account: Account, error: UpstreamConnectionError) -> None:
+    """The connection to ``account`` broke after the peek but before anything reached the client (a
+    ``stream: false`` answer being collected): carry out :func:`decide`'s verdict on it as on a
+    transport failure before output (its metrics and log line; a cooldown if the table says so).
+
+    Raises:
+        CodexgwError: the decision is to relay an error rather than move on.
+    """
+    with contextlib.suppress(_MoveOn):
+        _fail(gw, account, TransportFailed(error))
 
 
 async def post_compact(
@@ -197,24 +213,28 @@ async def _failover(
     affinity: str | None,
     prefer_account_id: int | None,
     scope: frozenset[int] | None = None,
+    exclude: frozenset[int] = frozenset(),
 ) -> T:
     """Run ``attempt`` on one account after another until one serves (at most ``retries`` moves).
 
     The preferred account is offered to ``Pool.pick`` on the first pick only; every pick and the
     exhausted answer stay inside ``scope`` (``None``: the whole pool).
     """
-    tried: set[int] = set()
+    tried: set[int] = set(exclude)
     last_error: CodexgwError | None = None
+    limits: list[UsageLimitError] = []
     moves = 0
     while True:
         pick = gw.pool.pick(
             now=gw.clock(),
             exclude=tried,
             session=affinity,
-            prefer=None if tried else prefer_account_id,
+            prefer=None if len(tried) > len(exclude) else prefer_account_id,
             allowed=scope,
         )
-        if isinstance(pick, Unavailable):
+        if moves > gw.settings.retries and not isinstance(pick, Unavailable):
+            raise _out_of_moves(limits, last_error, moves)
+        if isinstance(pick, Unavailable):  # also out of moves with none left: the pool's answer
             now = gw.clock()
             plan_types = {a.id: a.plan_type for a in gw.accounts.values()}
             raise exhausted_answer(
@@ -233,9 +253,19 @@ async def _failover(
             return await attempt(account)
         except _MoveOn as move:
             last_error = move.error
+            if isinstance(move.error, UsageLimitError):
+                limits.append(move.error)
         moves += 1
-        if moves > gw.settings.retries:
-            raise last_error
+
+
+def _out_of_moves(limits: list[UsageLimitError], last_error: CodexgwError | None, moves: int) -> CodexgwError:
+    """The answer once ``retries`` moves are spent with accounts left untried: when every attempt hit
+    a usage limit, the limit that resets first (issue 16: never the latest), else the last error."""
+    assert last_error is not None
+    if limits and len(limits) == moves:
+        known = [e for e in limits if e.resets_at is not None]
+        return min(known, key=lambda e: e.resets_at or 0.0) if known else last_error
+    return last_error
 
 
 def _state(

@@ -35,6 +35,7 @@ from codexgw.store.responses import ResponseStore
 from codexgw.store.sqlite import Account, Store
 from codexgw.upstream.accounts import AccountState
 from codexgw.upstream.catalog import Catalog
+from codexgw.upstream.drain import Drain
 from codexgw.upstream.prober import Prober
 from codexgw.upstream.teams import Teams
 from codexgw.upstream.workers_view import WorkersView
@@ -55,6 +56,8 @@ class Gateway:
         teams: keys, scopes, the request policy and usage accounting.
         nursery: the serve nursery, for helper tasks of requests (stream pumps).
         clock: returns epoch seconds; injected for tests.
+        drain: the process's drain state (:mod:`codexgw.upstream.drain`); a new one that never
+            begins when not given.
     """
 
     def __init__(
@@ -72,6 +75,7 @@ class Gateway:
         nursery: trio.Nursery,
         clock: Callable[[], float] = time.time,
         workers_view: WorkersView | None = None,
+        drain: Drain | None = None,
     ) -> None:
         self.settings = settings
         self.workers_view = workers_view
@@ -86,6 +90,7 @@ class Gateway:
         self.teams = teams
         self.nursery = nursery
         self.clock = clock
+        self.drain = drain if drain is not None else Drain()
         self.store: Store = account_state.store
         self.pool: Pool = account_state.pool
         self.refresher: Refresher = account_state.refresher

@@ -167,9 +167,15 @@ async def keep_alive_then_relay(
     relayed = False
     try:
         yield handler.heartbeat
-        while not await opening.wait(gw.settings.heartbeat_s):
+        while True:
+            with gw.drain.cuttable() as cut:
+                opened = await opening.wait(gw.settings.heartbeat_s)
+            if opened or cut.cancelled_caught:
+                break
             yield handler.heartbeat
         try:
+            if cut.cancelled_caught:  # the drain's grace ran out while failover went on
+                raise gw.drain.shutting_down()
             stream = opening.result()
         except CodexgwError as exc:
             log.info("every attempt failed after the keep-alive began: %s", exc.message)

@@ -13,7 +13,8 @@ handler turns a batch into the bytes to write; once the handler's state is finis
 stores the response when the handler asks for it (before that batch goes out), and stops reading
 unless the handler ``drains``; the batch that finished the answer goes out with the handler's last
 bytes in one write (chat: the final chunks and ``data: [DONE]``). An upstream failure after the
-first byte ends the stream with the handler's error tail. When the stream ends in any way (also
+first byte ends the stream with the handler's error tail, and so does the drain's cut
+(:meth:`~codexgw.upstream.drain.Drain.guard`: ``server_shutting_down``). When the stream ends in any way (also
 when the client leaves) the handler is told, ``on_end`` gets the outcome and the usage (the access
 log line and the metrics), and the upstream is closed.
 
@@ -132,6 +133,7 @@ async def relay(
             if stream.direct
             else with_heartbeat(stream.batches(), nursery=gw.nursery, interval_s=interval_s)
         )
+        heartbeat = gw.drain.guard(heartbeat)  # the drain's cut: ServerShuttingDownError, told in-band
         async with aclosing(heartbeat) as batches:  # closed now when the loop ends, not at GC
             async for batch in batches:
                 if batch is None:

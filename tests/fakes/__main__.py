@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import random
 import signal
 import sys
 from functools import partial
@@ -16,7 +17,17 @@ from pathlib import Path
 
 import trio
 
-from . import FakeUpstream, serve_fake
+from . import (
+    Behaviour,
+    DropMidStream,
+    Failed,
+    FakeAccount,
+    FakeUpstream,
+    ServerError,
+    Unauthorized,
+    UsageLimit,
+    serve_fake,
+)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -29,11 +40,43 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--delta-interval-ms", type=float, default=0.0, help="pause between streamed text deltas (ms)"
     )
+    parser.add_argument(
+        "--failures", type=float, default=0.0,
+        help="share of unscripted answers that fail (mixed: 500, drop mid-answer, usage limit, "
+        "response.failed, 401); for the soak bench",
+    )  # fmt: skip
     return parser.parse_args(argv)
 
 
+class FailingFake(FakeUpstream):
+    """A fake whose unscripted answers fail ``rate`` of the time, in a fixed mix (``bench/soak.py``)."""
+
+    MIX = (
+        (0.45, ServerError(500)),
+        (0.2, DropMidStream(after_events=6)),
+        (0.05, UsageLimit(resets_in_s=1)),
+        (0.15, Failed()),
+        (0.15, Unauthorized()),
+    )
+
+    def __init__(self, rate: float) -> None:
+        super().__init__()
+        self.rate = rate
+        self.random = random.Random(16)
+
+    def next_behaviour(self, account: FakeAccount) -> Behaviour:
+        if account.behaviours or self._shared or self.random.random() >= self.rate:
+            return super().next_behaviour(account)
+        pick = self.random.random()
+        for share, behaviour in self.MIX:
+            if pick < share:
+                return behaviour
+            pick -= share
+        return self.MIX[-1][1]
+
+
 async def run(args: argparse.Namespace) -> None:
-    fake = FakeUpstream()
+    fake = FailingFake(args.failures) if args.failures > 0 else FakeUpstream()
     fake.delta_interval_s = max(0.0, args.delta_interval_ms) / 1000
     accounts = [fake.add_account(email=f"user{i}@example.com") for i in range(1, max(0, args.accounts) + 1)]
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:

@@ -152,6 +152,13 @@ class OAuth:
             await resp.json(401, _openai_error(*REFRESH_ERRORS[outcome]))
             return
         fake.finish_token_request(entry, "ok", 200, account_id)
+        if fake.refresh_answer_gate is not None:  # rotated: the old refresh token is spent already
+            fake.refresh_answering += 1
+            fake.notify()
+            try:
+                await fake.refresh_answer_gate.wait()
+            finally:
+                fake.refresh_answering -= 1
         await resp.json(
             200,
             {

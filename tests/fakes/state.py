@@ -99,6 +99,9 @@ class FakeUpstream:
     Attributes a test may set:
         refresh_gate: when an Event, refresh requests wait for it before being answered
             (``refresh_waiting`` counts the parked ones; ``wait_for`` it).
+        refresh_answer_gate: when an Event, a refresh that rotated the tokens waits for it before
+            answering (``refresh_answering`` counts them): the refresh token is already spent, as
+            when a client dies while the issuer's answer is on its way (codex-protocol.md §3).
         responses_gate: the same for every ``/codex/responses`` call (before the auth check).
         authorize_account: the account ``/oauth/authorize`` logs in (default: the first added).
         authorize_error: when set, ``/oauth/authorize`` redirects with ``error=<it>`` (user refused).
@@ -122,6 +125,8 @@ class FakeUpstream:
         """Requests whose client went away before the fake finished answering."""
         self.refresh_gate: trio.Event | None = None
         self.refresh_waiting = 0
+        self.refresh_answer_gate: trio.Event | None = None
+        self.refresh_answering = 0
         self.responses_gate: trio.Event | None = None
         self.authorize_account: FakeAccount | None = None
         self.authorize_error: str | None = None
