@@ -7,6 +7,7 @@ access log lines (``codexgw.access[w0]``).
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -210,6 +211,44 @@ async def test_sigterm_drains_every_worker(env: Env, sup) -> None:
     assert len(bodies) == 8 and all(b.rstrip().endswith("data: [DONE]") for b in bodies), bodies
     assert await s.stop() == 0
     assert s.text().count("received SIGTERM") == 3  # the supervisor, and each worker once
+    assert not any(alive(p) for p in s.pids)
+
+
+async def test_streams_longer_than_the_grace_end_in_band_in_every_worker(env: Env, sup) -> None:
+    """SIGTERM with ``--grace 1``: streams of ~10 s in both workers end with ``server_shutting_down``
+    in-band and a whole body (issue 16's drain, run by each worker), and the supervisor exits 0."""
+    env.add_account("alice")
+    env.fake.delta_interval_s = 0.25
+    s = sup("--grace", "1")
+    await s.started()
+    words = [f"w{i} " for i in range(40)]
+    bodies: list[str] = []
+
+    async def stream() -> None:
+        async with (
+            httpx.AsyncClient(timeout=30) as client,
+            client.stream("POST", f"{s.url}/v1/chat/completions", json={**CHAT, "stream": True}) as r,
+        ):
+            bodies.append("".join([chunk async for chunk in r.aiter_text()]))
+
+    for _ in range(6):
+        env.fake.script(None, Text("".join(words), chunks=words))
+    async with trio.open_nursery() as nursery:
+        for _ in range(6):
+            nursery.start_soon(stream)
+        with trio.fail_after(10):
+            while len(env.fake.responses_requests()) < 6:
+                await trio.sleep(0.02)
+        await trio.sleep(0.3)
+        started = time.monotonic()
+        s.terminate()
+    assert len(bodies) == 6 and all("server_shutting_down" in b for b in bodies), bodies
+    for body in bodies:  # a whole body whose last event is the in-band error (no [DONE] after a cut)
+        last = [line for line in body.splitlines() if line.startswith("data: ")][-1]
+        assert json.loads(last[6:])["error"]["code"] == "server_shutting_down", body
+    assert await s.stop() == 0
+    assert time.monotonic() - started < 8
+    assert len(re.findall(r"drain: finished \d+, cut \d+", s.text())) == 2, s.text()[-2000:]
     assert not any(alive(p) for p in s.pids)
 
 
