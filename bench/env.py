@@ -193,3 +193,8 @@ def raise_nofile() -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < hard:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def log(message: str) -> None:
+    """One timestamped progress line of a bench run, on stdout."""
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", flush=True)

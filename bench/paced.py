@@ -28,7 +28,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from .env import ROOT, Bench, free_port, stop, wait_port
+from .env import ROOT, Bench, free_port, log, stop, wait_port
 
 SERVER_CPU = 0
 REST_CPU = 1
@@ -79,8 +79,6 @@ def run(
     bench: Bench, client: Callable[..., dict], quick: bool, compare_cmd: list[str] | None = None
 ) -> dict:
     """Run the scenario (see the module docstring); returns the JSON-able result."""
-    from .run import log
-
     streams, deltas, pace, repeats = (50, 100, 20, 1) if quick else (100, 200, 40, 3)
     many, many_deltas = (300, 150) if quick else (1000, 250)
     run_client = _pinned_client(client)

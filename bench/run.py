@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 from . import dashboard, keys, paced, report, soak, startup
-from .env import ROOT, Bench, free_port, raise_nofile, stop, wait_port
+from .env import ROOT, Bench, free_port, log, raise_nofile, stop, wait_port
 from .procstat import cpu_model, loadavg
 
 SCENARIOS = ("startup", "latency", "throughput", "cpu", "paced", "hold", "ceiling", "dashboard", "keys", "soak")
@@ -141,10 +141,6 @@ def run_ceiling(quick: bool) -> dict:
         finally:
             stop(server)
     return out
-
-
-def log(message: str) -> None:
-    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
 def machine() -> dict:
