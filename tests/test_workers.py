@@ -108,6 +108,15 @@ async def fresh_posts(url: str, n: int, body: dict = CHAT) -> list[httpx.Respons
     return out
 
 
+async def stream_into(url: str, bodies: list[str]) -> None:
+    """One streamed chat request on its own connection; its whole body is appended to ``bodies``."""
+    async with (
+        httpx.AsyncClient(timeout=30) as client,
+        client.stream("POST", f"{url}/v1/chat/completions", json={**CHAT, "stream": True}) as r,
+    ):
+        bodies.append("".join([chunk async for chunk in r.aiter_text()]))
+
+
 @pytest.fixture
 async def sup(env: Env):
     made: list[Supervisor] = []
@@ -190,18 +199,11 @@ async def test_sigterm_drains_every_worker(env: Env, sup) -> None:
     words = [f"w{i} " for i in range(12)]  # about 1.2 s each
     bodies: list[str] = []
 
-    async def stream() -> None:
-        async with (
-            httpx.AsyncClient(timeout=30) as client,
-            client.stream("POST", f"{s.url}/v1/chat/completions", json={**CHAT, "stream": True}) as r,
-        ):
-            bodies.append("".join([chunk async for chunk in r.aiter_text()]))
-
     for _ in range(8):
         env.fake.script(None, Text("".join(words), chunks=words))
     async with trio.open_nursery() as nursery:
         for _ in range(8):
-            nursery.start_soon(stream)
+            nursery.start_soon(stream_into, s.url, bodies)
         with trio.fail_after(10):
             while len(env.fake.responses_requests()) < 8:
                 await trio.sleep(0.02)
@@ -224,18 +226,11 @@ async def test_streams_longer_than_the_grace_end_in_band_in_every_worker(env: En
     words = [f"w{i} " for i in range(40)]
     bodies: list[str] = []
 
-    async def stream() -> None:
-        async with (
-            httpx.AsyncClient(timeout=30) as client,
-            client.stream("POST", f"{s.url}/v1/chat/completions", json={**CHAT, "stream": True}) as r,
-        ):
-            bodies.append("".join([chunk async for chunk in r.aiter_text()]))
-
     for _ in range(6):
         env.fake.script(None, Text("".join(words), chunks=words))
     async with trio.open_nursery() as nursery:
         for _ in range(6):
-            nursery.start_soon(stream)
+            nursery.start_soon(stream_into, s.url, bodies)
         with trio.fail_after(10):
             while len(env.fake.responses_requests()) < 6:
                 await trio.sleep(0.02)
