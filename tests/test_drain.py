@@ -18,6 +18,7 @@ import trio
 
 from tests.conftest import Env
 from tests.fakes import Hold, Text
+from tests.sse_data import data_events
 from tests.wsclient import Rejected, connect
 
 pytestmark = pytest.mark.trio
@@ -28,14 +29,6 @@ LONG = Text("word " * 200, chunks=["word "] * 200)
 """200 deltas: 20 s at the fake's 0.1 s per delta, far longer than any grace here."""
 
 
-def data_events(lines: list[str]) -> list[Any]:
-    """The JSON of every ``data:`` line (``[DONE]`` kept as the string)."""
-    out = []
-    for line in lines:
-        if line.startswith("data: "):
-            payload = line[len("data: ") :]
-            out.append(payload if payload == "[DONE]" else json.loads(payload))
-    return out
 
 
 async def stream_then_drain(env: Env, path: str, body: dict[str, Any], *, begin_after: int = 1) -> list[str]:

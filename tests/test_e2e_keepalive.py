@@ -13,7 +13,6 @@ first byte is checked to come no sooner than the (scaled) 10 s.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import httpx
@@ -22,6 +21,7 @@ import trio
 
 from tests.conftest import Env
 from tests.fakes import Failed, Hold, Text, UsageLimit
+from tests.sse_data import data_events as data_of
 
 pytestmark = pytest.mark.trio
 
@@ -70,13 +70,6 @@ async def read_stream(
     return r, lines, first_at
 
 
-def data_of(lines: list[str]) -> list[Any]:
-    out = []
-    for line in lines:
-        if line.startswith("data: "):
-            payload = line[len("data: ") :]
-            out.append(payload if payload == "[DONE]" else json.loads(payload))
-    return out
 
 
 def chat_text(payloads: list[Any]) -> str:
