@@ -62,8 +62,8 @@ def _pinned_client(client: Callable[..., dict]) -> Callable[..., dict]:
     return run
 
 
-def _spawn(args: list[str], port: int, env: dict[str, str] | None = None) -> subprocess.Popen:
-    proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def _spawn(args: list[str], port: int, env: dict[str, str] | None = None, cwd: Path = ROOT) -> subprocess.Popen:
+    proc = subprocess.Popen(args, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_port(port, 30, proc)
     pin(proc.pid, SERVER_CPU)
     return proc
@@ -95,7 +95,9 @@ def run(
         if compare_cmd:
             port = free_port()
             args = [*compare_cmd, *bench.server_args(port)[len(bench.server_cmd or bench.codexgw_cmd()) :]]
-            other = _spawn(args, port, env={**os.environ, "SHIV_ROOT": str(bench.work / "shiv")})
+            # Not from this checkout's directory: ``python -m codexgw`` would import this checkout's
+            # package (the working directory comes first on sys.path) instead of the other's.
+            other = _spawn(args, port, env={**os.environ, "SHIV_ROOT": str(bench.work / "shiv")}, cwd=bench.work)
             procs.append(other)
             targets["compare-responses"] = (port, other.pid, "responses")
             targets["compare-chat"] = (port, other.pid, "chat")

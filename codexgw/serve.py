@@ -121,9 +121,9 @@ async def serve(
             encrypted and ``settings.store_passphrase`` is missing or wrong.
     """
     import httpx
-    import hypercorn.trio
 
     from codexgw.api.app import create_app
+    from codexgw.api.server import serve_http
     from codexgw.auth.refresh import Refresher
     from codexgw.client.sender import UpstreamSender
     from codexgw.client.transport import UPSTREAM_LIMITS, ShardedTransport, new_http_client
@@ -233,9 +233,7 @@ async def serve(
                     nursery.start_soon(Notifier(settings.notify, accounts, http, clock=clock).run)
 
                 async def http_server(*, task_status: trio.TaskStatus[list[str]]) -> None:
-                    await hypercorn.trio.serve(
-                        app, config, shutdown_trigger=shutdown.wait, task_status=task_status
-                    )
+                    await serve_http(app, config, shutdown_trigger=shutdown.wait, task_status=task_status)
                     nursery.cancel_scope.cancel()
 
                 urls = await nursery.start(http_server)

@@ -80,9 +80,9 @@ def run(settings: Settings, *, serve_gateway: Callable[..., Awaitable[None]] | N
     if settings.workers > 1 and settings.worker_index is None:
         _supervise(settings)
         return
-    import hypercorn.trio  # noqa: F401  (what serve() imports, loaded first so that _tune_gc freezes it)
     import trio
 
+    import codexgw.api.server  # noqa: F401  (hypercorn, what serve() imports, loaded first so that _tune_gc freezes it)
     from codexgw.cli.startup import StartupError, startup_failure
 
     if serve_gateway is None:

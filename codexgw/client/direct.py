@@ -127,6 +127,11 @@ class DirectBody:
             return True
         return False
 
+    async def readable(self) -> None:
+        """Wait until the socket is readable, with no deadline of its own: the caller's cancel scope
+        bounds it (cancel-safe like :meth:`wait`)."""
+        await trio.lowlevel.wait_readable(self._trio_socket)
+
     def finish(self) -> None:
         """Read what is there without waiting, so that a body whose end already arrived leaves its
         connection reusable when the response is closed (never raises)."""

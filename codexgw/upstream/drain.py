@@ -134,14 +134,24 @@ class Drain:
         checks ``scope.cancelled_caught`` after the block and reports
         :class:`~codexgw.errors.ServerShuttingDownError`. Never ``yield`` inside it (trio rule)."""
         scope = trio.CancelScope()
-        if self._cutting:
-            scope.cancel()
-        self._scopes.add(scope)
+        self.watch(scope)
         try:
             with scope:
                 yield scope
         finally:
             self._scopes.discard(scope)
+
+    def watch(self, scope: trio.CancelScope) -> None:
+        """Let :meth:`cut_now` cancel ``scope`` (cancelled at once when already cutting); the
+        caller calls :meth:`unwatch` when its block ends. :meth:`cuttable` in two calls, for a loop
+        that already has a scope of its own (the direct reader's wait, ``UpstreamStream.paced_batches``)."""
+        if self._cutting:
+            scope.cancel()
+        self._scopes.add(scope)
+
+    def unwatch(self, scope: trio.CancelScope) -> None:
+        """Forget ``scope`` (see :meth:`watch`; never raises)."""
+        self._scopes.discard(scope)
 
     async def guard(self, source: AsyncIterator[T]) -> AsyncIterator[T]:
         """``source``'s items, each wait for the next one :meth:`cuttable`.

@@ -128,12 +128,13 @@ async def relay(
     on_silence = handler.heartbeat
     try:
         interval_s = gw.settings.heartbeat_s
-        heartbeat = (  # the body read in this task when it can be (no pump), else httpx and a pump
-            stream.paced_batches(interval_s, gw.settings.coalesce_ms / 1000)
-            if stream.direct
-            else with_heartbeat(stream.batches(), nursery=gw.nursery, interval_s=interval_s)
-        )
-        heartbeat = gw.drain.guard(heartbeat)  # the drain's cut: ServerShuttingDownError, told in-band
+        # The body read in this task when it can be (no pump; the drain's cut cancels its wait),
+        # else httpx and a pump, with the drain's guard around each wait. Either way a cut is
+        # ServerShuttingDownError, told in-band.
+        if stream.direct:
+            heartbeat = stream.paced_batches(interval_s, gw.settings.coalesce_ms / 1000, cut=gw.drain)
+        else:
+            heartbeat = gw.drain.guard(with_heartbeat(stream.batches(), nursery=gw.nursery, interval_s=interval_s))
         async with aclosing(heartbeat) as batches:  # closed now when the loop ends, not at GC
             async for batch in batches:
                 if batch is None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import trio
@@ -21,6 +21,9 @@ from codexgw.errors import UpstreamConnectionError
 from codexgw.store.sqlite import Account
 from codexgw.translate.events import PRE_OUTPUT_EVENTS, Batch, event_type
 from codexgw.translate.sse import SSEDecoder, SSEEvent, SSEProtocolError
+
+if TYPE_CHECKING:
+    from codexgw.upstream.drain import Drain
 
 
 @dataclass
@@ -136,16 +139,22 @@ class UpstreamStream:
         """The body is read straight off the socket: :meth:`paced_batches` works."""
         return self._direct is not None
 
-    async def paced_batches(self, interval_s: float, coalesce_s: float = 0.0) -> AsyncIterator[Batch | None]:
+    async def paced_batches(
+        self, interval_s: float, coalesce_s: float = 0.0, *, cut: Drain | None = None
+    ) -> AsyncIterator[Batch | None]:
         """:meth:`batches` read in the caller's task, with ``None`` after each ``interval_s`` of
         silence (the heartbeat: a deadline on the wait, no pump task). Each batch holds every
         complete event that could be read at once (coalesced); with ``coalesce_s`` > 0 a batch also
         waits up to that long (s) after its first event for more (``serve --coalesce-ms``: fewer,
         larger writes to the client, each event up to that much later). Only when :attr:`direct`.
 
+        ``cut``: the process's drain; its cut cancels the wait for the next event (the wait's own
+        scope, so no :meth:`Drain.guard` layer and no second scope per event: issue 17).
+
         Raises:
             UpstreamConnectionError: the connection broke, the stream ended mid-event, or nothing
                 came for the read timeout (300 s, codex-protocol.md §8.4).
+            ServerShuttingDownError: ``cut`` cut the stream (the relay's handler tells it in-band).
         """
         direct = self._direct
         assert direct is not None
@@ -179,7 +188,18 @@ class UpstreamStream:
                 if got:
                     heard, got = now, False
                 give_up = heard + self._read_timeout_s
-                if not await direct.wait(min(now + interval_s, give_up)):
+                scope = trio.CancelScope(deadline=min(now + interval_s, give_up))
+                if cut is not None:
+                    cut.watch(scope)
+                try:
+                    with scope:
+                        await direct.readable()
+                finally:
+                    if cut is not None:
+                        cut.unwatch(scope)
+                if scope.cancelled_caught:
+                    if cut is not None and cut.cutting:
+                        raise cut.shutting_down()
                     if trio.current_time() >= give_up:
                         raise read_timed_out()
                     yield None

@@ -1,0 +1,152 @@
+"""codexgw/api/server.py: hypercorn's worker whose connections send each chunk straight to the socket.
+
+Real sockets on 127.0.0.1; a bare ASGI app streams chunks to a raw client.
+"""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+import trio
+from hypercorn.config import Config
+
+from codexgw.api.server import Connection, serve_http
+
+
+class Steps(trio.abc.Instrument):
+    """Counts the scheduler steps of tasks whose name contains ``name``."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.steps = 0
+
+    def before_task_step(self, task: trio.lowlevel.Task) -> None:
+        if self.name in task.name:
+            self.steps += 1
+
+
+def streaming_app(chunks: list[bytes], finished: list[str]):
+    async def app(scope, receive, send):
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                await send({"type": message["type"] + ".complete"})
+                if message["type"] == "lifespan.shutdown":
+                    return
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+        for chunk in chunks:
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+        finished.append("done")
+
+    return app
+
+
+def config() -> Config:
+    c = Config()
+    c.bind = ["127.0.0.1:0"]
+    c.accesslog = None
+    c.graceful_timeout = 1
+    return c
+
+
+def dechunk(raw: bytes) -> bytes:
+    head, _, body = raw.partition(b"\r\n\r\n")
+    assert b"transfer-encoding: chunked" in head.lower()
+    out = b""
+    while True:
+        size_line, _, body = body.partition(b"\r\n")
+        size = int(size_line, 16)
+        if size == 0:
+            return out
+        out, body = out + body[:size], body[size + 2 :]
+
+
+async def serving(nursery: trio.Nursery, app, shutdown: trio.Event) -> int:
+    urls = await nursery.start(lambda task_status: serve_http(app, config(), shutdown_trigger=shutdown.wait, task_status=task_status))
+    return int(urls[0].rsplit(":", 1)[1])
+
+
+async def fetch(port: int, *, read_delay_s: float = 0.0, rcvbuf: int | None = None) -> bytes:
+    sock = trio.socket.socket()
+    if rcvbuf:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    await sock.connect(("127.0.0.1", port))
+    await sock.send(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    raw = b""
+    while data := await sock.recv(65536):
+        raw += data
+        if read_delay_s:
+            await trio.sleep(read_delay_s)
+    sock.close()
+    return raw
+
+
+async def test_small_chunks_go_out_without_a_scheduler_round_each(nursery: trio.Nursery) -> None:
+    """200 chunks to a client that reads at once: the app's task takes far fewer steps than chunks
+    (hypercorn's own send path takes at least two scheduler rounds per chunk: its lock and its send)."""
+    chunks = [b"data: %d\n\n" % i for i in range(200)]
+    finished: list[str] = []
+    shutdown = trio.Event()
+    steps = Steps("task_group._handle")  # hypercorn runs the ASGI app in a task of this name
+    port = await serving(nursery, streaming_app(chunks, finished), shutdown)
+    trio.lowlevel.add_instrument(steps)
+    try:
+        raw = await fetch(port)
+    finally:
+        trio.lowlevel.remove_instrument(steps)
+    assert dechunk(raw) == b"".join(chunks)
+    assert finished == ["done"]
+    assert 0 < steps.steps < 50, steps.steps
+    shutdown.set()
+
+
+async def test_what_the_socket_does_not_take_waits_for_it_and_keeps_the_order(nursery: trio.Nursery) -> None:
+    """8 MiB in 256 KiB chunks to a slow reader with a small receive buffer: the rest of a partial
+    send goes hypercorn's way (waiting for the socket), every byte arrives once, in order."""
+    chunks = [bytes([65 + i % 26]) * (256 * 1024) for i in range(32)]
+    finished: list[str] = []
+    shutdown = trio.Event()
+    port = await serving(nursery, streaming_app(chunks, finished), shutdown)
+    raw = await fetch(port, read_delay_s=0.001, rcvbuf=16384)
+    assert dechunk(raw) == b"".join(chunks)
+    assert finished == ["done"]
+    shutdown.set()
+
+
+async def test_a_client_that_leaves_mid_stream_does_not_break_the_server(nursery: trio.Nursery) -> None:
+    chunks = [b"x" * 65536] * 400  # 25 MiB: far more than the socket buffers hold
+    finished: list[str] = []
+    shutdown = trio.Event()
+    port = await serving(nursery, streaming_app(chunks, finished), shutdown)
+    sock = trio.socket.socket()
+    await sock.connect(("127.0.0.1", port))
+    await sock.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    await sock.recv(65536)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")  # RST on close
+    sock.close()
+    with trio.fail_after(10):
+        while not finished:  # the app runs to its end (hypercorn drops what a gone client cannot take)
+            await trio.sleep(0.01)
+    small: list[str] = []
+    port2 = await serving(nursery, streaming_app([b"ok"], small), trio.Event())
+    assert dechunk(await fetch(port)) == b"x" * 65536 * 400
+    assert dechunk(await fetch(port2)) == b"ok"
+    shutdown.set()
+
+
+@pytest.mark.parametrize("tls", [False, True])
+def test_only_plain_tcp_connections_take_the_direct_send(tls: bool) -> None:
+    """TLS (trio.SSLStream) keeps hypercorn's path: the bytes must go through the TLS layer."""
+    a, b = socket.socketpair()
+    a.setblocking(False)
+    stream: object = trio.SocketStream(trio.socket.from_stdlib_socket(a))
+    if tls:
+        import ssl
+
+        stream = trio.SSLStream(stream, ssl.create_default_context(), server_side=False)  # type: ignore[arg-type]
+    connection = Connection(None, config(), None, {}, stream)  # type: ignore[arg-type]
+    assert (connection._raw is not None) is (not tls)
+    a.close()
+    b.close()
