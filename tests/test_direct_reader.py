@@ -288,3 +288,64 @@ async def test_a_coalescing_window_puts_events_that_come_within_it_in_one_batch(
         got = [b async for b in stream.paced_batches(30.0, coalesce_s=5.0)]
     await stream.aclose()
     assert len(got) == 1 and deltas(got) == ["w0", "w1", "w2"]
+
+
+async def test_between_the_first_and_the_last_chunk_the_reader_decodes_the_chunks_itself(
+    upstream: Upstream, sender: UpstreamSender
+) -> None:
+    """Chunk extensions, upper-case hex and a trailer split in two reads: h11 hands over after the
+    first read and takes the end back, and the connection is reused."""
+    go = trio.Event()
+
+    async def script(conn: trio.SocketStream) -> None:
+        await conn.send_all(HEAD + chunk(sse(0)))
+        await go.wait()
+        one = sse(1)
+        await conn.send_all(b"%X;name=value\r\n%s\r\n" % (len(one), one))
+        await trio.sleep(0.001)
+        await conn.send_all(chunk(sse(2)) + b"0\r\nx-trailer: 1\r\n")
+        await trio.sleep(0.001)
+        await conn.send_all(b"\r\n")
+
+    upstream.scripts += [script, whole(1)]
+    stream = await open_stream(sender, upstream)
+    direct = stream._direct
+    assert isinstance(direct, DirectBody)
+    got = []
+    with trio.fail_after(10):
+        batches = stream.paced_batches(5.0)
+        got.append(await batches.__anext__())
+        assert direct._own  # h11 stands between two chunks: the reader took over
+        go.set()
+        got += [b async for b in batches]
+    await stream.aclose()
+    assert deltas(got) == ["w0", "w1", "w2"] and direct.done and not direct._own
+    stream = await open_stream(sender, upstream)
+    assert deltas([b async for b in stream.batches()]) == ["w0"]
+    await stream.aclose()
+    assert upstream.accepted == 1 and upstream.closed_by_client == 0
+
+
+@pytest.mark.parametrize("framing", [b"zz\r\n", b"1_0\r\n", b"5\r\nabcdeXY", b"+5\r\n"], ids=["not-hex", "underscore", "bad-footer", "sign"])
+async def test_a_malformed_chunk_is_an_upstream_error_and_the_connection_is_not_reused(
+    upstream: Upstream, sender: UpstreamSender, framing: bytes
+) -> None:
+    go = trio.Event()
+
+    async def script(conn: trio.SocketStream) -> None:
+        await conn.send_all(HEAD + chunk(sse(0)))
+        await go.wait()
+        await conn.send_all(framing + b"\r\n" + END)
+        while await conn.receive_some(65536):
+            pass
+
+    upstream.scripts += [script, whole(1)]
+    stream = await open_stream(sender, upstream)
+    with pytest.raises(UpstreamConnectionError), trio.fail_after(10):
+        async for _batch in stream.paced_batches(5.0):
+            go.set()
+    await stream.aclose()
+    stream = await open_stream(sender, upstream)
+    assert deltas([b async for b in stream.batches()]) == ["w0"]
+    await stream.aclose()
+    assert upstream.accepted == 2

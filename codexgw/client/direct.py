@@ -14,15 +14,25 @@ chooses (cancel-safe: nothing is lost when that wait is cancelled). Because http
 sees every byte, closing the response after the body's end returns the connection to the pool as
 if httpcore had read it, and closing it earlier closes the connection.
 
+The chunked framing itself is decoded here once h11 stands between two chunks (h11's
+``ChunkedReader`` at a chunk boundary, nothing left in its buffer): per event that is one regex
+match and a slice instead of three ``next_event`` calls. At the last chunk (size 0) the rest of the
+bytes goes back to h11, from the boundary it was left at, so h11 itself reads the end of the
+message and reaches the state httpcore checks; closing earlier leaves h11 mid-body, and the
+connection is closed.
+
 It relies on httpcore 1.0's object layout (``PoolByteStream._stream`` →
 ``HTTP11ConnectionByteStream._connection._h11_state``, the trio backend's ``TrioStream._stream``);
 :meth:`DirectBody.attach` checks every step and returns ``None`` when anything differs (another
-httpcore, HTTP/2, TLS, a proxy), and the caller keeps httpx's path.
+httpcore, HTTP/2, TLS, a proxy), and the caller keeps httpx's path; and on h11 0.16's
+``ChunkedReader`` state (``_bytes_in_chunk``, ``_bytes_to_discard``, ``_reading_trailer``): when
+that differs, h11 decodes the whole body as before.
 """
 
 from __future__ import annotations
 
 import math
+import re
 import socket
 
 import h11
@@ -33,6 +43,11 @@ from codexgw.client.errors import BACKEND, transport_error
 from codexgw.errors import UpstreamConnectionError
 
 __all__ = ["DirectBody", "read_timed_out"]
+
+_CHUNK_HEAD = re.compile(rb"([0-9A-Fa-f]{1,20})[ \t]*(?:;[^\r\n]*)?\r\n")
+"""A chunk-size line (RFC 9112 §7.1; extensions ignored), as h11's ``chunk_header_re`` accepts."""
+_MAX_HEAD = 1024
+"""Longest chunk-size line accepted (bytes; h11 caps a line near 64 KiB, a real one is ~10)."""
 
 READ_BYTES = 65536
 """Bytes per ``recv`` (httpcore reads 64 KiB too)."""
@@ -52,6 +67,12 @@ class DirectBody:
         self._trio_socket = trio_socket
         self._recv = raw.recv
         self.done = False
+        self._own: bool = False
+        """Decoding the chunks here (between h11's handing over and the last chunk)."""
+        self._buf = bytearray()
+        self._in_chunk = 0  # payload bytes of the current chunk still to come
+        self._discard = b""  # bytes of a chunk's closing CRLF still to come
+        self._handed = b""  # what h11 still expected to discard when it handed over
 
     @classmethod
     def attach(cls, response: httpx.Response) -> DirectBody | None:
@@ -84,6 +105,8 @@ class DirectBody:
         Raises:
             UpstreamConnectionError: the connection broke, or closed before the body's end.
         """
+        if self._own:
+            return self._read_own()
         state = self._h11
         out: list[bytes] = []
         size = 0
@@ -94,6 +117,10 @@ class DirectBody:
             except h11.RemoteProtocolError:
                 raise transport_error(httpx.RemoteProtocolError("incomplete body"), peer=BACKEND) from None
             if event is h11.NEED_DATA:
+                if self._take_over():
+                    if not (size >= MAX_READY or short):
+                        out.append(self._read_own())
+                    break
                 if size >= MAX_READY or short:  # a short read took all there was: don't ask again
                     break  # (saves a failing recv per event; the wait returns at once if more came)
                 try:
@@ -109,6 +136,122 @@ class DirectBody:
                 out.append(event.data)
             else:  # EndOfMessage (or the connection closed / paused: nothing more to read either way)
                 self.done = True
+        return b"".join(out)
+
+    def _take_over(self) -> bool:
+        """Decode the chunks here from now on if h11 stands at a chunk boundary with nothing
+        buffered; ``True`` when it did (see the module docstring)."""
+        reader = getattr(self._h11, "_reader", None)
+        if (
+            type(reader) is not h11._readers.ChunkedReader
+            or reader._bytes_in_chunk != 0
+            or reader._reading_trailer
+            or self._h11.trailing_data != (b"", False)
+        ):
+            return False
+        handed = reader._bytes_to_discard
+        if not isinstance(handed, bytes) or len(handed) > 2:
+            return False
+        self._own, self._handed, self._discard = True, handed, handed
+        return True
+
+    def _read_own(self) -> bytes:
+        """:meth:`read_ready` while the chunks are decoded here: receive until the socket would
+        block (one ``recv`` when it returned less than asked), decode, hand the end to h11.
+
+        Raises:
+            UpstreamConnectionError: the connection broke or closed mid-body, or a chunk's framing
+                was not HTTP/1.1's.
+        """
+        out: list[bytes] = []
+        buf = self._buf
+        size = 0
+        while size < MAX_READY:
+            try:
+                data = self._recv(READ_BYTES)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError:
+                raise transport_error(httpx.ReadError("recv failed"), peer=BACKEND) from None
+            if not data:
+                raise transport_error(httpx.RemoteProtocolError("incomplete body"), peer=BACKEND)
+            size += len(data)
+            if not buf and not self._in_chunk and not self._discard:  # the usual: one whole chunk
+                match = _CHUNK_HEAD.match(data)
+                if match is not None:
+                    start = match.end()
+                    end = start + int(match[1], 16)
+                    if end > start and len(data) == end + 2 and data.endswith(b"\r\n"):
+                        out.append(data[start:end])
+                        if len(data) < READ_BYTES:
+                            break
+                        continue
+            buf += data
+            if self._decode(buf, out):  # the last chunk: h11 has the rest
+                return b"".join(out) + self._read_h11_end()
+            if len(data) < READ_BYTES:
+                break
+        return b"".join(out)
+
+    def _decode(self, buf: bytearray, out: list[bytes]) -> bool:
+        """Move the whole chunks' payloads of ``buf`` to ``out``; ``True`` at the last chunk (its
+        bytes, and h11's pending discard before them, were given to h11).
+
+        Raises:
+            UpstreamConnectionError: a chunk's framing was not HTTP/1.1's.
+        """
+        pos = 0
+        while True:
+            if self._discard:
+                got = bytes(buf[pos : pos + len(self._discard)])
+                if not self._discard.startswith(got):
+                    raise transport_error(httpx.RemoteProtocolError("malformed chunk footer"), peer=BACKEND)
+                pos += len(got)
+                self._discard = self._discard[len(got) :]
+                if self._discard:
+                    break
+            if self._in_chunk:
+                piece = bytes(buf[pos : pos + self._in_chunk])
+                if not piece:
+                    break
+                out.append(piece)
+                pos += len(piece)
+                self._in_chunk -= len(piece)
+                if not self._in_chunk:
+                    self._discard = b"\r\n"
+                continue
+            match = _CHUNK_HEAD.match(buf, pos)
+            if match is None:
+                if buf.find(b"\n", pos) >= 0 or len(buf) - pos > _MAX_HEAD:
+                    raise transport_error(httpx.RemoteProtocolError("illegal chunk header"), peer=BACKEND)
+                break
+            size = int(match[1], 16)
+            if size == 0:  # the end: h11 reads it, from where it was left (its pending discard first)
+                self._own = False
+                self._h11.receive_data(self._handed + bytes(buf[pos:]))
+                buf.clear()
+                return True
+            pos = match.end()
+            self._in_chunk = size
+        del buf[:pos]
+        return False
+
+    def _read_h11_end(self) -> bytes:
+        """After the hand-back: let h11 read the message's end (``done`` once it did; if the
+        trailer is not all there yet, :meth:`read_ready` goes on through h11)."""
+        out: list[bytes] = []
+        while True:
+            try:
+                event = self._h11.next_event()
+            except h11.RemoteProtocolError:
+                raise transport_error(httpx.RemoteProtocolError("malformed chunked body"), peer=BACKEND) from None
+            if type(event) is h11.Data:
+                out.append(event.data)
+            elif event is h11.NEED_DATA:
+                break
+            else:
+                self.done = True
+                break
         return b"".join(out)
 
     async def wait(self, deadline: float) -> bool:
