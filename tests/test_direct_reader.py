@@ -349,3 +349,33 @@ async def test_a_malformed_chunk_is_an_upstream_error_and_the_connection_is_not_
     assert deltas([b async for b in stream.batches()]) == ["w0"]
     await stream.aclose()
     assert upstream.accepted == 2
+
+
+async def test_an_end_that_came_after_the_last_read_still_returns_the_connection(
+    upstream: Upstream, sender: UpstreamSender
+) -> None:
+    """The reader stopped asking the socket after a short read; the end arrived later, before the
+    close: closing reads it, and the connection goes back to the pool."""
+    from codexgw.upstream.relay import collect
+
+    arrived = trio.Event()
+
+    async def script(conn: trio.SocketStream) -> None:
+        await conn.send_all(HEAD)
+        await trio.sleep(0.05)  # the first event comes in a read of the reader's own
+        await conn.send_all(chunk(sse(0)))
+        await trio.sleep(0.05)
+        await conn.send_all(chunk(sse(1)) + END)
+        arrived.set()
+
+    upstream.scripts += [script, whole(1)]
+    stream = await open_stream(sender, upstream)
+    seen: list[dict] = []
+    with trio.fail_after(10):
+        await collect(stream, seen.append, until=seen.__len__)  # stops after the first event
+        await arrived.wait()
+        await trio.sleep(0.05)  # the end is in the socket now, unread
+    await stream.aclose()
+    stream = await open_stream(sender, upstream)
+    await stream.aclose()
+    assert seen[0]["delta"] == "w0" and upstream.accepted == 1

@@ -73,6 +73,10 @@ class DirectBody:
         self._in_chunk = 0  # payload bytes of the current chunk still to come
         self._discard = b""  # bytes of a chunk's closing CRLF still to come
         self._handed = b""  # what h11 still expected to discard when it handed over
+        self._dry = False
+        """The last ``recv`` took less than asked: the socket had no more, so :meth:`read_ready`
+        does not ask it again (a failing ``recv`` and its ``BlockingIOError`` per event) until a
+        wait saw it readable."""
 
     @classmethod
     def attach(cls, response: httpx.Response) -> DirectBody | None:
@@ -105,6 +109,8 @@ class DirectBody:
         Raises:
             UpstreamConnectionError: the connection broke, or closed before the body's end.
         """
+        if self._dry:
+            return b""
         if self._own:
             return self._read_own()
         state = self._h11
@@ -132,6 +138,7 @@ class DirectBody:
                 state.receive_data(data)  # b"": the peer closed; h11 says whether the body was whole
                 size += len(data)
                 short = 0 < len(data) < READ_BYTES
+                self._dry = short
             elif type(event) is h11.Data:
                 out.append(event.data)
             else:  # EndOfMessage (or the connection closed / paused: nothing more to read either way)
@@ -184,12 +191,14 @@ class DirectBody:
                     if end > start and len(data) == end + 2 and data.endswith(b"\r\n"):
                         out.append(data[start:end])
                         if len(data) < READ_BYTES:
+                            self._dry = True
                             break
                         continue
             buf += data
             if self._decode(buf, out):  # the last chunk: h11 has the rest
                 return b"".join(out) + self._read_h11_end()
             if len(data) < READ_BYTES:
+                self._dry = True
                 break
         return b"".join(out)
 
@@ -264,9 +273,11 @@ class DirectBody:
         """
         if math.isinf(deadline):
             await trio.lowlevel.wait_readable(self._trio_socket)
+            self._dry = False
             return True
         with trio.move_on_at(deadline):
             await trio.lowlevel.wait_readable(self._trio_socket)
+            self._dry = False
             return True
         return False
 
@@ -274,10 +285,12 @@ class DirectBody:
         """Wait until the socket is readable, with no deadline of its own: the caller's cancel scope
         bounds it (cancel-safe like :meth:`wait`)."""
         await trio.lowlevel.wait_readable(self._trio_socket)
+        self._dry = False
 
     def finish(self) -> None:
         """Read what is there without waiting, so that a body whose end already arrived leaves its
         connection reusable when the response is closed (never raises)."""
+        self._dry = False  # the end may have come since the last read
         try:
             while not self.done and self.read_ready():
                 pass
