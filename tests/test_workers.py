@@ -277,6 +277,28 @@ async def test_workers_exit_when_the_supervisor_is_killed(env: Env, sup) -> None
     assert not any(alive(p) for p in s.pids)
 
 
+async def test_the_liveness_watch_is_a_task_that_drains_on_the_pipes_end() -> None:
+    """The worker's watch on its supervisor's pipe (stdin) runs in the nursery, not a thread: data
+    is ignored, EOF sends this process SIGTERM (the drain), and the watch ends."""
+    from codexgw.cli.workers import _watch_supervisor
+
+    read_fd, write_fd = os.pipe()
+    try:
+        with trio.open_signal_receiver(signal.SIGTERM) as signals:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(_watch_supervisor, read_fd)
+                os.write(write_fd, b"still here")
+                await trio.sleep(0.05)
+                os.close(write_fd)
+                write_fd = -1
+                with trio.fail_after(5):
+                    assert await signals.__anext__() == signal.SIGTERM
+    finally:
+        os.close(read_fd)
+        if write_fd >= 0:
+            os.close(write_fd)
+
+
 async def test_a_keys_rpm_is_shared_by_the_workers(env: Env, sup) -> None:
     """rpm 6 over two workers: 6 requests pass, the next ones are refused whichever worker answers
     (per process, each worker would have let 6 through: 12)."""

@@ -34,7 +34,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
@@ -265,12 +264,17 @@ def _die_with_parent() -> None:
         libc.prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG = 1
 
 
-def _watch_supervisor(fd: int) -> None:
-    """Block on the liveness pipe (a daemon thread); EOF: the supervisor is gone, drain as on SIGTERM."""
+async def _watch_supervisor(fd: int) -> None:
+    """Wait on the liveness pipe (a task in the worker's nursery); EOF: the supervisor is gone,
+    drain as on SIGTERM."""
+    import trio
+
+    os.set_blocking(fd, False)
     while True:
+        await trio.lowlevel.wait_readable(fd)
         try:
             data = os.read(fd, 4096)
-        except InterruptedError:
+        except (BlockingIOError, InterruptedError):
             continue
         except OSError:
             data = b""
@@ -292,20 +296,23 @@ def worker_setup() -> tuple[Settings, Callable[..., Awaitable[None]]]:
         sys.exit(0)
     settings: Settings = payload["settings"]
     ready_fd: int = payload["ready_fd"]
-    threading.Thread(target=_watch_supervisor, args=(stdin.fileno(),), daemon=True).start()
+    liveness = stdin.fileno()
 
     async def serve_and_report(settings: Settings, **kw: Any) -> None:
         import trio
 
         from codexgw.serve import serve
 
-        async with trio.open_nursery() as nursery:
-            await nursery.start(
-                lambda task_status: serve(
-                    settings, task_status=task_status, setup_token=payload["setup_token"], **kw
+        async with trio.open_nursery() as outer:
+            outer.start_soon(_watch_supervisor, liveness)
+            async with trio.open_nursery() as nursery:
+                await nursery.start(
+                    lambda task_status: serve(
+                        settings, task_status=task_status, setup_token=payload["setup_token"], **kw
+                    )
                 )
-            )
-            os.write(ready_fd, b"R")
-            os.close(ready_fd)
+                os.write(ready_fd, b"R")
+                os.close(ready_fd)
+            outer.cancel_scope.cancel()  # served to the end: stop watching
 
     return settings, serve_and_report
