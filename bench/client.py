@@ -328,10 +328,20 @@ async def hold(ctx: Ctx, streams: int, pids: list[int], rss_at_s: float) -> dict
     }
 
 
-async def paced(ctx: Ctx, streams: int, ideal_s: float, pids: list[int], rss_at_s: float) -> dict:
+async def paced(
+    ctx: Ctx, streams: int, ideal_s: float, pids: list[int], rss_at_s: float, stagger_s: float = 0.0
+) -> dict:
+    """``streams`` paced streams at once; with ``stagger_s`` > 0 stream i starts i × stagger_s /
+    streams later (so streams' events do not arrive in step: each wake-up of the server then finds
+    one event, not one per stream)."""
     base = {str(pid): rss_bytes(pid) for pid in pids}
     start = snapshot(pids)
-    tasks = [asyncio.ensure_future(one(ctx, None)) for _ in range(streams)]
+
+    async def later(i: int):
+        await asyncio.sleep(i * stagger_s / streams)
+        return await one(ctx, None)
+
+    tasks = [asyncio.ensure_future(later(i) if stagger_s else one(ctx, None)) for i in range(streams)]
     await asyncio.sleep(min(rss_at_s, ideal_s / 2))  # every stream open, none finished yet
     rss_open = {str(pid): rss_bytes(pid) for pid in pids}
     results = await asyncio.wait_for(asyncio.gather(*tasks), ctx.timeout_s)
@@ -369,6 +379,7 @@ def main() -> None:
     parser.add_argument("--kind", choices=list(TERMINAL), required=True)
     parser.add_argument("--deltas", type=int, default=50)
     parser.add_argument("--pace-ms", type=int, default=0)
+    parser.add_argument("--stagger", action="store_true", help="paced: spread the starts over one pace interval")
     parser.add_argument("--count", type=int, default=300)
     parser.add_argument("--warmup", type=int, default=30)
     parser.add_argument("--concurrency", type=int, default=16)
@@ -398,7 +409,8 @@ def main() -> None:
     elif args.scenario == "hold":
         coro = hold(ctx, args.streams, args.pids, args.rss_at_s)
     else:
-        coro = paced(ctx, args.streams, args.ideal_s, args.pids, args.rss_at_s)
+        stagger_s = args.pace_ms / 1000 if args.stagger else 0.0
+        coro = paced(ctx, args.streams, args.ideal_s, args.pids, args.rss_at_s, stagger_s)
     start = resource.getrusage(resource.RUSAGE_SELF)
     t0 = time.perf_counter()
     out = asyncio.run(coro)
