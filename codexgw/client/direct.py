@@ -129,12 +129,9 @@ class DirectBody:
                     break
                 if size >= MAX_READY or short:  # a short read took all there was: don't ask again
                     break  # (saves a failing recv per event; the wait returns at once if more came)
-                try:
-                    data = self._recv(READ_BYTES)
-                except (BlockingIOError, InterruptedError):
+                data = self._recv_some()
+                if data is None:
                     break
-                except OSError:
-                    raise transport_error(httpx.ReadError("recv failed"), peer=BACKEND) from None
                 state.receive_data(data)  # b"": the peer closed; h11 says whether the body was whole
                 size += len(data)
                 short = 0 < len(data) < READ_BYTES
@@ -144,6 +141,20 @@ class DirectBody:
             else:  # EndOfMessage (or the connection closed / paused: nothing more to read either way)
                 self.done = True
         return b"".join(out)
+
+    def _recv_some(self) -> bytes | None:
+        """One ``recv`` of up to :data:`READ_BYTES`: the bytes (``b""``: the peer closed), or ``None``
+        when it would block.
+
+        Raises:
+            UpstreamConnectionError: the connection broke.
+        """
+        try:
+            return self._recv(READ_BYTES)
+        except (BlockingIOError, InterruptedError):
+            return None
+        except OSError:
+            raise transport_error(httpx.ReadError("recv failed"), peer=BACKEND) from None
 
     def _take_over(self) -> bool:
         """Decode the chunks here from now on if h11 stands at a chunk boundary with nothing
@@ -174,12 +185,9 @@ class DirectBody:
         buf = self._buf
         size = 0
         while size < MAX_READY:
-            try:
-                data = self._recv(READ_BYTES)
-            except (BlockingIOError, InterruptedError):
+            data = self._recv_some()
+            if data is None:
                 break
-            except OSError:
-                raise transport_error(httpx.ReadError("recv failed"), peer=BACKEND) from None
             if not data:
                 raise transport_error(httpx.RemoteProtocolError("incomplete body"), peer=BACKEND)
             size += len(data)
