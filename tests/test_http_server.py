@@ -63,6 +63,13 @@ def dechunk(raw: bytes) -> bytes:
         out, body = out + body[:size], body[size + 2 :]
 
 
+async def ended(finished: list[str]) -> None:
+    """Wait for the app to have returned (the client can see the body's end first)."""
+    with trio.fail_after(10):
+        while not finished:
+            await trio.sleep(0.01)
+
+
 async def serving(nursery: trio.Nursery, app, shutdown: trio.Event) -> int:
     urls = await nursery.start(lambda task_status: serve_http(app, config(), shutdown_trigger=shutdown.wait, task_status=task_status))
     return int(urls[0].rsplit(":", 1)[1])
@@ -97,6 +104,7 @@ async def test_small_chunks_go_out_without_a_scheduler_round_each(nursery: trio.
     finally:
         trio.lowlevel.remove_instrument(steps)
     assert dechunk(raw) == b"".join(chunks)
+    await ended(finished)
     assert finished == ["done"]
     assert 0 < steps.steps < 50, steps.steps
     shutdown.set()
@@ -111,6 +119,7 @@ async def test_what_the_socket_does_not_take_waits_for_it_and_keeps_the_order(nu
     port = await serving(nursery, streaming_app(chunks, finished), shutdown)
     raw = await fetch(port, read_delay_s=0.001, rcvbuf=16384)
     assert dechunk(raw) == b"".join(chunks)
+    await ended(finished)
     assert finished == ["done"]
     shutdown.set()
 
@@ -126,9 +135,7 @@ async def test_a_client_that_leaves_mid_stream_does_not_break_the_server(nursery
     await sock.recv(65536)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")  # RST on close
     sock.close()
-    with trio.fail_after(10):
-        while not finished:  # the app runs to its end (hypercorn drops what a gone client cannot take)
-            await trio.sleep(0.01)
+    await ended(finished)  # the app runs to its end (hypercorn drops what a gone client cannot take)
     small: list[str] = []
     port2 = await serving(nursery, streaming_app([b"ok"], small), trio.Event())
     assert dechunk(await fetch(port)) == b"x" * 65536 * 400
