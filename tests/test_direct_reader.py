@@ -379,3 +379,48 @@ async def test_an_end_that_came_after_the_last_read_still_returns_the_connection
     stream = await open_stream(sender, upstream)
     await stream.aclose()
     assert seen[0]["delta"] == "w0" and upstream.accepted == 1
+
+
+async def test_chunks_that_came_with_the_head_are_decoded_by_the_reader_not_h11(
+    upstream: Upstream, sender: UpstreamSender
+) -> None:
+    """httpcore's read of the head also brought three chunks: the first read_ready takes them from
+    h11's buffer (h11's ``next_event`` is not called: it would decode them one call per chunk), then
+    the rest arrives and the connection is reused."""
+    go = trio.Event()
+
+    async def script(conn: trio.SocketStream) -> None:
+        await conn.send_all(HEAD + b"".join(chunk(sse(i)) for i in range(3)))
+        await go.wait()
+        await conn.send_all(chunk(sse(3)) + END)
+
+    upstream.scripts += [script, whole(1)]
+    stream = await open_stream(sender, upstream)
+    direct = stream._direct
+    assert isinstance(direct, DirectBody) and direct._h11.trailing_data[0]  # h11 holds body bytes
+    events = 0
+    next_event = direct._h11.next_event
+
+    def counted() -> object:
+        nonlocal events
+        events += 1
+        return next_event()
+
+    direct._h11.next_event = counted  # type: ignore[method-assign]
+    first = direct.read_ready()
+    assert events == 0  # h11 decoded none of the three chunks
+    assert first == b"".join(sse(i) for i in range(3))
+    assert direct._own and direct._handed == b"" and direct._h11.trailing_data == (b"", False)
+    go.set()
+    got = [first]
+    with trio.fail_after(10):
+        while not direct.done:
+            if data := direct.read_ready():
+                got.append(data)
+            else:
+                await direct.wait(trio.current_time() + 5)
+    await stream.aclose()
+    assert b"".join(got) == b"".join(sse(i) for i in range(4))
+    stream = await open_stream(sender, upstream)
+    await stream.aclose()
+    assert upstream.accepted == 1

@@ -73,6 +73,7 @@ class DirectBody:
         self._in_chunk = 0  # payload bytes of the current chunk still to come
         self._discard = b""  # bytes of a chunk's closing CRLF still to come
         self._handed = b""  # what h11 still expected to discard when it handed over
+        self._tried = False  # the first read_ready tried the take-over with h11's buffered bytes
         self._dry = False
         """The last ``recv`` took less than asked: the socket had no more, so :meth:`read_ready`
         does not ask it again (a failing ``recv`` and its ``BlockingIOError`` per event) until a
@@ -113,6 +114,13 @@ class DirectBody:
             return b""
         if self._own:
             return self._read_own()
+        if not self._tried:
+            self._tried = True
+            if self._take_over(buffered=True):  # the first call: take the bytes h11 holds too
+                first: list[bytes] = []
+                if self._buf and self._decode(self._buf, first):  # the whole body came with the head
+                    return b"".join(first) + self._read_h11_end()
+                return b"".join(first) + self._read_own()
         state = self._h11
         out: list[bytes] = []
         size = 0
@@ -156,20 +164,33 @@ class DirectBody:
         except OSError:
             raise transport_error(httpx.ReadError("recv failed"), peer=BACKEND) from None
 
-    def _take_over(self) -> bool:
+    def _take_over(self, *, buffered: bool = False) -> bool:
         """Decode the chunks here from now on if h11 stands at a chunk boundary with nothing
-        buffered; ``True`` when it did (see the module docstring)."""
-        reader = getattr(self._h11, "_reader", None)
+        buffered; ``True`` when it did (see the module docstring). With ``buffered``, bytes h11
+        holds unread are moved to this reader first (h11's ``_receive_buffer``, checked): the first
+        call, when httpcore's read of the head also brought body bytes, so that h11 does not decode
+        the chunks of a burst one ``next_event`` at a time."""
+        state = self._h11
+        reader = getattr(state, "_reader", None)
         if (
             type(reader) is not h11._readers.ChunkedReader
             or reader._bytes_in_chunk != 0
             or reader._reading_trailer
-            or self._h11.trailing_data != (b"", False)
         ):
             return False
         handed = reader._bytes_to_discard
         if not isinstance(handed, bytes) or len(handed) > 2:
             return False
+        pending, closed = state.trailing_data
+        if closed or (pending and not buffered):
+            return False
+        if pending:
+            extract = getattr(getattr(state, "_receive_buffer", None), "maybe_extract_at_most", None)
+            if extract is None:
+                return False
+            self._buf += extract(len(pending))
+            if state.trailing_data != (b"", False):  # not h11 0.16's buffer after all: undo nothing, stop
+                raise transport_error(httpx.RemoteProtocolError("h11's buffer could not be taken"), peer=BACKEND)
         self._own, self._handed, self._discard = True, handed, handed
         return True
 
