@@ -17,7 +17,8 @@ Parameters travel in a marker ``bench-d<N>-p<PACE_MS>`` anywhere in the request 
 bench puts it in ``prompt_cache_key``, which codexgw forwards in the body and as the ``session_id``
 header, so it survives the gateway. Without a marker: ``--deltas`` and ``--pace-ms``.
 
-Usage: ``python -m bench.fast_upstream --port 0 --port-file FILE`` (loopback only).
+Usage: ``python -m bench.fast_upstream --port 0 --port-file FILE`` (loopback only); with
+``--certfile CERT --keyfile KEY`` it speaks HTTPS, as the real backend does (the paced TLS rows).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import contextlib
 import json
 import re
 import resource
+import ssl
 from pathlib import Path
 from typing import ClassVar
 
@@ -234,15 +236,15 @@ def _raise_nofile() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
-async def serve(port: int, port_file: Path | None) -> None:
+async def serve(port: int, port_file: Path | None, tls: ssl.SSLContext | None = None) -> None:
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(Upstream, "127.0.0.1", port, backlog=4096, reuse_address=True)
+    server = await loop.create_server(Upstream, "127.0.0.1", port, backlog=4096, reuse_address=True, ssl=tls)
     bound = server.sockets[0].getsockname()[1]
     if port_file is not None:
         tmp = port_file.with_suffix(".tmp")
         tmp.write_text(str(bound))
         tmp.rename(port_file)
-    print(f"fast upstream on http://127.0.0.1:{bound}", flush=True)
+    print(f"fast upstream on {'https' if tls else 'http'}://127.0.0.1:{bound}", flush=True)
     async with server:
         await server.serve_forever()
 
@@ -254,7 +256,13 @@ def main() -> None:
     parser.add_argument("--deltas", type=int, default=50, help="deltas when the request has no marker")
     parser.add_argument("--pace-ms", type=int, default=0, help="pacing when the request has no marker")
     parser.add_argument("--max-runtime-s", type=float, default=900.0, help="exit after this long regardless")
+    parser.add_argument("--certfile", help="serve HTTPS with this PEM certificate (and --keyfile), like the real backend")
+    parser.add_argument("--keyfile")
     args = parser.parse_args()
+    tls = None
+    if args.certfile:
+        tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        tls.load_cert_chain(args.certfile, args.keyfile)
     _raise_nofile()
     Upstream.default_deltas = args.deltas
     Upstream.default_pace_ms = args.pace_ms
@@ -263,7 +271,7 @@ def main() -> None:
 
     async def bounded() -> None:
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(serve(args.port, args.port_file), args.max_runtime_s)
+            await asyncio.wait_for(serve(args.port, args.port_file, tls), args.max_runtime_s)
 
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(bounded())

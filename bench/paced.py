@@ -10,7 +10,10 @@ through each target in turn (interleaved, ``repeats`` rounds, medians):
 * ``responses`` and ``chat``: codexgw's ``/v1/responses`` and ``/v1/chat/completions`` relaying
   the paced fast upstream;
 * ``floor``: a minimal trio socket-to-socket relay of the same upstream (``bench/floor.py``);
-* ``compare-responses``/``compare-chat``: a second codexgw (``--compare-cmd``), for A/B in one run.
+* ``compare-responses``/``compare-chat``: a second codexgw (``--compare-cmd``), for A/B in one run;
+* ``responses-tls``/``chat-tls`` (and ``compare-*-tls``): the same codexgw against an HTTPS fast
+  upstream (a self-signed certificate trusted through ``SSL_CERT_FILE``), since the real backend is
+  HTTPS (skipped when ``openssl`` is missing).
 
 The server under test is pinned to CPU 0, the load client and the fake upstream to CPU 1 (when the
 machine has two); CPU is the server's utime+stime from ``/proc`` over the run divided by the events
@@ -25,10 +28,11 @@ import os
 import statistics
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
-from .env import ROOT, Bench, free_port, log, stop, wait_port
+from .env import ROOT, Bench, clean_env, free_port, log, stop, wait_port
 
 SERVER_CPU = 0
 REST_CPU = 1
@@ -75,6 +79,45 @@ def _per_event(result: dict, pid: int, deltas: int) -> float | None:
     return round(cpu / events * 1e6, 1) if cpu is not None and events else None
 
 
+def _tls_upstream(bench: Bench, procs: list[subprocess.Popen]) -> tuple[str, Path] | None:
+    """Start an HTTPS fast upstream (a self-signed certificate for 127.0.0.1 made with ``openssl``,
+    pinned with the load); its ``https://`` base URL and the certificate's path, or ``None`` (logged)
+    when ``openssl`` is missing or the upstream did not start."""
+    cert, key, port_file = bench.work / "tls-cert.pem", bench.work / "tls-key.pem", bench.work / "tls-upstream.port"
+    try:
+        subprocess.run(
+            ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+             "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+             "-keyout", str(key), "-out", str(cert)],
+            check=True, capture_output=True, timeout=30,
+        )  # fmt: skip
+    except (OSError, subprocess.SubprocessError) as exc:
+        log(f"paced TLS rows skipped: no certificate ({exc})")
+        return None
+    port_file.unlink(missing_ok=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bench.fast_upstream", "--port-file", str(port_file), "--max-runtime-s", "900",
+         "--certfile", str(cert), "--keyfile", str(key)],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    procs.append(proc)
+    deadline = time.monotonic() + 20
+    while not port_file.exists():
+        if time.monotonic() > deadline or proc.poll() is not None:
+            log("paced TLS rows skipped: the HTTPS fast upstream did not start")
+            return None
+        time.sleep(0.02)
+    pin(proc.pid, REST_CPU)
+    return f"https://127.0.0.1:{int(port_file.read_text())}", cert
+
+
+def _upstream_at(args: list[str], base: str) -> list[str]:
+    """``args`` (a ``serve`` command line) with ``--upstream`` pointing at ``base``/backend-api."""
+    out = list(args)
+    out[out.index("--upstream") + 1] = f"{base}/backend-api"
+    return out
+
+
 def run(
     bench: Bench, client: Callable[..., dict], quick: bool, compare_cmd: list[str] | None = None
 ) -> dict:
@@ -101,6 +144,21 @@ def run(
             procs.append(other)
             targets["compare-responses"] = (port, other.pid, "responses")
             targets["compare-chat"] = (port, other.pid, "chat")
+        tls = _tls_upstream(bench, procs)
+        if tls is not None:  # the real backend is HTTPS: the same codexgw against an HTTPS fast upstream
+            url, cert = tls
+            env = {**(clean_env() if bench.server_mode == "pyz" else os.environ), "SSL_CERT_FILE": str(cert)}
+            env["SHIV_ROOT"] = str(bench.work / "shiv")
+            servers = [("", bench.server_cmd or bench.codexgw_cmd(), ROOT)]
+            if compare_cmd:
+                servers.append(("compare-", compare_cmd, bench.work))
+            for prefix, cmd, cwd in servers:
+                port = free_port()
+                args = _upstream_at([*cmd, *bench.server_args(port)[len(bench.server_cmd or bench.codexgw_cmd()) :]], url)
+                server = _spawn(args, port, env=env, cwd=cwd)
+                procs.append(server)
+                targets[f"{prefix}responses-tls"] = (port, server.pid, "responses")
+                targets[f"{prefix}chat-tls"] = (port, server.pid, "chat")
         port = free_port()
         floor = _spawn(
             [sys.executable, "-m", "bench.floor", "--port", str(port), "--upstream-port", str(bench.upstream_port)],
@@ -206,6 +264,12 @@ def markdown_rows(p: dict, row: Callable[[str], None], ok: Callable[[bool | None
     if "compare-responses" in r:
         row(f"| **paced**: the same through `--compare-cmd` | – | {cell('compare-responses')} | "
             f"{cell('compare-chat')} | | |")  # fmt: skip
+    if "responses-tls" in r:
+        row(f"| **paced**: the same with an HTTPS upstream (as the real backend) | – | {cell('responses-tls')} | "
+            f"{cell('chat-tls')} | | |")  # fmt: skip
+    if "compare-responses-tls" in r:
+        row(f"| **paced**: HTTPS upstream through `--compare-cmd` | – | {cell('compare-responses-tls')} | "
+            f"{cell('compare-chat-tls')} | | |")  # fmt: skip
     a = p["added_ttfb_ms"]
     worst = max(a.values()) if a else None
     row(f"| **paced**: added TTFB p50, one request at a time, unpaced (ms) | – | {a.get('responses')} | "

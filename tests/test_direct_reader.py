@@ -1,6 +1,6 @@
 """The upstream body read straight off its socket (codexgw/client/direct.py, UpstreamStream.paced_batches).
 
-A raw loopback HTTP/1.1 server sends exactly the bytes each test scripts (chunk boundaries where the
+A raw loopback HTTP/1.1 server (over plain TCP and over TLS: every test runs on both) sends exactly the bytes each test scripts (chunk boundaries where the
 test wants them, silences until the test lets it go on) and records the connections it accepted and
 which of them the client closed. No timing is asserted: silences are events the test controls.
 """
@@ -21,6 +21,7 @@ from codexgw.client.sender import UpstreamSender
 from codexgw.client.transport import ShardedTransport, new_http_client
 from codexgw.errors import UpstreamConnectionError
 from codexgw.upstream.stream import UpstreamStream
+from tests.tls_pair import client_context, server_context
 
 HEAD = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
 
@@ -35,7 +36,7 @@ def chunk(payload: bytes) -> bytes:
 
 
 END = b"0\r\n\r\n"
-Script = Callable[[trio.SocketStream], Awaitable[None]]
+Script = Callable[[trio.abc.Stream], Awaitable[None]]
 
 
 @dataclass
@@ -46,8 +47,9 @@ class Upstream:
     accepted: int = 0
     closed_by_client: int = 0
     port: int = 0
+    scheme: str = "http"
 
-    async def handle(self, conn: trio.SocketStream) -> None:
+    async def handle(self, conn: trio.abc.Stream) -> None:
         self.accepted += 1
         buf = b""
         try:
@@ -68,24 +70,41 @@ class Upstream:
             self.closed_by_client += 1
 
 
+@pytest.fixture(params=["http", "https"])
+def scheme(request: pytest.FixtureRequest) -> str:
+    """Every test runs over plain TCP and over TLS (the real backend is HTTPS: the reader takes
+    TLS plaintext through :class:`codexgw.client.direct_tls.TlsReceiver`)."""
+    return request.param
+
+
 @pytest.fixture
-async def upstream(nursery: trio.Nursery) -> Upstream:
-    up = Upstream()
-    listeners = await nursery.start(functools.partial(trio.serve_tcp, up.handle, 0, host="127.0.0.1"))
-    up.port = listeners[0].socket.getsockname()[1]
+async def upstream(nursery: trio.Nursery, scheme: str) -> Upstream:
+    up = Upstream(scheme=scheme)
+    if scheme == "https":
+        serve = functools.partial(trio.serve_ssl_over_tcp, up.handle, 0, server_context(), host="127.0.0.1")
+    else:
+        serve = functools.partial(trio.serve_tcp, up.handle, 0, host="127.0.0.1")
+    listeners = await nursery.start(serve)
+    inner = listeners[0].transport_listener if scheme == "https" else listeners[0]
+    up.port = inner.socket.getsockname()[1]
     return up
 
 
 @pytest.fixture
-async def sender() -> UpstreamSender:
-    sharded = ShardedTransport(shards=1, limits=httpx.Limits(max_connections=None, max_keepalive_connections=10))
+async def sender(scheme: str) -> UpstreamSender:
+    sharded = ShardedTransport(
+        shards=1,
+        limits=httpx.Limits(max_connections=None, max_keepalive_connections=10),
+        verify=client_context() if scheme == "https" else True,
+    )
     client = new_http_client(sharded=sharded)
     yield UpstreamSender(client, sharded)
     await client.aclose()
 
 
 async def open_stream(sender: UpstreamSender, up: Upstream) -> UpstreamStream:
-    response = await sender.send(httpx.URL(f"http://127.0.0.1:{up.port}/codex/responses"), content=b"{}", headers={})
+    url = httpx.URL(f"{up.scheme}://127.0.0.1:{up.port}/codex/responses")
+    response = await sender.send(url, content=b"{}", headers={})
     stream = UpstreamStream(account=None, response=response, headers={}, model=None, sent_at=0.0)  # type: ignore[arg-type]
     assert stream.direct
     return stream
@@ -143,6 +162,31 @@ async def test_chunk_boundaries_anywhere_and_one_connection_for_all(
             await stream.aclose()
             assert deltas(got) == ["w0", "w1", "w2"]
     assert upstream.accepted == 1  # every body read to its end returned the connection to the pool
+
+
+async def test_an_answer_larger_than_a_read_in_one_write(upstream: Upstream, sender: UpstreamSender) -> None:
+    """About 400 KB sent at once: many reads of 64 KiB (over TLS, many 16 KiB records per read, and
+    records cut across reads), all decoded, and the connection reused."""
+    events = [sse(i) + b": " + b"x" * 1000 + b"\n\n" for i in range(400)]
+
+    async def script(conn: trio.abc.Stream) -> None:
+        await conn.send_all(HEAD + b"".join(chunk(e) for e in events) + END)
+
+    upstream.scripts += [script, whole(1)]
+    for want in (events, [sse(0)]):
+        stream = await open_stream(sender, upstream)
+        direct = stream._direct
+        assert isinstance(direct, DirectBody)
+        got = []
+        with trio.fail_after(10):
+            while not direct.done:
+                if data := direct.read_ready():
+                    got.append(data)
+                else:
+                    await direct.wait(trio.current_time() + 5)
+        await stream.aclose()
+        assert b"".join(got) == b"".join(want)
+    assert upstream.accepted == 1
 
 
 async def test_streams_one_after_another_reuse_one_connection(upstream: Upstream, sender: UpstreamSender) -> None:

@@ -24,7 +24,9 @@ connection is closed.
 It relies on httpcore 1.0's object layout (``PoolByteStream._stream`` →
 ``HTTP11ConnectionByteStream._connection._h11_state``, the trio backend's ``TrioStream._stream``);
 :meth:`DirectBody.attach` checks every step and returns ``None`` when anything differs (another
-httpcore, HTTP/2, TLS, a proxy), and the caller keeps httpx's path; and on h11 0.16's
+httpcore, HTTP/2, a proxy), and the caller keeps httpx's path; over TLS (the real backend) the
+plaintext comes from :class:`codexgw.client.direct_tls.TlsReceiver` (trio's ``SSLStream`` objects,
+read without its awaits) instead of ``socket.recv``; and on h11 0.16's
 ``ChunkedReader`` state (``_bytes_in_chunk``, ``_bytes_to_discard``, ``_reading_trailer``): when
 that differs, h11 decodes the whole body as before.
 """
@@ -34,11 +36,13 @@ from __future__ import annotations
 import math
 import re
 import socket
+from collections.abc import Callable
 
 import h11
 import httpx
 import trio
 
+from codexgw.client.direct_tls import TlsReceiver
 from codexgw.client.errors import BACKEND, transport_error
 from codexgw.errors import UpstreamConnectionError
 
@@ -62,10 +66,13 @@ class DirectBody:
         done: the body ended (the whole message was received); :meth:`read_ready` returns ``b""``.
     """
 
-    def __init__(self, h11_state: h11.Connection, trio_socket: trio.socket.SocketType, raw: socket.socket) -> None:
+    def __init__(
+        self, h11_state: h11.Connection, trio_socket: trio.socket.SocketType, recv: Callable[[int], bytes]
+    ) -> None:
+        """``recv`` is the connection's ``socket.recv`` (plain TCP) or a :class:`TlsReceiver`."""
         self._h11 = h11_state
         self._trio_socket = trio_socket
-        self._recv = raw.recv
+        self._recv = recv
         self.done = False
         self._own: bool = False
         """Decoding the chunks here (between h11's handing over and the last chunk)."""
@@ -81,7 +88,7 @@ class DirectBody:
 
     @classmethod
     def attach(cls, response: httpx.Response) -> DirectBody | None:
-        """A reader for ``response``'s body, or ``None`` when it is not a plain-TCP HTTP/1.1 body
+        """A reader for ``response``'s body, or ``None`` when it is not an HTTP/1.1 body (over TCP or TLS)
         of httpcore 1.0's pool behind :class:`codexgw.client.transport.ShardedTransport` (or the
         body was already read from)."""
         stream = getattr(response.stream, "_stream", None)  # _InFlight -> httpx AsyncResponseStream
@@ -95,13 +102,14 @@ class DirectBody:
         if getattr(connection, "_network_stream", None) is not network or state.their_state is not h11.SEND_BODY:
             return None
         trio_stream = getattr(network, "_stream", None)  # httpcore's TrioStream wraps a trio stream
-        if type(trio_stream) is not trio.SocketStream:  # TLS (trio.SSLStream) and anything else: httpx's path
-            return None
+        if type(trio_stream) is not trio.SocketStream:
+            tls = TlsReceiver.attach(trio_stream)  # trio.SSLStream over TCP; anything else: httpx's path
+            return None if tls is None else cls(state, tls[1], tls[0])
         trio_socket = trio_stream.socket
         raw = getattr(trio_socket, "_sock", None)
         if not isinstance(raw, socket.socket) or raw.getblocking():
             return None
-        return cls(state, trio_socket, raw)
+        return cls(state, trio_socket, raw.recv)
 
     def read_ready(self) -> bytes:
         """Every body byte that can be had now without blocking (``b""`` for none yet or at the end:
