@@ -468,3 +468,31 @@ async def test_chunks_that_came_with_the_head_are_decoded_by_the_reader_not_h11(
     stream = await open_stream(sender, upstream)
     await stream.aclose()
     assert upstream.accepted == 1
+
+
+async def test_peek_decodes_a_burst_only_up_to_its_first_output_event(
+    upstream: Upstream, sender: UpstreamSender
+) -> None:
+    """A short answer that came in one write: peek stops decoding at the first content, past the
+    item's opening (the first delta: its bytes go
+    to the client first, issue 17's added TTFB); the rest is decoded by the next read, all of it,
+    in order, for both readers of the stream."""
+    created = b'event: response.created\ndata: {"type": "response.created"}\n\n'
+    created += b'event: response.output_item.added\ndata: {"type": "response.output_item.added"}\n\n'
+
+    async def script(conn: trio.abc.Stream) -> None:
+        await conn.send_all(HEAD + chunk(created + b"".join(sse(i) for i in range(5))) + END)
+
+    upstream.scripts += [script, script]
+    for paced in (False, True):
+        stream = await open_stream(sender, upstream)
+        first = await stream.peek()
+        assert first is not None and first[0] == "response.output_item.added"  # what failover looks at
+        kinds = ["response.created", "response.output_item.added", "response.output_text.delta"]
+        assert [event.event for event, _raw in stream._pending] == kinds  # up to the first content
+        with trio.fail_after(10):
+            got = [b async for b in (stream.paced_batches(5.0) if paced else stream.batches())]
+        await stream.aclose()
+        assert deltas([got[0][2:], *got[1:]]) == [f"w{i}" for i in range(5)]
+        assert len(got[0]) == 3 and got[1] is not None and len(got[1]) == 4  # the rest: one batch, one write
+    assert upstream.accepted == 1

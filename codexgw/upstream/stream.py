@@ -26,6 +26,10 @@ if TYPE_CHECKING:
     from codexgw.upstream.drain import Drain
 
 
+_NOT_YET_CONTENT = PRE_OUTPUT_EVENTS | {"response.output_item.added", "response.content_part.added"}
+"""Events before an answer's first content (see :meth:`UpstreamStream._decode_to_output`)."""
+
+
 @dataclass
 class UpstreamStream:
     """An upstream SSE stream that passed the peek and now belongs to the route.
@@ -49,6 +53,9 @@ class UpstreamStream:
     _direct: DirectBody | None = None
     """The body read straight off the socket (:mod:`codexgw.client.direct`), else ``None``: httpx's path."""
     _read_timeout_s: float = math.inf
+    _rest: bytes = b""
+    """Body bytes :meth:`peek` read but did not decode: everything after the first output event
+    (decoded by the next read, before anything new is read)."""
     _on_close: Callable[[], None] | None = None
     """Called once when closed (the ``active_streams`` metric)."""
     early_error: dict[str, Any] | None = None
@@ -71,19 +78,46 @@ class UpstreamStream:
         else:
             self._chunks = self.response.aiter_bytes()
 
-    async def _read_batch(self) -> Batch | None:
-        """Read until at least one complete event arrives; ``None`` at a clean end of stream.
+    def _decode_to_output(self, data: bytes) -> Batch:
+        """Decode ``data`` block by block up to its first event that is neither preliminary nor an
+        item's or part's opening (the first content: a delta, or a terminal event); the bytes after
+        it wait in :attr:`_rest`. For :meth:`peek`: an answer that came in one burst (a short one)
+        is not all decoded before its first bytes go to the client (issue 17's added TTFB; up to
+        the first content, since chat has nothing to write before it). Any split of the input decodes to the same events
+        (:class:`SSEDecoder`), so cutting after a ``\n\n`` is safe whatever the framing."""
+        decode = self._decoder.decode_raw
+        out: Batch = []
+        pos = 0
+        while (end := data.find(b"\n\n", pos)) >= 0 and end + 2 < len(data):
+            got = decode(data[pos : end + 2])
+            pos = end + 2
+            if got:
+                out += got
+                if any(event_type(event) not in _NOT_YET_CONTENT for event, _raw in got):
+                    self._rest = data[pos:]
+                    return out
+        out += decode(data[pos:] if pos else data)
+        return out
+
+    async def _read_batch(self, *, peeking: bool = False) -> Batch | None:
+        """Read until at least one complete event arrives; ``None`` at a clean end of stream
+        (``peeking``: decode only up to the first output event, see :meth:`_decode_to_output`).
 
         Raises:
             UpstreamConnectionError: the connection broke or the stream ended mid-event.
         """
         assert self._chunks is not None
         direct = self._direct
+        decode = self._decode_to_output if peeking else self._decoder.decode_raw
         try:
+            if self._rest:
+                rest, self._rest = self._rest, b""
+                if batch := self._decoder.decode_raw(rest):
+                    return batch
             while direct is not None:
                 data = direct.read_ready()
                 if data:
-                    if batch := self._decoder.decode_raw(data):
+                    if batch := decode(data):
                         return batch
                 elif direct.done:
                     self._decoder.flush()
@@ -95,7 +129,7 @@ class UpstreamStream:
                 if chunk is None:
                     self._decoder.flush()
                     return None
-                batch = self._decoder.decode_raw(chunk)
+                batch = decode(chunk)
                 if batch:
                     return batch
         except SSEProtocolError:
@@ -110,7 +144,7 @@ class UpstreamStream:
             ``(type, event)`` of the first non-preliminary event, or ``None`` if the stream ended first.
         """
         while True:
-            batch = await self._read_batch()
+            batch = await self._read_batch(peeking=True)
             if batch is None:
                 return None
             self._pending.extend(batch)
@@ -167,6 +201,11 @@ class UpstreamStream:
         heard = trio.current_time()  # when data last came (updated only before a wait)
         got = False
         try:
+            if self._rest:  # what came with the first output, in its own write
+                rest, self._rest = self._rest, b""
+                if batch := decode(rest):
+                    yield batch
+                    del batch
             while True:
                 data = read()
                 if data:
