@@ -3,7 +3,8 @@
 A real model streams a token at a time, tens of ms apart, so each upstream event arrives alone and
 is relayed alone; the burst rows (``throughput``) mostly measure events read and written together.
 Here ``streams`` streams of ``deltas`` deltas, each event its own HTTP chunk ``pace_ms`` apart, go
-through each target in turn (interleaved, ``repeats`` rounds, medians):
+through each target in turn (interleaved, ``repeats`` rounds, each round's order rotated by one,
+medians):
 
 * ``bare``: the bare hypercorn ASGI app sending the same paced events with no upstream
   (``bench/ceiling.py --app paced``): the serving stack's own cost, the headline's denominator;
@@ -168,8 +169,12 @@ def run(
         targets["floor"] = (port, floor.pid, "direct")
         ideal = deltas * pace / 1000
         samples: dict[str, list[dict]] = {label: [] for label in targets}
+        order = list(targets.items())
         for round_ in range(repeats):
-            for label, (port, pid, kind) in targets.items():
+            # Each round starts one target later (a rotation): the machine's speed drifts over a
+            # run, and a fixed order would give the targets measured late in every round its gain.
+            shift = round_ % len(order)
+            for label, (port, pid, kind) in order[shift:] + order[:shift]:
                 result = run_client(
                     "paced", port, kind, "--streams", str(streams), "--deltas", str(deltas), "--pace-ms",
                     str(pace), "--ideal-s", str(ideal), "--timeout-s", str(ideal * 3 + 20), "--pids", str(pid),
