@@ -53,3 +53,12 @@ def server_context() -> ssl.SSLContext:
 def client_context() -> ssl.SSLContext:
     """A client context that trusts only :func:`server_context`'s certificate (hostname checked)."""
     return ssl.create_default_context(cadata=_pem()[0].decode())
+
+
+def write_pem(directory: Path) -> tuple[Path, Path]:
+    """The certificate and its key as PEM files in ``directory`` (for servers and ``SSL_CERT_FILE``)."""
+    cert, key = _pem()
+    (directory / "cert.pem").write_bytes(cert)
+    (directory / "key.pem").write_bytes(key)
+    (directory / "key.pem").chmod(0o600)
+    return directory / "cert.pem", directory / "key.pem"

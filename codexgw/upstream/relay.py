@@ -16,7 +16,8 @@ bytes in one write (chat: the final chunks and ``data: [DONE]``). An upstream fa
 first byte ends the stream with the handler's error tail, and so does the drain's cut
 (:meth:`~codexgw.upstream.drain.Drain.guard`: ``server_shutting_down``). When the stream ends in any way (also
 when the client leaves) the handler is told, ``on_end`` gets the outcome and the usage (the access
-log line and the metrics), and the upstream is closed.
+log line and the metrics), and the upstream is closed (after a terminal event, once its body's end
+was read, so that its connection goes back to the pool: :func:`upstream_closed`).
 
 Nothing is held between batches (``del``), so an idle stream keeps no event it already passed on.
 """
@@ -31,7 +32,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import trio
 
 from codexgw.errors import CodexgwError
-from codexgw.translate.events import Batch, event_json
+from codexgw.translate.events import TERMINAL_EVENTS, Batch, event_json, event_type
 from codexgw.translate.stream_state import Outcome, StreamState
 from codexgw.upstream.heartbeat import with_heartbeat
 
@@ -94,9 +95,19 @@ class StreamHandler(Protocol):
         ...
 
 
-async def upstream_closed(stream: UpstreamStream) -> None:
-    """Close the upstream response even while the caller is being cancelled (client went away)."""
+END_WAIT_S = 0.5
+"""After a terminal event, how long (s) a relay that stopped reading waits for the body's end
+before closing: the end follows the terminal event at once, and read to it the connection goes
+back to the pool instead of being closed (the next request saves a TCP and TLS handshake)."""
+
+
+async def upstream_closed(stream: UpstreamStream, *, end_due: bool = False) -> None:
+    """Close the upstream response even while the caller is being cancelled (client went away).
+    ``end_due``: the upstream sent its terminal event, so its body's end is read first (at most
+    :data:`END_WAIT_S`), and the connection is reused."""
     with trio.CancelScope(shield=True), trio.move_on_after(5):
+        if end_due:
+            await stream.read_to_end(END_WAIT_S)
         await stream.aclose()
 
 
@@ -123,6 +134,7 @@ async def relay(
         events (or heartbeat comments); for the WebSocket a list of text frames.
     """
     last = None  # the output of the batch that finished the answer: it goes out with the handler's end
+    end_due = False  # a handler that stopped reading saw the upstream's terminal event
     feed = handler.feed_batch
     drains = handler.drains
     on_silence = handler.heartbeat
@@ -141,6 +153,8 @@ async def relay(
                     yield on_silence
                     continue
                 out = feed(batch)
+                if handler.state.finished and not drains:
+                    end_due = any(event_type(event) in TERMINAL_EVENTS for event, _raw in batch)
                 del batch  # hold nothing while the upstream is silent
                 if handler.state.finished:
                     if save is not None and (kept := handler.take_kept()) is not None:
@@ -159,7 +173,7 @@ async def relay(
     finally:
         handler.client_closed()
         on_end(handler.state.outcome or Outcome.CLIENT_CLOSED, handler.reported_usage())
-        await upstream_closed(stream)
+        await upstream_closed(stream, end_due=end_due)
 
 
 async def collect(

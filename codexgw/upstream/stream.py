@@ -247,6 +247,21 @@ class UpstreamStream:
                 "the Codex backend's stream ended in the middle of an event"
             ) from None
 
+    async def read_to_end(self, timeout_s: float) -> None:
+        """Wait up to ``timeout_s`` (s) for the rest of the body, discarding it, so that closing
+        returns the connection to the pool (after the terminal event the body's end is all that is
+        left). Only on the direct path (httpx's closes the connection either way); never raises."""
+        direct = self._direct
+        if direct is None:
+            return
+        with trio.move_on_after(timeout_s):
+            try:
+                while not direct.done:
+                    if not direct.read_ready() and not direct.done:
+                        await direct.readable()
+            except UpstreamConnectionError:
+                pass
+
     async def aclose(self) -> None:
         """Close the upstream response (aborts the upstream generation if still running; a body
         already read to its end leaves its connection to the pool)."""

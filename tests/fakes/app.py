@@ -98,14 +98,18 @@ async def serve_fake(
     *,
     host: str = "127.0.0.1",
     port: int = 0,
+    certfile: str | None = None,
+    keyfile: str | None = None,
     task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve ``fake`` with hypercorn's trio worker until cancelled.
 
     Reports ``http://HOST:PORT`` (the real bound port) through ``task_status``; point codexgw at
-    ``upstream = base_url + "/backend-api"`` and ``auth_url = base_url``.
+    ``upstream = base_url + "/backend-api"`` and ``auth_url = base_url``. With ``certfile`` and
+    ``keyfile`` (PEM paths) it serves HTTPS, as the real backend does (``https://HOST:PORT``).
     """
     config = hypercorn_config(host, port)
+    config.certfile, config.keyfile = certfile, keyfile
     async with trio.open_nursery() as nursery:
         binds: list[str] = await nursery.start(partial(serve, FakeApp(fake), config, mode="asgi"))
         task_status.started(binds[0])
