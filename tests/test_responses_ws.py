@@ -318,3 +318,34 @@ async def test_keepalive_frames_during_a_silence_after_output(env: Env) -> None:
     hold.release.set()
     events = await ws.recv_until("response.completed", skip=("keepalive",))
     assert "".join(e.get("delta", "") for e in events) == "two"
+
+
+async def test_turns_return_their_upstream_connection(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A turn's relay stops at the terminal event (the next create may follow at once) but reads
+    the upstream body's end before closing it, so both turns' upstream requests share one connection."""
+    from codexgw.client.direct import DirectBody
+
+    readers: list[DirectBody] = []
+    attach = DirectBody.attach
+
+    def spy(response: Any) -> DirectBody | None:
+        reader = attach(response)
+        if reader is not None:
+            readers.append(reader)
+        return reader
+
+    monkeypatch.setattr(DirectBody, "attach", spy)
+    env.add_account("alice")
+    env.fake.script(None, Text("one"), Text("two"))
+    await env.start()
+    ws = await connect(env.url, headers=HANDSHAKE)
+    previous = await warm_up(ws)
+    for n in (1, 2):
+        await ws.send_json(create([message("user", "again", f"msg_u{n}")], previous_response_id=previous))
+        events = await ws.recv_until("response.completed")
+        previous = events[-1]["response"]["id"]
+    await ws.drop()
+    with trio.fail_after(5):
+        while len(readers) < 2 or not all(reader.done for reader in readers):
+            await trio.sleep(0.01)  # the second turn's upstream close runs after its last frame went out
+    assert len({id(reader._trio_socket) for reader in readers}) == 1
