@@ -129,3 +129,22 @@ async def env(nursery: trio.Nursery, tmp_path: Path) -> Env:
     return Env(
         fake=fake, fake_url=fake_url, store_dir=tmp_path / "store", clock=clock, nursery=nursery, tmp=tmp_path
     )
+
+
+@pytest.fixture
+def direct_readers(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """Every ``DirectBody`` the gateway attaches to an upstream response during the test, in order
+    (``codexgw.client.direct``: the body read straight off its socket)."""
+    from codexgw.client.direct import DirectBody
+
+    readers: list[DirectBody] = []
+    attach = DirectBody.attach
+
+    def spy(response: Any) -> DirectBody | None:
+        reader = attach(response)
+        if reader is not None:
+            readers.append(reader)
+        return reader
+
+    monkeypatch.setattr(DirectBody, "attach", spy)
+    return readers

@@ -117,6 +117,18 @@ def whole(events: int) -> Script:
     return script
 
 
+async def read_all(direct: DirectBody) -> list[bytes]:
+    """What ``direct`` gives to the body's end, read as the relay does (waits of at most 5 s)."""
+    got = []
+    with trio.fail_after(10):
+        while not direct.done:
+            if data := direct.read_ready():
+                got.append(data)
+            else:
+                await direct.wait(trio.current_time() + 5)
+    return got
+
+
 def deltas(batches: list) -> list[str]:
     return [json.loads(event.data)["delta"] for batch in batches if batch for event, _raw in batch]
 
@@ -177,13 +189,7 @@ async def test_an_answer_larger_than_a_read_in_one_write(upstream: Upstream, sen
         stream = await open_stream(sender, upstream)
         direct = stream._direct
         assert isinstance(direct, DirectBody)
-        got = []
-        with trio.fail_after(10):
-            while not direct.done:
-                if data := direct.read_ready():
-                    got.append(data)
-                else:
-                    await direct.wait(trio.current_time() + 5)
+        got = await read_all(direct)
         await stream.aclose()
         assert b"".join(got) == b"".join(want)
     assert upstream.accepted == 1
@@ -456,13 +462,7 @@ async def test_chunks_that_came_with_the_head_are_decoded_by_the_reader_not_h11(
     assert first == b"".join(sse(i) for i in range(3))
     assert direct._own and direct._handed == b"" and direct._h11.trailing_data == (b"", False)
     go.set()
-    got = [first]
-    with trio.fail_after(10):
-        while not direct.done:
-            if data := direct.read_ready():
-                got.append(data)
-            else:
-                await direct.wait(trio.current_time() + 5)
+    got = [first, *await read_all(direct)]
     await stream.aclose()
     assert b"".join(got) == b"".join(sse(i) for i in range(4))
     stream = await open_stream(sender, upstream)

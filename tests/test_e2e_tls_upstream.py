@@ -41,18 +41,9 @@ async def tls_env(
 
 
 async def test_streams_over_an_https_upstream_are_read_directly_on_one_connection(
-    tls_env: Env, monkeypatch: pytest.MonkeyPatch
+    tls_env: Env, direct_readers: list[DirectBody]
 ) -> None:
-    readers: list[DirectBody] = []
-    attach = DirectBody.attach
-
-    def spy(response: httpx.Response) -> DirectBody | None:
-        reader = attach(response)
-        if reader is not None:
-            readers.append(reader)
-        return reader
-
-    monkeypatch.setattr(DirectBody, "attach", spy)
+    readers = direct_readers
     tls_env.add_account("a")
     await tls_env.start()
     async with httpx.AsyncClient(base_url=tls_env.url, timeout=30) as client:

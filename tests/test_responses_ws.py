@@ -320,21 +320,10 @@ async def test_keepalive_frames_during_a_silence_after_output(env: Env) -> None:
     assert "".join(e.get("delta", "") for e in events) == "two"
 
 
-async def test_turns_return_their_upstream_connection(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_turns_return_their_upstream_connection(env: Env, direct_readers: list[Any]) -> None:
     """A turn's relay stops at the terminal event (the next create may follow at once) but reads
     the upstream body's end before closing it, so both turns' upstream requests share one connection."""
-    from codexgw.client.direct import DirectBody
-
-    readers: list[DirectBody] = []
-    attach = DirectBody.attach
-
-    def spy(response: Any) -> DirectBody | None:
-        reader = attach(response)
-        if reader is not None:
-            readers.append(reader)
-        return reader
-
-    monkeypatch.setattr(DirectBody, "attach", spy)
+    readers = direct_readers
     env.add_account("alice")
     env.fake.script(None, Text("one"), Text("two"))
     await env.start()
