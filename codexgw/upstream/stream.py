@@ -54,7 +54,7 @@ class UpstreamStream:
     """The body read straight off the socket (:mod:`codexgw.client.direct`), else ``None``: httpx's path."""
     _read_timeout_s: float = math.inf
     _rest: bytes = b""
-    """Body bytes :meth:`peek` read but did not decode: everything after the first output event
+    """Body bytes :meth:`peek` read but did not decode: everything after the first content event
     (decoded by the next read, before anything new is read)."""
     _on_close: Callable[[], None] | None = None
     """Called once when closed (the ``active_streams`` metric)."""
@@ -83,8 +83,9 @@ class UpstreamStream:
         item's or part's opening (the first content: a delta, or a terminal event); the bytes after
         it wait in :attr:`_rest`. For :meth:`peek`: an answer that came in one burst (a short one)
         is not all decoded before its first bytes go to the client (issue 17's added TTFB; up to
-        the first content, since chat has nothing to write before it). Any split of the input decodes to the same events
-        (:class:`SSEDecoder`), so cutting after a ``\n\n`` is safe whatever the framing."""
+        the first content, since chat has nothing to write before it). Any split of the input
+        decodes to the same events (:class:`SSEDecoder`), so cutting after a blank line is safe
+        whatever the framing."""
         decode = self._decoder.decode_raw
         out: Batch = []
         pos = 0
