@@ -88,9 +88,12 @@ class TlsReceiver:
                     self._closed = True
                     break  # after plaintext: returned now, and the caller's next call sees b""
                 if got is not None:
+                    if not got:  # (not documented for an SSLObject; taken as the close it would be)
+                        self._closed = True
+                        break
                     out += got
                     continue
-            if socket_dry or incoming.eof or self._closed:
+            if socket_dry or incoming.eof:
                 break
             try:
                 data = self._recv(65536)
