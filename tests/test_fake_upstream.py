@@ -1029,3 +1029,19 @@ async def test_the_fake_can_pace_its_text_deltas(
     events = parse_sse((await post_responses(client, base_url, account)).content)
     deltas = types(events).count("response.output_text.delta")
     assert deltas > 1 and waits == [0.15] * deltas
+
+
+def test_the_soak_fakes_401_never_refuses_the_retry_after_a_refresh() -> None:
+    """bench/soak.py's failing fake: after a 401 the same account is not refused again for a while,
+    so codexgw's retry after its refresh gets an answer (a second 401 would rightly mark the
+    account needs_login, and a long soak would end with every account out and only 503s)."""
+    from tests.fakes import Unauthorized
+    from tests.fakes.__main__ import FailingFake
+
+    fake = FailingFake(1.0)
+    fake.MIX = ((1.0, Unauthorized()),)  # type: ignore[misc]
+    alice = fake.add_account(email="alice@example.com")
+    bob = fake.add_account(email="bob@example.com")
+    assert isinstance(fake.next_behaviour(alice), Unauthorized)
+    assert not isinstance(fake.next_behaviour(alice), Unauthorized)  # the retry after the refresh
+    assert isinstance(fake.next_behaviour(bob), Unauthorized)  # another account: its own gap

@@ -8,10 +8,12 @@ until SIGINT/SIGTERM.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import random
 import signal
 import sys
+import time
 from functools import partial
 from pathlib import Path
 
@@ -63,16 +65,31 @@ class FailingFake(FakeUpstream):
         super().__init__()
         self.rate = rate
         self.random = random.Random(16)
+        self._refused: dict[str, float] = {}
+        """When each account last got the 401 (``time.monotonic()``): for :data:`REFUSE_GAP_S` after
+        it, the account gets no other 401, so the retry after codexgw's refresh (and a request that
+        raced it) is not refused again. A 401 after a refresh means the login is dead (codexgw then
+        marks the account ``needs_login``, rightly), which a random mix would otherwise do to every
+        account in a long soak, leaving nothing but 503s to measure."""
+
+    REFUSE_GAP_S = 5.0
 
     def next_behaviour(self, account: FakeAccount) -> Behaviour:
         if account.behaviours or self._shared or self.random.random() >= self.rate:
             return super().next_behaviour(account)
         pick = self.random.random()
+        chosen = self.MIX[-1][1]
         for share, behaviour in self.MIX:
             if pick < share:
-                return behaviour
+                chosen = behaviour
+                break
             pick -= share
-        return self.MIX[-1][1]
+        if isinstance(chosen, Unauthorized):
+            now = time.monotonic()
+            if now - self._refused.get(account.email, -math.inf) < self.REFUSE_GAP_S:
+                return super().next_behaviour(account)
+            self._refused[account.email] = now
+        return chosen
 
 
 async def run(args: argparse.Namespace) -> None:
