@@ -140,20 +140,31 @@ class Bench:
             check=True, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, timeout=60,
         )  # fmt: skip
 
-    def start_upstream(self) -> None:
-        port_file = self.work / "upstream.port"
-        log = open(self.work / "upstream.log", "wb")  # noqa: SIM115 (closed with the process' lifetime)
-        self.upstream = subprocess.Popen(
-            [sys.executable, "-m", "bench.fast_upstream", "--port-file", str(port_file), "--max-runtime-s", "900"],
+    def spawn_fast_upstream(self, name: str, *args: str) -> tuple[subprocess.Popen, int]:
+        """Start ``bench/fast_upstream.py`` with ``args`` (logging to ``{name}.log``, kept in
+        :attr:`procs`); the process and its bound port.
+
+        Raises:
+            RuntimeError: it exited or did not report its port within 20 s.
+        """
+        port_file = self.work / f"{name}.port"
+        port_file.unlink(missing_ok=True)
+        log = open(self.work / f"{name}.log", "wb")  # noqa: SIM115 (closed with the process' lifetime)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "bench.fast_upstream", "--port-file", str(port_file), "--max-runtime-s", "900",
+             *args],
             cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
-        self.procs.append(self.upstream)
+        self.procs.append(proc)
         deadline = time.monotonic() + 20
         while not port_file.exists():
-            if time.monotonic() > deadline or self.upstream.poll() is not None:
-                raise RuntimeError("the fast upstream did not start; see upstream.log")
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise RuntimeError(f"the fast upstream did not start; see {name}.log")
             time.sleep(0.02)
-        self.upstream_port = int(port_file.read_text())
+        return proc, int(port_file.read_text())
+
+    def start_upstream(self) -> None:
+        self.upstream, self.upstream_port = self.spawn_fast_upstream("upstream")
 
     def server_args(self, port: int) -> list[str]:
         upstream = f"http://127.0.0.1:{self.upstream_port}"

@@ -29,7 +29,6 @@ import os
 import statistics
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -84,7 +83,7 @@ def _tls_upstream(bench: Bench, procs: list[subprocess.Popen]) -> tuple[str, Pat
     """Start an HTTPS fast upstream (a self-signed certificate for 127.0.0.1 made with ``openssl``,
     pinned with the load); its ``https://`` base URL and the certificate's path, or ``None`` (logged)
     when ``openssl`` is missing or the upstream did not start."""
-    cert, key, port_file = bench.work / "tls-cert.pem", bench.work / "tls-key.pem", bench.work / "tls-upstream.port"
+    cert, key = bench.work / "tls-cert.pem", bench.work / "tls-key.pem"
     try:
         subprocess.run(
             ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
@@ -95,21 +94,19 @@ def _tls_upstream(bench: Bench, procs: list[subprocess.Popen]) -> tuple[str, Pat
     except (OSError, subprocess.SubprocessError) as exc:
         log(f"paced TLS rows skipped: no certificate ({exc})")
         return None
-    port_file.unlink(missing_ok=True)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "bench.fast_upstream", "--port-file", str(port_file), "--max-runtime-s", "900",
-         "--certfile", str(cert), "--keyfile", str(key)],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    procs.append(proc)
-    deadline = time.monotonic() + 20
-    while not port_file.exists():
-        if time.monotonic() > deadline or proc.poll() is not None:
-            log("paced TLS rows skipped: the HTTPS fast upstream did not start")
-            return None
-        time.sleep(0.02)
+    try:
+        proc, port = bench.spawn_fast_upstream("tls-upstream", "--certfile", str(cert), "--keyfile", str(key))
+    except RuntimeError as exc:
+        log(f"paced TLS rows skipped: {exc}")
+        return None
+    procs.append(proc)  # stopped with the scenario's other processes (and again, harmlessly, by bench)
     pin(proc.pid, REST_CPU)
-    return f"https://127.0.0.1:{int(port_file.read_text())}", cert
+    return f"https://127.0.0.1:{port}", cert
+
+
+def _serve_args(bench: Bench, cmd: list[str], port: int) -> list[str]:
+    """The bench server's ``serve`` command line on ``port``, run by ``cmd`` instead."""
+    return [*cmd, *bench.server_args(port)[len(bench.server_cmd or bench.codexgw_cmd()) :]]
 
 
 def _upstream_at(args: list[str], base: str) -> list[str]:
@@ -138,7 +135,7 @@ def run(
         targets["chat"] = (bench.server_port, bench.server.pid, "chat")  # type: ignore[union-attr]
         if compare_cmd:
             port = free_port()
-            args = [*compare_cmd, *bench.server_args(port)[len(bench.server_cmd or bench.codexgw_cmd()) :]]
+            args = _serve_args(bench, compare_cmd, port)
             # Not from this checkout's directory: ``python -m codexgw`` would import this checkout's
             # package (the working directory comes first on sys.path) instead of the other's.
             other = _spawn(args, port, env={**os.environ, "SHIV_ROOT": str(bench.work / "shiv")}, cwd=bench.work)
@@ -155,7 +152,7 @@ def run(
                 servers.append(("compare-", compare_cmd, bench.work))
             for prefix, cmd, cwd in servers:
                 port = free_port()
-                args = _upstream_at([*cmd, *bench.server_args(port)[len(bench.server_cmd or bench.codexgw_cmd()) :]], url)
+                args = _upstream_at(_serve_args(bench, cmd, port), url)
                 server = _spawn(args, port, env=env, cwd=cwd)
                 procs.append(server)
                 targets[f"{prefix}responses-tls"] = (port, server.pid, "responses")

@@ -197,7 +197,7 @@ class DirectBody:
             if extract is None:
                 return False
             self._buf += extract(len(pending))
-            if state.trailing_data != (b"", False):  # not h11 0.16's buffer after all: undo nothing, stop
+            if state.trailing_data != (b"", False):  # not h11 0.16's buffer: the bytes are gone, so stop
                 raise transport_error(httpx.RemoteProtocolError("h11's buffer could not be taken"), peer=BACKEND)
         self._own, self._handed, self._discard = True, handed, handed
         return True
