@@ -132,6 +132,23 @@ async def env(nursery: trio.Nursery, tmp_path: Path) -> Env:
 
 
 @pytest.fixture
+def body_writes(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
+    """Every chunk the gateway's streamed answers send through a connection's ``BodyWriter``
+    during the test (``codexgw.api.server``: framed by codexgw, no ASGI message per chunk)."""
+    from codexgw.api.server import BodyWriter
+
+    chunks: list[bytes] = []
+    send = BodyWriter.send
+
+    async def spy(self: BodyWriter, data: bytes) -> None:
+        chunks.append(data)
+        await send(self, data)
+
+    monkeypatch.setattr(BodyWriter, "send", spy)
+    return chunks
+
+
+@pytest.fixture
 def direct_readers(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     """Every ``DirectBody`` the gateway attaches to an upstream response during the test, in order
     (``codexgw.client.direct``: the body read straight off its socket)."""

@@ -41,7 +41,7 @@ async def tls_env(
 
 
 async def test_streams_over_an_https_upstream_are_read_directly_on_one_connection(
-    tls_env: Env, direct_readers: list[DirectBody]
+    tls_env: Env, direct_readers: list[DirectBody], body_writes: list[bytes]
 ) -> None:
     readers = direct_readers
     tls_env.add_account("a")
@@ -67,3 +67,6 @@ async def test_streams_over_an_https_upstream_are_read_directly_on_one_connectio
     assert all((type(reader._recv) is TlsReceiver) is tls for reader in readers)  # TLS: the plaintext path
     assert all(reader.done for reader in readers)  # every body read to its end
     assert len({id(reader._trio_socket) for reader in readers}) == 1  # one connection, returned and reused
+    # the client side: every chunk of the six answers went through the connection's BodyWriter
+    written = b"".join(body_writes)
+    assert written.count(b"data: [DONE]") == 3 and written.count(b'"type":"response.completed"') == 3

@@ -11,7 +11,7 @@ import pytest
 import trio
 from hypercorn.config import Config
 
-from codexgw.api.server import Connection, serve_http
+from codexgw.api.server import BODY_WRITER, Connection, serve_http
 
 
 class Steps(trio.abc.Instrument):
@@ -26,7 +26,11 @@ class Steps(trio.abc.Instrument):
             self.steps += 1
 
 
-def streaming_app(chunks: list[bytes], finished: list[str]):
+def streaming_app(chunks: list[bytes], finished: list[str], *, writer: bool = False):
+    """An app streaming ``chunks``, as ASGI messages or (``writer``) through the connection's
+    :class:`BodyWriter` when it offers one; ``finished`` gets ``"done"`` (and, with ``writer``,
+    ``"writer"`` or ``"asgi"``: which way the chunks went)."""
+
     async def app(scope, receive, send):
         if scope["type"] == "lifespan":
             while True:
@@ -35,8 +39,15 @@ def streaming_app(chunks: list[bytes], finished: list[str]):
                 if message["type"] == "lifespan.shutdown":
                     return
         await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+        connection = scope["extensions"].get(BODY_WRITER) if writer else None
+        body_writer = connection.body_writer() if connection is not None else None
+        if writer:
+            finished.append("writer" if body_writer is not None else "asgi")
         for chunk in chunks:
-            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            if body_writer is not None:
+                await body_writer.send(chunk)
+            else:
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
         await send({"type": "http.response.body", "body": b"", "more_body": False})
         finished.append("done")
 
@@ -66,7 +77,7 @@ def dechunk(raw: bytes) -> bytes:
 async def ended(finished: list[str]) -> None:
     """Wait for the app to have returned (the client can see the body's end first)."""
     with trio.fail_after(10):
-        while not finished:
+        while "done" not in finished:
             await trio.sleep(0.01)
 
 
@@ -75,12 +86,14 @@ async def serving(nursery: trio.Nursery, app, shutdown: trio.Event) -> int:
     return int(urls[0].rsplit(":", 1)[1])
 
 
-async def fetch(port: int, *, read_delay_s: float = 0.0, rcvbuf: int | None = None) -> bytes:
+async def fetch(
+    port: int, *, read_delay_s: float = 0.0, rcvbuf: int | None = None, request: bytes | None = None
+) -> bytes:
     sock = trio.socket.socket()
     if rcvbuf:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
     await sock.connect(("127.0.0.1", port))
-    await sock.send(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    await sock.send(request or b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
     raw = b""
     while data := await sock.recv(65536):
         raw += data
@@ -155,5 +168,94 @@ def test_only_plain_tcp_connections_take_the_direct_send(tls: bool) -> None:
         stream = trio.SSLStream(stream, ssl.create_default_context(), server_side=False)  # type: ignore[arg-type]
     connection = Connection(None, config(), None, {}, stream)  # type: ignore[arg-type]
     assert (connection._raw is not None) is (not tls)
+    a.close()
+    b.close()
+
+
+async def test_a_body_writer_frames_the_chunks_and_the_connection_serves_the_next_request(
+    nursery: trio.Nursery,
+) -> None:
+    """Chunks through the BodyWriter arrive framed as h11 would frame them; the end goes the ASGI
+    way, and the same keep-alive connection then answers a second request (h11's state is right)."""
+    chunks = [b"data: %d\n\n" % i for i in range(200)] + [b"", b"x" * 70000]
+    finished: list[str] = []
+    shutdown = trio.Event()
+    steps = Steps("task_group._handle")
+    port = await serving(nursery, streaming_app(chunks, finished, writer=True), shutdown)
+    sock = trio.socket.socket()
+    await sock.connect(("127.0.0.1", port))
+    trio.lowlevel.add_instrument(steps)
+    answers = []
+    try:
+        for _ in range(2):
+            await sock.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            raw = b""
+            while not raw.endswith(b"\r\n0\r\n\r\n"):
+                data = await sock.recv(65536)
+                assert data, "the connection closed"
+                raw += data
+            answers.append(raw)
+    finally:
+        trio.lowlevel.remove_instrument(steps)
+        sock.close()
+    for raw in answers:
+        assert dechunk(raw) == b"".join(chunks)
+        assert raw.count(b"\r\n0\r\n\r\n") == 1  # an empty chunk is not sent: it would end the body
+    await ended(finished)
+    assert finished[:2] == ["writer", "done"] and finished[2] == "writer"
+    assert 0 < steps.steps < 60, steps.steps  # both answers: no scheduler round per chunk
+    shutdown.set()
+
+
+async def test_a_body_writer_keeps_the_order_when_the_socket_is_slow(nursery: trio.Nursery) -> None:
+    chunks = [bytes([65 + i % 26]) * (256 * 1024) for i in range(32)]
+    finished: list[str] = []
+    shutdown = trio.Event()
+    port = await serving(nursery, streaming_app(chunks, finished, writer=True), shutdown)
+    raw = await fetch(port, read_delay_s=0.001, rcvbuf=16384)
+    assert dechunk(raw) == b"".join(chunks)
+    await ended(finished)
+    assert finished == ["writer", "done"]
+    shutdown.set()
+
+
+async def test_a_body_writer_drops_what_a_gone_client_cannot_take(nursery: trio.Nursery) -> None:
+    """The client resets mid-stream: the writer's sends raise nothing, the app runs to its end,
+    and the server goes on serving."""
+    chunks = [b"x" * 65536] * 400
+    finished: list[str] = []
+    shutdown = trio.Event()
+    port = await serving(nursery, streaming_app(chunks, finished, writer=True), shutdown)
+    sock = trio.socket.socket()
+    await sock.connect(("127.0.0.1", port))
+    await sock.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    await sock.recv(65536)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+    sock.close()
+    await ended(finished)
+    assert finished == ["writer", "done"]
+    assert dechunk(await fetch(port)) == b"x" * 65536 * 400
+    shutdown.set()
+
+
+async def test_an_http_10_client_gets_no_body_writer(nursery: trio.Nursery) -> None:
+    """HTTP/1.0 has no chunked framing (h11 writes the body raw and closes): no writer, the ASGI way."""
+    finished: list[str] = []
+    shutdown = trio.Event()
+    port = await serving(nursery, streaming_app([b"a", b"b"], finished, writer=True), shutdown)
+    raw = await fetch(port, request=b"GET / HTTP/1.0\r\n\r\n")
+    assert raw.endswith(b"\r\n\r\nab")
+    await ended(finished)
+    assert finished == ["asgi", "done"]
+    shutdown.set()
+
+
+def test_a_connection_offers_no_body_writer_before_the_head_or_over_h2() -> None:
+    a, b = socket.socketpair()
+    a.setblocking(False)
+    connection = Connection(None, config(), None, {}, trio.SocketStream(trio.socket.from_stdlib_socket(a)))  # type: ignore[arg-type]
+    assert connection.body_writer() is None  # no protocol yet
+    connection.protocol = type("Wrapper", (), {"protocol": object()})()  # type: ignore[assignment]
+    assert connection.body_writer() is None  # not hypercorn's H11Protocol (h2, a WebSocket)
     a.close()
     b.close()

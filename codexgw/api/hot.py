@@ -30,6 +30,7 @@ from codexgw.api.boundary import error_answer, status_error
 from codexgw.api.common import SSE_HEADERS, authenticate
 from codexgw.api.exchange import Exchange
 from codexgw.api.guard import close_header, declared_body, discard_body
+from codexgw.api.server import BODY_WRITER
 from codexgw.errors import ClientError, PayloadTooLargeError
 from codexgw.upstream.relay import upstream_closed
 
@@ -203,7 +204,7 @@ class HotRoutes:
                     reply.headers = {**policy, **reply.headers}
                 try:
                     if isinstance(reply, StreamReply):
-                        await _send_stream(send, reply)  # its body finishes the exchange when it ends
+                        await _send_stream(send, reply, scope)  # its body finishes the exchange when it ends
                         return
                     # before the answer goes out, as Quart's after_request: a client's next call sees it
                     exchange.finish(reply.status)
@@ -313,13 +314,25 @@ async def _send_json(
         await send({"type": "http.response.body", "body": body, "more_body": False})
 
 
-async def _send_stream(send: Callable[[dict], Awaitable[None]], reply: StreamReply) -> None:
+async def _send_stream(
+    send: Callable[[dict], Awaitable[None]], reply: StreamReply, scope: dict[str, Any]
+) -> None:
+    """Send ``reply``: the head, each chunk of its body, the body's end. On a plain-TCP HTTP/1.1
+    connection the chunks go through the connection's :class:`~codexgw.api.server.BodyWriter`
+    (framed by codexgw, no ASGI message per chunk); otherwise, and for the end, through ``send``."""
     headers = {**reply.headers, **SSE_HEADERS}
     try:
         async with aclosing(reply.body) as body:
             await send({"type": "http.response.start", "status": 200, "headers": _encode_headers(headers)})
-            async for chunk in body:
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            connection = scope.get("extensions", {}).get(BODY_WRITER)
+            writer = connection.body_writer() if connection is not None else None
+            if writer is not None:
+                write = writer.send
+                async for chunk in body:
+                    await write(chunk)
+            else:
+                async for chunk in body:
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
         with trio.CancelScope(shield=True):  # as in _send_json
             await send({"type": "http.response.body", "body": b"", "more_body": False})
     finally:

@@ -26,16 +26,25 @@ from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any
 
+import h11
 import trio
+from h11._writers import ChunkedWriter
 from hypercorn.config import Config
 from hypercorn.events import Closed, Event, RawData
+from hypercorn.protocol.h11 import H11Protocol
+from hypercorn.protocol.http_stream import HTTPStream
 from hypercorn.trio.lifespan import Lifespan
 from hypercorn.trio.tcp_server import TCPServer
 from hypercorn.trio.worker_context import WorkerContext
 from hypercorn.typing import ConnectionState
 from hypercorn.utils import ShutdownError, raise_shutdown, repr_socket_addr, wrap_app
 
-__all__ = ["Connection", "serve_http"]
+__all__ = ["BODY_WRITER", "BodyWriter", "Connection", "serve_http"]
+
+BODY_WRITER = "codexgw.body_writer"
+"""The ASGI scope extension (``scope["extensions"][BODY_WRITER]``) under which a plain-TCP
+connection offers its :class:`Connection` to the app: after ``http.response.start`` went out,
+``connection.body_writer()`` gives a :class:`BodyWriter` or ``None``."""
 
 
 class Connection(TCPServer):
@@ -52,14 +61,25 @@ class Connection(TCPServer):
         raw = getattr(getattr(stream, "socket", None), "_sock", None) if type(stream) is trio.SocketStream else None
         self._raw = raw if isinstance(raw, socket.socket) and not raw.getblocking() else None
         self.direct_sends = 0
+        if self._raw is not None:
+            self.app = _OfferConnection(self.app, self)
 
     async def protocol_send(self, event: Event) -> None:
         """hypercorn's ``protocol_send``; a :class:`RawData` on a plain-TCP connection with no send
         in progress is written with one non-blocking ``send`` first (no lock, no scope, no
         scheduler round when the socket takes it all)."""
+        if type(event) is RawData and self._raw is not None:
+            await self.send_raw(event.data)
+        else:
+            await super().protocol_send(event)
+
+    async def send_raw(self, data: bytes) -> None:
+        """Write ``data`` to the client (plain TCP only): one non-blocking ``send`` when no other
+        send is in progress; what the socket does not take goes hypercorn's way, under its lock
+        (waiting for the socket, order kept). A reset or closed socket is hypercorn's
+        :class:`Closed` (the app's ``receive`` then gives ``http.disconnect``); nothing raises."""
         raw = self._raw
-        if raw is not None and type(event) is RawData and not self.send_lock.locked():
-            data = event.data
+        if raw is not None and not self.send_lock.locked():
             try:
                 sent = raw.send(data)
             except (BlockingIOError, InterruptedError):
@@ -70,8 +90,67 @@ class Connection(TCPServer):
             if sent == len(data):
                 self.direct_sends += 1
                 return
-            event = RawData(data=data[sent:])  # the rest waits for the socket, under the lock
-        await super().protocol_send(event)
+            data = data[sent:]  # the rest waits for the socket, under the lock
+        await super().protocol_send(RawData(data=data))
+
+    def body_writer(self) -> BodyWriter | None:
+        """A writer for the body of the response whose head just went out, or ``None`` when the
+        connection is not in the state it knows: HTTP/1.1 (hypercorn's ``H11Protocol``, not h2
+        or a WebSocket), h11 sending a chunked body (``h11.SEND_BODY`` with its
+        ``ChunkedWriter``: h11 0.16's layout), the request's ``HTTPStream`` open.
+        ``tests/test_http_server.py`` fails when that layout changes."""
+        protocol = getattr(getattr(self, "protocol", None), "protocol", None)
+        if type(protocol) is not H11Protocol:
+            return None
+        stream = protocol.stream
+        h11_connection = protocol.connection
+        if (
+            type(stream) is not HTTPStream
+            or stream.closed
+            or h11_connection.our_state is not h11.SEND_BODY
+            or type(getattr(h11_connection, "_writer", None)) is not ChunkedWriter
+        ):
+            return None
+        return BodyWriter(self, stream)
+
+
+class BodyWriter:
+    """Writes one streamed response's body chunks to its plain-TCP client, framed here
+    (the size in hex, CRLF, the data, CRLF: RFC 9112 §7.1) instead of through hypercorn's ASGI send
+    chain and h11 (``HTTPStream.app_send`` -> ``H11Protocol.stream_send`` -> ``h11.Connection.send``
+    per chunk: the bare stack's own cost, issue 17). h11 keeps no count of a chunked body, so the
+    body's end still goes the ASGI way (``http.response.body`` with ``more_body: False``: h11 writes
+    the last chunk and moves on to the next request). Made by :meth:`Connection.body_writer`.
+    """
+
+    __slots__ = ("_connection", "_stream")
+
+    def __init__(self, connection: Connection, stream: HTTPStream) -> None:
+        self._connection = connection
+        self._stream = stream
+
+    async def send(self, data: bytes) -> None:
+        """Send one chunk of ``data`` (bytes; empty sends nothing). Once the client is gone (the
+        stream closed), the chunk is dropped, as hypercorn drops a closed stream's body; the app
+        learns it from ``http.disconnect``. Raises nothing."""
+        if data and not self._stream.closed:
+            await self._connection.send_raw(b"%x\r\n%b\r\n" % (len(data), data))
+
+
+class _OfferConnection:
+    """hypercorn's app wrapper for one plain-TCP connection: puts the connection into each HTTP
+    request's scope under :data:`BODY_WRITER`, then calls the app as hypercorn would."""
+
+    __slots__ = ("_app", "_connection")
+
+    def __init__(self, app: Any, connection: Connection) -> None:
+        self._app = app
+        self._connection = connection
+
+    async def __call__(self, scope: dict, receive: Any, send: Any, sync_spawn: Any, call_soon: Any) -> None:
+        if scope["type"] == "http":
+            scope["extensions"][BODY_WRITER] = self._connection
+        await self._app(scope, receive, send, sync_spawn, call_soon)
 
 
 async def serve_http(
