@@ -54,11 +54,13 @@ def streaming_app(chunks: list[bytes], finished: list[str], *, writer: bool = Fa
     return app
 
 
-def config() -> Config:
+def config(**settings: object) -> Config:
     c = Config()
     c.bind = ["127.0.0.1:0"]
     c.accesslog = None
     c.graceful_timeout = 1
+    for name, value in settings.items():
+        setattr(c, name, value)
     return c
 
 
@@ -81,8 +83,8 @@ async def ended(finished: list[str]) -> None:
             await trio.sleep(0.01)
 
 
-async def serving(nursery: trio.Nursery, app, shutdown: trio.Event) -> int:
-    urls = await nursery.start(lambda task_status: serve_http(app, config(), shutdown_trigger=shutdown.wait, task_status=task_status))
+async def serving(nursery: trio.Nursery, app, shutdown: trio.Event, **settings: object) -> int:
+    urls = await nursery.start(lambda task_status: serve_http(app, config(**settings), shutdown_trigger=shutdown.wait, task_status=task_status))
     return int(urls[0].rsplit(":", 1)[1])
 
 
@@ -259,3 +261,29 @@ def test_a_connection_offers_no_body_writer_before_the_head_or_over_h2() -> None
     assert connection.body_writer() is None  # not hypercorn's H11Protocol (h2, a WebSocket)
     a.close()
     b.close()
+
+
+async def test_a_tls_connection_offers_a_body_writer_too(nursery: trio.Nursery, tmp_path) -> None:
+    """Over TLS the writer's frames go hypercorn's way (its lock, ``SSLStream.send_all``): the
+    answer arrives whole, and the keep-alive connection answers a second request."""
+    import ssl
+
+    from tests.tls_pair import write_pem
+
+    cert, key = write_pem(tmp_path)
+    chunks = [b"data: %d\n\n" % i for i in range(100)] + [b"y" * 100000]
+    finished: list[str] = []
+    shutdown = trio.Event()
+    port = await serving(nursery, streaming_app(chunks, finished, writer=True), shutdown, certfile=str(cert), keyfile=str(key))
+    context = ssl.create_default_context(cafile=str(cert))
+    stream = await trio.open_ssl_over_tcp_stream("127.0.0.1", port, ssl_context=context)
+    for _ in range(2):
+        await stream.send_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        raw = b""
+        while not raw.endswith(b"\r\n0\r\n\r\n"):
+            raw += await stream.receive_some(65536)
+        assert dechunk(raw) == b"".join(chunks)
+    await stream.aclose()
+    await ended(finished)
+    assert finished[:2] == ["writer", "done"]
+    shutdown.set()

@@ -317,9 +317,10 @@ async def _send_json(
 async def _send_stream(
     send: Callable[[dict], Awaitable[None]], reply: StreamReply, scope: dict[str, Any]
 ) -> None:
-    """Send ``reply``: the head, each chunk of its body, the body's end. On a plain-TCP HTTP/1.1
-    connection the chunks go through the connection's :class:`~codexgw.api.server.BodyWriter`
-    (framed by codexgw, no ASGI message per chunk); otherwise, and for the end, through ``send``."""
+    """Send ``reply``: the head, each chunk of its body, the body's end. On an HTTP/1.1
+    connection (plain TCP or TLS) the chunks go through the connection's
+    :class:`~codexgw.api.server.BodyWriter` (framed by codexgw, no ASGI message per chunk);
+    otherwise (h2), and for the end, through ``send``."""
     headers = {**reply.headers, **SSE_HEADERS}
     try:
         async with aclosing(reply.body) as body:

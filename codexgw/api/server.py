@@ -12,6 +12,12 @@ non-blocking ``send``; whatever the socket did not take goes the original way (u
 order is kept, and waiting for the socket like before). TLS, or a send while another is waiting,
 takes hypercorn's path unchanged.
 
+A streamed answer's chunks can skip hypercorn's ASGI send chain too: the connection offers itself
+in each request's scope (:data:`BODY_WRITER`) and, once the response head went out over HTTP/1.1
+with a chunked body, :meth:`Connection.body_writer` gives a :class:`BodyWriter` that frames each
+chunk itself and hands it to the connection's send (above; under TLS hypercorn's). The hot routes
+use it (:mod:`codexgw.api.hot`); the body's end goes the ASGI way.
+
 :func:`serve_http` is ``hypercorn.trio.serve`` (lifespan, the configured sockets, graceful
 shutdown on ``shutdown_trigger``) serving connections of that class; hypercorn itself is not
 changed (nothing global is patched), so anything else in the process using hypercorn gets its own
@@ -42,8 +48,7 @@ from hypercorn.utils import ShutdownError, raise_shutdown, repr_socket_addr, wra
 __all__ = ["BODY_WRITER", "BodyWriter", "Connection", "serve_http"]
 
 BODY_WRITER = "codexgw.body_writer"
-"""The ASGI scope extension (``scope["extensions"][BODY_WRITER]``) under which a plain-TCP
-connection offers its :class:`Connection` to the app: after ``http.response.start`` went out,
+"""The ASGI scope extension (``scope["extensions"][BODY_WRITER]``) under which a connection offers its :class:`Connection` to the app: after ``http.response.start`` went out,
 ``connection.body_writer()`` gives a :class:`BodyWriter` or ``None``."""
 
 
@@ -61,8 +66,7 @@ class Connection(TCPServer):
         raw = getattr(getattr(stream, "socket", None), "_sock", None) if type(stream) is trio.SocketStream else None
         self._raw = raw if isinstance(raw, socket.socket) and not raw.getblocking() else None
         self.direct_sends = 0
-        if self._raw is not None:
-            self.app = _OfferConnection(self.app, self)
+        self.app = _OfferConnection(self.app, self)
 
     async def protocol_send(self, event: Event) -> None:
         """hypercorn's ``protocol_send``; a :class:`RawData` on a plain-TCP connection with no send
@@ -74,10 +78,11 @@ class Connection(TCPServer):
             await super().protocol_send(event)
 
     async def send_raw(self, data: bytes) -> None:
-        """Write ``data`` to the client (plain TCP only): one non-blocking ``send`` when no other
-        send is in progress; what the socket does not take goes hypercorn's way, under its lock
-        (waiting for the socket, order kept). A reset or closed socket is hypercorn's
-        :class:`Closed` (the app's ``receive`` then gives ``http.disconnect``); nothing raises."""
+        """Write ``data`` to the client. Plain TCP: one non-blocking ``send`` when no other send is
+        in progress; what the socket does not take goes hypercorn's way, under its lock (waiting
+        for the socket, order kept). TLS: hypercorn's way (the lock and ``SSLStream.send_all``). A
+        reset or closed socket is hypercorn's :class:`Closed` (the app's ``receive`` then gives
+        ``http.disconnect``); nothing raises."""
         raw = self._raw
         if raw is not None and not self.send_lock.locked():
             try:
@@ -115,7 +120,7 @@ class Connection(TCPServer):
 
 
 class BodyWriter:
-    """Writes one streamed response's body chunks to its plain-TCP client, framed here
+    """Writes one streamed response's body chunks to its HTTP/1.1 client, framed here
     (the size in hex, CRLF, the data, CRLF: RFC 9112 §7.1) instead of through hypercorn's ASGI send
     chain and h11 (``HTTPStream.app_send`` -> ``H11Protocol.stream_send`` -> ``h11.Connection.send``
     per chunk: the bare stack's own cost, issue 17). h11 keeps no count of a chunked body, so the
@@ -138,7 +143,7 @@ class BodyWriter:
 
 
 class _OfferConnection:
-    """hypercorn's app wrapper for one plain-TCP connection: puts the connection into each HTTP
+    """hypercorn's app wrapper for one connection: puts the connection into each HTTP
     request's scope under :data:`BODY_WRITER`, then calls the app as hypercorn would."""
 
     __slots__ = ("_app", "_connection")
