@@ -82,7 +82,25 @@ def test_table_drop_account_and_purge() -> None:
     assert len(table) == 1 and table.get("d", NOW + 150) == 3
 
 
-@pytest.mark.parametrize("kwargs", [{"ttl_s": 0}, {"ttl_s": -1}, {"max_entries": 0}])
+def test_guessed_sessions_have_their_own_budget_and_never_push_out_named_ones() -> None:
+    """The soak of 2026-12-03 (issue 16): every one-off request without a session id makes a new
+    ``conv-`` key, and they filled the one 100,000-entry table (RSS +2.5 MiB/min for 40 minutes,
+    evicting named sessions too). Guessed keys now have their own, smaller bound."""
+    table = AffinityTable(ttl_s=3600)
+    table.bind(session_key({"session-id": "codex-cli"}, {}), 1, NOW)
+    table.bind(session_key({}, {"prompt_cache_key": "agent"}), 2, NOW)
+    for n in range(table.derived_max_entries + 5000):
+        table.bind(session_key({}, {"messages": [{"role": "user", "content": f"q{n}"}]}), 3, NOW + 1 + n / 1e4)
+    assert len(table) == table.derived_max_entries + 2
+    assert table.get(session_key({"session-id": "codex-cli"}, {}), NOW + 10) == 1
+    assert table.get(session_key({}, {"prompt_cache_key": "agent"}), NOW + 10) == 2
+    newest = session_key({}, {"messages": [{"role": "user", "content": f"q{table.derived_max_entries + 4999}"}]})
+    oldest = session_key({}, {"messages": [{"role": "user", "content": "q0"}]})
+    assert table.get(newest, NOW + 10) == 3 and table.get(oldest, NOW + 10) is None
+    assert table.drop_account(3) == table.derived_max_entries and len(table) == 2
+
+
+@pytest.mark.parametrize("kwargs", [{"ttl_s": 0}, {"ttl_s": -1}, {"max_entries": 0}, {"derived_max_entries": 0}])
 def test_table_rejects_bad_settings(kwargs: dict[str, Any]) -> None:
     with pytest.raises(ValueError):
         AffinityTable(**kwargs)

@@ -165,3 +165,19 @@ def test_a_quota_reading_read_again_does_not_bring_back_a_cleared_cooldown() -> 
     sa.outgoing(NOW + 1)
     sa.apply(rows)  # the row with the same reading, read back later
     assert a.is_usable(1, now=NOW + 2)
+
+
+def test_a_process_alone_does_not_read_its_own_batch_back_and_the_bindings_stay_bounded(tmp_path) -> None:
+    """One process (every tick of a single ``serve``): its own batch is not read back (the soak's
+    server learned each of its own bindings again); with another writer in between, everything
+    since is read, ours included (the upsert's merge). ``keep`` trims the table to the newest."""
+    store = Store.open(tmp_path / "s")
+    (account,) = [_account(store, "a")]
+    first = exchange(store, 0, [], [SessionRow("s1", account, NOW)])
+    assert first.seq == 1 and first.sessions == []
+    other = exchange(store, first.seq - 1, [], [SessionRow("s2", account, NOW + 1)])  # another process
+    assert other.seq == 2 and [s.session for s in other.sessions] == ["s1", "s2"]
+    mine = exchange(store, first.seq, [], [SessionRow("s3", account, NOW + 2)])
+    assert mine.seq == 3 and [s.session for s in mine.sessions] == ["s2", "s3"]  # s2 came from the other
+    assert purge_sessions(store, before=NOW - 1, keep=2) == 1  # s1, the oldest, goes
+    assert sorted(s.session for s in exchange(store, 0).sessions) == ["s2", "s3"]

@@ -18,11 +18,42 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["AffinityTable", "session_key"]
+__all__ = ["DERIVED_PREFIX", "AffinityTable", "session_key"]
 
 _SESSION_HEADERS = ("session-id", "session_id")
 _LEADING_ROLES = frozenset({"system", "developer"})
 _TEXT_PARTS = frozenset({"text", "input_text", "output_text"})
+
+
+DERIVED_PREFIX = "conv-"
+"""The prefix of a key :func:`session_key` guessed from the conversation's opening."""
+
+
+class _Bindings:
+    """One bounded, TTL'd map ``session key -> (account id, bound at, shared at)`` (epoch s),
+    least recently bound first."""
+
+    __slots__ = ("entries", "max_entries")
+
+    def __init__(self, max_entries: int) -> None:
+        self.entries: OrderedDict[str, tuple[int, float, float]] = OrderedDict()
+        self.max_entries = max_entries
+
+    def put(self, key: str, entry: tuple[int, float, float]) -> None:
+        entries = self.entries
+        entries[key] = entry
+        entries.move_to_end(key)
+        while len(entries) > self.max_entries:
+            entries.popitem(last=False)
+
+    def expire(self, now: float, ttl_s: float) -> None:
+        """Drop the expired bindings at the old end (stops at the first live one)."""
+        entries = self.entries
+        while entries:
+            oldest_key, (_, bound_at, _) = next(iter(entries.items()))
+            if now < bound_at + ttl_s:
+                break
+            del entries[oldest_key]
 
 
 class AffinityTable:
@@ -30,100 +61,111 @@ class AffinityTable:
 
     A binding made at ``t`` is valid while ``now < t + ttl_s``. Binding again (every request of the
     session does, through ``Pool.pick``) restarts its TTL, so an active session never expires. At most
-    ``max_entries`` bindings are kept; binding a new session beyond that evicts the least recently bound.
+    ``max_entries`` bindings of sessions the client named (``sid-``/``pck-`` keys) and at most
+    ``derived_max_entries`` of sessions guessed from a conversation's opening (``conv-`` keys:
+    every one-off request without a session makes a new one, so they get their own, smaller
+    budget and cannot push out the named ones) are kept; binding a new session beyond its budget
+    evicts that budget's least recently bound. About 400 bytes of memory per binding (measured in
+    the soak, README "Reliability"), so the defaults hold at most ~44 MiB.
 
     Args:
         ttl_s: seconds a binding lives after its latest ``bind`` (> 0).
-        max_entries: the size bound (>= 1).
+        max_entries: the bound on named sessions (>= 1).
+        derived_max_entries: the bound on guessed sessions (>= 1).
 
     Raises:
-        ValueError: ``ttl_s <= 0`` or ``max_entries < 1``.
+        ValueError: ``ttl_s <= 0`` or a bound < 1.
     """
 
-    def __init__(self, ttl_s: float = 3600.0, max_entries: int = 100_000) -> None:
+    def __init__(self, ttl_s: float = 3600.0, max_entries: int = 100_000, derived_max_entries: int = 10_000) -> None:
         if not ttl_s > 0:
             raise ValueError(f"ttl_s must be positive, not {ttl_s!r}")
-        if max_entries < 1:
-            raise ValueError(f"max_entries must be at least 1, not {max_entries!r}")
+        if max_entries < 1 or derived_max_entries < 1:
+            raise ValueError(f"the bounds must be at least 1, not {max_entries!r} and {derived_max_entries!r}")
         self.ttl_s = ttl_s
         self.max_entries = max_entries
-        # session key -> (account id, bound at epoch s, shared at epoch s), least recently bound first
-        self._entries: OrderedDict[str, tuple[int, float, float]] = OrderedDict()
+        self.derived_max_entries = derived_max_entries
+        self._named = _Bindings(max_entries)
+        self._derived = _Bindings(derived_max_entries)
         self.journal: dict[str, tuple[int, float]] | None = None
         """When a dict (``serve --workers``, ``pool/sync.py``): the bindings to tell the other
         processes, ``session → (account id, bound at)``: new or moved bindings, and a binding's
         refresh once per ``ttl_s / 4``. ``None``: nothing is journaled."""
 
+    def _of(self, session_key: str) -> _Bindings:
+        return self._derived if session_key.startswith(DERIVED_PREFIX) else self._named
+
     def __len__(self) -> int:
-        """Number of stored bindings, expired ones not yet purged included."""
-        return len(self._entries)
+        """Number of stored bindings (both budgets), expired ones not yet purged included."""
+        return len(self._named.entries) + len(self._derived.entries)
 
     def get(self, session_key: str, now: float) -> int | None:
         """The account bound to ``session_key`` at ``now`` (epoch s); ``None`` when unbound or expired.
 
         Does not restart the TTL (``bind`` does). An expired binding found here is removed.
         """
-        entry = self._entries.get(session_key)
+        entries = self._of(session_key).entries
+        entry = entries.get(session_key)
         if entry is None:
             return None
         account_id, bound_at = entry[0], entry[1]
         if now >= bound_at + self.ttl_s:
-            del self._entries[session_key]
+            del entries[session_key]
             return None
         return account_id
 
     def bind(self, session_key: str, account_id: int, now: float) -> None:
         """Bind ``session_key`` to ``account_id`` as of ``now`` (epoch s), replacing any binding.
 
-        Also drops expired bindings at the old end of the table and, beyond ``max_entries``, the least
+        Also drops expired bindings at the old end of its budget and, beyond the budget, the least
         recently bound ones.
         """
+        bindings = self._of(session_key)
         shared_at = now
-        previous = self._entries.get(session_key)
+        previous = bindings.entries.get(session_key)
         if self.journal is None:
             pass
         elif previous is None or previous[0] != account_id or now >= previous[2] + self.ttl_s / 4:
             self.journal[session_key] = (account_id, now)
         else:
             shared_at = previous[2]
-        self._entries[session_key] = (account_id, now, shared_at)
-        self._entries.move_to_end(session_key)
-        while len(self._entries) > self.max_entries:
-            self._entries.popitem(last=False)
-        while self._entries:
-            oldest_key, (_, bound_at, _) = next(iter(self._entries.items()))
-            if now < bound_at + self.ttl_s:
-                break
-            del self._entries[oldest_key]
+        bindings.put(session_key, (account_id, now, shared_at))
+        bindings.expire(now, self.ttl_s)
 
     def learn(self, session_key: str, account_id: int, bound_at: float) -> None:
         """Take in another process's binding (``pool/sync.py``), not journaled: it replaces ours
         when it is at least as recent (``bound_at``, epoch s); an older one only moves nothing."""
-        current = self._entries.get(session_key)
+        bindings = self._of(session_key)
+        current = bindings.entries.get(session_key)
         if current is not None and current[1] > bound_at:
             return
-        self._entries[session_key] = (account_id, bound_at, bound_at)
-        self._entries.move_to_end(session_key)
-        while len(self._entries) > self.max_entries:
-            self._entries.popitem(last=False)
+        bindings.put(session_key, (account_id, bound_at, bound_at))
 
     def unbind(self, session_key: str) -> None:
         """Forget ``session_key``'s binding (no-op if none)."""
-        self._entries.pop(session_key, None)
+        self._of(session_key).entries.pop(session_key, None)
 
     def drop_account(self, account_id: int) -> int:
         """Forget every binding to ``account_id`` (e.g. the account was removed). Returns how many."""
-        doomed = [key for key, entry in self._entries.items() if entry[0] == account_id]
-        for key in doomed:
-            del self._entries[key]
-        return len(doomed)
+        dropped = 0
+        for bindings in (self._named, self._derived):
+            entries = bindings.entries
+            doomed = [key for key, entry in entries.items() if entry[0] == account_id]
+            for key in doomed:
+                del entries[key]
+            dropped += len(doomed)
+        return dropped
 
     def purge(self, now: float) -> int:
         """Drop every binding expired at ``now`` (epoch s). Returns how many."""
-        doomed = [key for key, entry in self._entries.items() if now >= entry[1] + self.ttl_s]
-        for key in doomed:
-            del self._entries[key]
-        return len(doomed)
+        dropped = 0
+        for bindings in (self._named, self._derived):
+            entries = bindings.entries
+            doomed = [key for key, entry in entries.items() if now >= entry[1] + self.ttl_s]
+            for key in doomed:
+                del entries[key]
+            dropped += len(doomed)
+        return dropped
 
 
 def session_key(headers: Mapping[str, str], body: Mapping[str, Any]) -> str | None:
@@ -163,13 +205,13 @@ def session_key(headers: Mapping[str, str], body: Mapping[str, Any]) -> str | No
         return "pck-" + _digest(cache_key)
     messages = body.get("messages")
     if isinstance(messages, list) and messages:
-        return "conv-" + _digest(_canonical(["chat", _opening(messages)]))
+        return DERIVED_PREFIX + _digest(_canonical(["chat", _opening(messages)]))
     items = body.get("input")
     if isinstance(items, str) and items:
         items = [{"role": "user", "content": items}]
     if isinstance(items, list) and items:
         instructions = body.get("instructions")
-        return "conv-" + _digest(_canonical(["responses", instructions, _opening(items)]))
+        return DERIVED_PREFIX + _digest(_canonical(["responses", instructions, _opening(items)]))
     return None
 
 

@@ -140,6 +140,7 @@ class PoolStateDB:
                 retries at its next tick; unwritten rows are the caller's to keep).
         """
         conn = self._conn
+        written = -1  # the seq of our own batch: alone since ``since``, it is not read back
         if states or sessions:
             conn.execute("BEGIN IMMEDIATE")
             try:
@@ -158,9 +159,13 @@ class PoolStateDB:
                     conn.execute("ROLLBACK")
                 raise
             conn.execute("COMMIT")
+            written = seq
         row = conn.execute("SELECT value FROM meta WHERE key = 'pool_seq'").fetchone()
         current = int(row[0]) if row else 0
-        if current == since:
+        if current == since or (current == written and since == written - 1):
+            # nothing new, or nothing but our own batch (one process: every tick). When others
+            # wrote too, our rows are read back with theirs: an upsert merges field by field and
+            # moves a row another process wrote to our seq, so only the read tells the merge.
             return Batch(seq=current)
         conn.execute("BEGIN")  # one snapshot for both tables
         try:
@@ -182,9 +187,19 @@ class PoolStateDB:
             sessions=[SessionRow(s, int(a), float(b)) for s, a, b in bound],
         )
 
-    def purge_sessions(self, *, before: float) -> int:
-        """Delete the session bindings last bound before ``before`` (epoch s). Returns how many."""
-        return self._conn.execute("DELETE FROM pool_sessions WHERE bound_at < ?", (before,)).rowcount
+    def purge_sessions(self, *, before: float, keep: int | None = None) -> int:
+        """Delete the session bindings last bound before ``before`` (epoch s) and, with ``keep``,
+        all but the ``keep`` most recently bound (the affinity table's own bound: rows beyond it
+        would be evicted at once when restored). Returns how many."""
+        conn = self._conn
+        dropped = conn.execute("DELETE FROM pool_sessions WHERE bound_at < ?", (before,)).rowcount
+        if keep is not None:
+            dropped += conn.execute(
+                "DELETE FROM pool_sessions WHERE session NOT IN "
+                "(SELECT session FROM pool_sessions ORDER BY bound_at DESC LIMIT ?)",
+                (keep,),
+            ).rowcount
+        return dropped
 
 
 def exchange(
@@ -198,10 +213,10 @@ def exchange(
         db.close()
 
 
-def purge_sessions(store: Store, *, before: float) -> int:
+def purge_sessions(store: Store, *, before: float, keep: int | None = None) -> int:
     """:meth:`PoolStateDB.purge_sessions` on a connection of its own."""
     db = PoolStateDB(store)
     try:
-        return db.purge_sessions(before=before)
+        return db.purge_sessions(before=before, keep=keep)
     finally:
         db.close()

@@ -114,11 +114,13 @@ class PoolStateSync:
                 await self.tick()
                 if self.clock() >= next_purge:
                     next_purge = self.clock() + PURGE_EVERY_S
-                    before = self.clock() - self.pool.affinity.ttl_s
+                    affinity = self.pool.affinity
+                    before = self.clock() - affinity.ttl_s
+                    keep = affinity.max_entries + affinity.derived_max_entries
                     try:
                         if self._db is not None:
                             await trio.to_thread.run_sync(
-                                functools.partial(self._db.purge_sessions, before=before)
+                                functools.partial(self._db.purge_sessions, before=before, keep=keep)
                             )
                     except Exception as exc:
                         log.debug("session bindings not purged: %s", exc)
