@@ -7,6 +7,7 @@ import httpx
 import pytest
 import trio
 
+from codexgw.pool.affinity import DERIVED_PREFIX
 from codexgw.pool.quota import QuotaSnapshot, Window
 from codexgw.pool.scheduler import AccountView, Pool
 from codexgw.pool.sync import PoolSync, SessionRow, StateRow
@@ -181,3 +182,36 @@ def test_a_process_alone_does_not_read_its_own_batch_back_and_the_bindings_stay_
     assert mine.seq == 3 and [s.session for s in mine.sessions] == ["s2", "s3"]  # s2 came from the other
     assert purge_sessions(store, before=NOW - 1, keep=2) == 1  # s1, the oldest, goes
     assert sorted(s.session for s in exchange(store, 0).sessions) == ["s2", "s3"]
+
+
+def test_the_store_trims_guessed_and_named_sessions_each_to_its_own_budget(tmp_path) -> None:
+    """Many one-off requests (guessed ``conv-`` keys, all newer) never push a named session out of
+    the store: each budget keeps its own most recent rows (a trim over all rows kept only the
+    guessed ones, so a restart forgot the named sessions)."""
+    store = Store.open(tmp_path / "s")
+    (account,) = [_account(store, "a")]
+    named = [SessionRow(f"sid-{i}", account, NOW + i) for i in range(3)]
+    guessed = [SessionRow(f"{DERIVED_PREFIX}{i}", account, NOW + 10 + i) for i in range(5)]
+    exchange(store, 0, [], named + guessed)
+    assert purge_sessions(store, before=NOW - 1, keep=2, guessed=(DERIVED_PREFIX, 3)) == 3
+    left = sorted(s.session for s in exchange(store, 0).sessions)
+    assert left == ["conv-2", "conv-3", "conv-4", "sid-1", "sid-2"]
+
+
+async def test_the_sync_purge_keeps_named_sessions_past_a_flood_of_guessed_ones(tmp_path) -> None:
+    """The 5-minute purge of ``serve`` trims the store per budget of the pool's own table: 3 named
+    sessions survive 5 newer guessed ones at bounds of 3 and 2 (it trimmed to the newest 5 of
+    all, which were all guessed), and rows older than the TTL go."""
+    from codexgw.pool.affinity import AffinityTable
+    from codexgw.upstream.pool_sync import PoolStateSync
+
+    store = Store.open(tmp_path / "s")
+    account = _account(store, "a")
+    named = [SessionRow(f"sid-{i}", account, NOW + i) for i in range(3)]
+    guessed = [SessionRow(f"{DERIVED_PREFIX}{i}", account, NOW + 10 + i) for i in range(5)]
+    exchange(store, 0, [], [SessionRow("sid-old", account, NOW - 4000), *named, *guessed])
+    pool = Pool(affinity=AffinityTable(ttl_s=3600, max_entries=3, derived_max_entries=2))
+    sync = PoolStateSync(store, pool, clock=lambda: NOW + 20)
+    assert await sync.purge() == 4
+    left = sorted(s.session for s in exchange(store, 0).sessions)
+    assert left == ["conv-3", "conv-4", "sid-0", "sid-1", "sid-2"]

@@ -48,7 +48,8 @@ from hypercorn.utils import ShutdownError, raise_shutdown, repr_socket_addr, wra
 __all__ = ["BODY_WRITER", "BodyWriter", "Connection", "serve_http"]
 
 BODY_WRITER = "codexgw.body_writer"
-"""The ASGI scope extension (``scope["extensions"][BODY_WRITER]``) under which a connection offers its :class:`Connection` to the app: after ``http.response.start`` went out,
+"""The ASGI scope extension (``scope["extensions"][BODY_WRITER]``) under which a connection
+offers its :class:`Connection` to the app: after ``http.response.start`` went out,
 ``connection.body_writer()`` gives a :class:`BodyWriter` or ``None``."""
 
 

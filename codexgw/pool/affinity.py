@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 __all__ = ["DERIVED_PREFIX", "AffinityTable", "session_key"]
@@ -46,6 +46,14 @@ class _Bindings:
         while len(entries) > self.max_entries:
             entries.popitem(last=False)
 
+    def remove_where(self, doomed: Callable[[tuple[int, float, float]], bool]) -> int:
+        """Remove every binding whose entry ``doomed`` is true for. Returns how many."""
+        entries = self.entries
+        keys = [key for key, entry in entries.items() if doomed(entry)]
+        for key in keys:
+            del entries[key]
+        return len(keys)
+
     def expire(self, now: float, ttl_s: float) -> None:
         """Drop the expired bindings at the old end (stops at the first live one)."""
         entries = self.entries
@@ -66,7 +74,8 @@ class AffinityTable:
     every one-off request without a session makes a new one, so they get their own, smaller
     budget and cannot push out the named ones) are kept; binding a new session beyond its budget
     evicts that budget's least recently bound. About 400 bytes of memory per binding (measured in
-    the soak, README "Reliability"), so the defaults hold at most ~44 MiB.
+    the soak: README "How this is tested", the soak's paragraph), so the defaults hold at most
+    ~44 MiB.
 
     Args:
         ttl_s: seconds a binding lives after its latest ``bind`` (> 0).
@@ -147,26 +156,12 @@ class AffinityTable:
 
     def drop_account(self, account_id: int) -> int:
         """Forget every binding to ``account_id`` (e.g. the account was removed). Returns how many."""
-        dropped = 0
-        for bindings in (self._named, self._derived):
-            entries = bindings.entries
-            doomed = [key for key, entry in entries.items() if entry[0] == account_id]
-            for key in doomed:
-                del entries[key]
-            dropped += len(doomed)
-        return dropped
+        return sum(b.remove_where(lambda entry: entry[0] == account_id) for b in (self._named, self._derived))
 
     def purge(self, now: float) -> int:
         """Drop every binding expired at ``now`` (epoch s). Returns how many."""
-        dropped = 0
-        for bindings in (self._named, self._derived):
-            entries = bindings.entries
-            doomed = [key for key, entry in entries.items() if now >= entry[1] + self.ttl_s]
-            for key in doomed:
-                del entries[key]
-            dropped += len(doomed)
-        return dropped
-
+        ttl_s = self.ttl_s
+        return sum(b.remove_where(lambda entry: now >= entry[1] + ttl_s) for b in (self._named, self._derived))
 
 def session_key(headers: Mapping[str, str], body: Mapping[str, Any]) -> str | None:
     """Name the conversation a request belongs to, for affinity (design.md §3 "Pool").

@@ -187,20 +187,39 @@ class PoolStateDB:
             sessions=[SessionRow(s, int(a), float(b)) for s, a, b in bound],
         )
 
-    def purge_sessions(self, *, before: float, keep: int | None = None) -> int:
-        """Delete the session bindings last bound before ``before`` (epoch s) and, with ``keep``,
-        all but the ``keep`` most recently bound (the affinity table's own bound: rows beyond it
-        would be evicted at once when restored). Returns how many."""
+    def purge_sessions(
+        self, *, before: float, keep: int | None = None, guessed: tuple[str, int] | None = None
+    ) -> int:
+        """Delete the session bindings last bound before ``before`` (epoch s) and trim the rest to
+        the affinity table's bounds (rows beyond them would be evicted at once when restored).
+
+        Args:
+            before: epoch s; rows bound earlier go.
+            keep: keep only this many most recently bound rows among the named ones (among all
+                rows when ``guessed`` is ``None``); ``None``: no trim.
+            guessed: ``(prefix, n)``: the rows whose session starts with ``prefix`` (the keys
+                guessed from a conversation's opening, ``pool/affinity.py::DERIVED_PREFIX``) are a
+                budget of their own, trimmed to their ``n`` most recent, so that many one-off
+                requests never push a named session out of the store.
+
+        Returns:
+            How many rows were deleted.
+        """
         conn = self._conn
         dropped = conn.execute("DELETE FROM pool_sessions WHERE bound_at < ?", (before,)).rowcount
-        if keep is not None:
-            dropped += conn.execute(
-                "DELETE FROM pool_sessions WHERE session NOT IN "
-                "(SELECT session FROM pool_sessions ORDER BY bound_at DESC LIMIT ?)",
-                (keep,),
-            ).rowcount
+        budgets: list[tuple[str, tuple[object, ...], int | None]] = [("1", (), keep)]
+        if guessed is not None:
+            prefix, n = guessed
+            match, args = "substr(session, 1, ?) = ?", (len(prefix), prefix)
+            budgets = [(match, args, n), (f"NOT ({match})", args, keep)]
+        for where, args, limit in budgets:
+            if limit is not None:
+                dropped += conn.execute(
+                    f"DELETE FROM pool_sessions WHERE {where} AND session NOT IN "
+                    f"(SELECT session FROM pool_sessions WHERE {where} ORDER BY bound_at DESC LIMIT ?)",
+                    (*args, *args, limit),
+                ).rowcount
         return dropped
-
 
 def exchange(
     store: Store, since: int, states: Sequence[StateRow] = (), sessions: Sequence[SessionRow] = ()
@@ -213,10 +232,12 @@ def exchange(
         db.close()
 
 
-def purge_sessions(store: Store, *, before: float, keep: int | None = None) -> int:
+def purge_sessions(
+    store: Store, *, before: float, keep: int | None = None, guessed: tuple[str, int] | None = None
+) -> int:
     """:meth:`PoolStateDB.purge_sessions` on a connection of its own."""
     db = PoolStateDB(store)
     try:
-        return db.purge_sessions(before=before, keep=keep)
+        return db.purge_sessions(before=before, keep=keep, guessed=guessed)
     finally:
         db.close()

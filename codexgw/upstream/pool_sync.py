@@ -20,6 +20,7 @@ from collections.abc import Callable
 
 import trio
 
+from codexgw.pool.affinity import DERIVED_PREFIX
 from codexgw.pool.scheduler import Pool
 from codexgw.pool.sync import PoolSync, SessionRow, StateRow
 from codexgw.store.pool_state import PoolStateDB
@@ -102,6 +103,26 @@ class PoolStateSync:
         if batch.states or batch.sessions:
             self.applied += self.sync.apply(batch.states, batch.sessions)
 
+    async def purge(self) -> int:
+        """Delete the stored bindings older than the affinity TTL and trim the rest to the table's
+        bounds, each budget on its own (named sessions keep ``max_entries``, guessed ``conv-`` ones
+        ``derived_max_entries``). Returns how many rows went; a store that cannot be written is
+        logged at debug and counts 0 (the next purge tries again)."""
+        affinity = self.pool.affinity
+        purge = functools.partial(
+            PoolStateDB.purge_sessions,
+            before=self.clock() - affinity.ttl_s,
+            keep=affinity.max_entries,
+            guessed=(DERIVED_PREFIX, affinity.derived_max_entries),
+        )
+        try:
+            if self._db is None:
+                self._db = await trio.to_thread.run_sync(PoolStateDB, self.store)
+            return await trio.to_thread.run_sync(purge, self._db)
+        except Exception as exc:
+            log.debug("session bindings not purged: %s", exc)
+            return 0
+
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Restore, report started, then tick every ``interval_s`` forever; on cancellation, one
         last shielded write (what the last moments learned survives a restart)."""
@@ -114,16 +135,7 @@ class PoolStateSync:
                 await self.tick()
                 if self.clock() >= next_purge:
                     next_purge = self.clock() + PURGE_EVERY_S
-                    affinity = self.pool.affinity
-                    before = self.clock() - affinity.ttl_s
-                    keep = affinity.max_entries + affinity.derived_max_entries
-                    try:
-                        if self._db is not None:
-                            await trio.to_thread.run_sync(
-                                functools.partial(self._db.purge_sessions, before=before, keep=keep)
-                            )
-                    except Exception as exc:
-                        log.debug("session bindings not purged: %s", exc)
+                    await self.purge()
         finally:
             with trio.CancelScope(shield=True):
                 await self.tick()
