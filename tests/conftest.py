@@ -149,6 +149,23 @@ def body_writes(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
 
 
 @pytest.fixture
+def pumps(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """Every ``UpstreamStream`` whose body the gateway pushed to its client from the direct read
+    loop (``UpstreamStream.pump``, reached through ``Relay.push``), in order."""
+    from codexgw.upstream.stream import UpstreamStream
+
+    streams: list[UpstreamStream] = []
+    pump = UpstreamStream.pump
+
+    async def spy(self: UpstreamStream, *args: Any, **kwargs: Any) -> None:
+        streams.append(self)
+        await pump(self, *args, **kwargs)
+
+    monkeypatch.setattr(UpstreamStream, "pump", spy)
+    return streams
+
+
+@pytest.fixture
 def direct_readers(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     """Every ``DirectBody`` the gateway attaches to an upstream response during the test, in order
     (``codexgw.client.direct``: the body read straight off its socket)."""

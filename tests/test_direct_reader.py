@@ -496,3 +496,160 @@ async def test_peek_decodes_a_burst_only_up_to_its_first_output_event(
         assert deltas([got[0][2:], *got[1:]]) == [f"w{i}" for i in range(5)]
         assert len(got[0]) == 3 and got[1] is not None and len(got[1]) == 4  # the rest: one batch, one write
     assert upstream.accepted == 1
+
+
+# UpstreamStream.pump: the same reading pushed to a consumer, one cancel scope per heartbeat
+# interval (the relay's direct path to an HTTP/1.1 client, codexgw.upstream.relay.Relay.push).
+
+
+async def pumped(
+    stream: UpstreamStream, interval_s: float, on_batch: Callable[[list | None], object] | None = None, **kw: object
+) -> list:
+    """Every batch ``stream.pump`` gives (``None`` for a heartbeat); ``on_batch`` may stop it (True)."""
+    seen: list = []
+
+    async def consume(batch: list | None) -> bool:
+        seen.append(batch)
+        return bool(on_batch(batch)) if on_batch is not None else False
+
+    with trio.fail_after(10):
+        await stream.pump(consume, interval_s, **kw)  # type: ignore[arg-type]
+    return seen
+
+
+async def test_pump_gives_each_event_and_a_heartbeat_on_silence(upstream: Upstream, sender: UpstreamSender) -> None:
+    go = trio.Event()
+
+    async def script(conn: trio.SocketStream) -> None:
+        await conn.send_all(HEAD + chunk(sse(0)))
+        await go.wait()  # silent until the reader reported the silence
+        await conn.send_all(chunk(sse(1)) + END)
+
+    upstream.scripts += [script, whole(2)]
+    stream = await open_stream(sender, upstream)
+    seen = await pumped(stream, 0.01, lambda batch: go.set() if batch is None else None)
+    await stream.aclose()
+    assert seen[0] is not None and None in seen and deltas(seen) == ["w0", "w1"]
+    stream = await open_stream(sender, upstream)  # read to its end: the connection was returned
+    assert deltas(await pumped(stream, 5.0)) == ["w0", "w1"]
+    await stream.aclose()
+    assert upstream.accepted == 1 and upstream.closed_by_client == 0
+
+
+async def test_pump_gives_no_heartbeat_while_data_keeps_coming_past_the_interval(
+    upstream: Upstream, sender: UpstreamSender
+) -> None:
+    """Events 2 ms apart for about 0.6 s against a 0.25 s interval: the scope's deadline passes
+    while data flows (at least twice), and a new scope starts from the latest data: no heartbeat."""
+
+    async def script(conn: trio.SocketStream) -> None:
+        await conn.send_all(HEAD)
+        for i in range(300):
+            await conn.send_all(chunk(sse(i)))
+            await trio.sleep(0.002)
+        await conn.send_all(END)
+
+    upstream.scripts.append(script)
+    stream = await open_stream(sender, upstream)
+    start = trio.current_time()
+    seen = await pumped(stream, 0.25)
+    await stream.aclose()
+    assert trio.current_time() - start > 0.5  # the deadline passed during the answer
+    assert None not in seen and deltas(seen) == [f"w{i}" for i in range(300)]
+
+
+async def test_pump_stops_when_the_consumer_says_so_and_the_connection_is_closed(
+    upstream: Upstream, sender: UpstreamSender
+) -> None:
+    async def script(conn: trio.SocketStream) -> None:
+        await conn.send_all(HEAD + chunk(sse(0)))
+        while await conn.receive_some(65536):  # the answer goes on until the client closes
+            pass
+
+    upstream.scripts += [script, whole(1)]
+    stream = await open_stream(sender, upstream)
+    assert deltas(await pumped(stream, 5.0, lambda batch: True)) == ["w0"]
+    await stream.aclose()
+    with trio.fail_after(10):
+        while upstream.closed_by_client < 1:
+            await trio.sleep(0.001)
+    stream = await open_stream(sender, upstream)
+    assert deltas(await pumped(stream, 5.0)) == ["w0"]
+    await stream.aclose()
+    assert upstream.accepted == 2
+
+
+async def test_pump_silence_past_the_read_timeout_is_an_upstream_error_after_heartbeats(
+    upstream: Upstream, sender: UpstreamSender
+) -> None:
+    async def script(conn: trio.SocketStream) -> None:
+        await conn.send_all(HEAD + chunk(sse(0)))
+        while await conn.receive_some(65536):
+            pass
+
+    upstream.scripts.append(script)
+    stream = await open_stream(sender, upstream)
+    stream._read_timeout_s = 0.2
+    seen: list = []
+    with pytest.raises(UpstreamConnectionError, match="timed out"):
+        await pumped(stream, 0.05, seen.append)
+    await stream.aclose()
+    assert deltas(seen) == ["w0"] and seen.count(None) >= 2  # heartbeats first, then the timeout
+
+
+async def test_pump_the_drains_cut_ends_it_and_a_shielded_consumer_is_not_cut(
+    upstream: Upstream, sender: UpstreamSender
+) -> None:
+    """The consumer runs inside the loop's scope: its shielded wait (a write to a slow client)
+    outlives the heartbeat's deadline and the cut, and the batch is never lost; the cut then ends
+    the pump with ServerShuttingDownError at the next wait."""
+    from codexgw.errors import ServerShuttingDownError
+    from codexgw.upstream.drain import Drain
+
+    async def script(conn: trio.SocketStream) -> None:
+        await conn.send_all(HEAD + chunk(sse(0)))
+        while await conn.receive_some(65536):
+            pass
+
+    upstream.scripts.append(script)
+    stream = await open_stream(sender, upstream)
+    drain = Drain(grace_s=30)
+    seen: list = []
+
+    async def consume(batch: list | None) -> bool:
+        seen.append(batch)
+        with trio.CancelScope(shield=True):
+            await trio.sleep(0.1)  # past the 0.02 s heartbeat deadline
+            drain.cut_now()
+        seen.append("written")
+        return False
+
+    with pytest.raises(ServerShuttingDownError), trio.fail_after(10):
+        await stream.pump(consume, 0.02, cut=drain)
+    await stream.aclose()
+    assert deltas(seen[:1]) == ["w0"] and seen[1] == "written" and len(seen) == 2
+
+
+async def test_pump_coalesces_within_its_window_and_a_cut_body_is_an_error(
+    upstream: Upstream, sender: UpstreamSender
+) -> None:
+    async def script(conn: trio.SocketStream) -> None:
+        await conn.send_all(HEAD + chunk(sse(0)))
+        await trio.sleep(0.001)
+        await conn.send_all(chunk(sse(1)))
+        await trio.sleep(0.001)
+        await conn.send_all(chunk(sse(2)) + END)
+
+    async def cut_short(conn: trio.SocketStream) -> None:
+        await conn.send_all(HEAD + chunk(sse(0)) + b"40\r\nevent: x")
+        await conn.aclose()
+
+    upstream.scripts += [script, cut_short]
+    stream = await open_stream(sender, upstream)
+    got = await pumped(stream, 30.0, coalesce_s=5.0)  # the body's end closes the window
+    await stream.aclose()
+    assert len(got) == 1 and deltas(got) == ["w0", "w1", "w2"]
+    stream = await open_stream(sender, upstream)
+    with pytest.raises(UpstreamConnectionError):
+        await pumped(stream, 5.0)
+    await stream.aclose()

@@ -41,7 +41,7 @@ async def tls_env(
 
 
 async def test_streams_over_an_https_upstream_are_read_directly_on_one_connection(
-    tls_env: Env, direct_readers: list[DirectBody], body_writes: list[bytes]
+    tls_env: Env, direct_readers: list[DirectBody], body_writes: list[bytes], pumps: list
 ) -> None:
     readers = direct_readers
     tls_env.add_account("a")
@@ -70,3 +70,4 @@ async def test_streams_over_an_https_upstream_are_read_directly_on_one_connectio
     # the client side: every chunk of the six answers went through the connection's BodyWriter
     written = b"".join(body_writes)
     assert written.count(b"data: [DONE]") == 3 and written.count(b'"type":"response.completed"') == 3
+    assert len(pumps) == 6  # each pushed from its direct read loop (Relay.push), not iterated

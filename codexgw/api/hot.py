@@ -32,7 +32,7 @@ from codexgw.api.exchange import Exchange
 from codexgw.api.guard import close_header, declared_body, discard_body
 from codexgw.api.server import BODY_WRITER
 from codexgw.errors import ClientError, PayloadTooLargeError
-from codexgw.upstream.relay import upstream_closed
+from codexgw.upstream.relay import Pushable, upstream_closed
 
 if TYPE_CHECKING:
     from codexgw.upstream.gateway import Gateway
@@ -329,8 +329,11 @@ async def _send_stream(
             writer = connection.body_writer() if connection is not None else None
             if writer is not None:
                 write = writer.send
-                async for chunk in body:
-                    await write(chunk)
+                if isinstance(body, Pushable):  # the relay writes from its own read loop (issue 17)
+                    await body.push(write)
+                else:
+                    async for chunk in body:
+                        await write(chunk)
             else:
                 async for chunk in body:
                     await send({"type": "http.response.body", "body": chunk, "more_body": True})

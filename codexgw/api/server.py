@@ -83,7 +83,9 @@ class Connection(TCPServer):
         in progress; what the socket does not take goes hypercorn's way, under its lock (waiting
         for the socket, order kept). TLS: hypercorn's way (the lock and ``SSLStream.send_all``). A
         reset or closed socket is hypercorn's :class:`Closed` (the app's ``receive`` then gives
-        ``http.disconnect``); nothing raises."""
+        ``http.disconnect``); nothing raises. Not cancellable: the wait for the lock is shielded
+        as hypercorn shields the send itself, so a chunk is written whole or not at all (the
+        direct relay writes from inside its read loop's cancel scope, ``UpstreamStream.pump``)."""
         raw = self._raw
         if raw is not None and not self.send_lock.locked():
             try:
@@ -91,13 +93,15 @@ class Connection(TCPServer):
             except (BlockingIOError, InterruptedError):
                 sent = 0
             except OSError:  # reset, broken pipe, closed: what the original maps to Closed
-                await self.protocol.handle(Closed())
+                with trio.CancelScope(shield=True):
+                    await self.protocol.handle(Closed())
                 return
             if sent == len(data):
                 self.direct_sends += 1
                 return
             data = data[sent:]  # the rest waits for the socket, under the lock
-        await super().protocol_send(RawData(data=data))
+        with trio.CancelScope(shield=True):  # never cut mid-chunk (the relay's read scope, issue 17)
+            await super().protocol_send(RawData(data=data))
 
     def body_writer(self) -> BodyWriter | None:
         """A writer for the body of the response whose head just went out, or ``None`` when the

@@ -20,12 +20,17 @@ log line and the metrics), and the upstream is closed (after a terminal event, o
 was read, so that its connection goes back to the pool: :func:`upstream_closed`).
 
 Nothing is held between batches (``del``), so an idle stream keeps no event it already passed on.
+
+A :class:`Relay` runs either way: iterated (the WebSocket, h2 clients, the keep-alive answer) or
+pushed (:meth:`Relay.push`, an HTTP/1.1 client's body writer), where on the direct reader the read
+loop calls the writer itself (``UpstreamStream.pump``: one cancel scope per heartbeat interval, no
+async generator between the socket and the client, issue 17).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import aclosing
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -40,7 +45,7 @@ if TYPE_CHECKING:
     from codexgw.upstream.gateway import Gateway
     from codexgw.upstream.stream import UpstreamStream
 
-__all__ = ["Saver", "StreamEnd", "StreamHandler", "collect", "relay", "upstream_closed"]
+__all__ = ["Pushable", "Relay", "Saver", "StreamEnd", "StreamHandler", "collect", "relay", "upstream_closed"]
 
 Saver = Callable[[str, list[dict[str, Any]]], Awaitable[None]]
 """``save(response_id, output_items)``: keep a finished response (never raises)."""
@@ -111,69 +116,191 @@ async def upstream_closed(stream: UpstreamStream, *, end_due: bool = False) -> N
         await stream.aclose()
 
 
-async def relay(
+class Pushable:
+    """A streamed answer's body that runs one of two ways, once: iterated (``async for chunk in
+    body``, closed with :meth:`aclose`: what to write, never empty), or pushed (:meth:`push`
+    hands each chunk to the caller's ``write`` itself). Subclasses give ``_iterate`` (the iteration) and
+    may give a :meth:`push` that does better than iterating."""
+
+    __slots__ = ("_gen",)
+
+    def __init__(self) -> None:
+        self._gen: AsyncGenerator[Any, None] | None = None
+
+    def __aiter__(self) -> Pushable:
+        return self
+
+    async def __anext__(self) -> Any:
+        if self._gen is None:
+            self._gen = self._iterate()
+        return await self._gen.__anext__()
+
+    async def aclose(self) -> None:
+        """Close the iteration (its ``finally`` runs); a body never started, or pushed, has nothing
+        to close."""
+        if self._gen is not None:
+            await self._gen.aclose()
+
+    def _iterate(self) -> AsyncGenerator[Any, None]:
+        raise NotImplementedError
+
+    async def push(self, write: Callable[[Any], Awaitable[None]]) -> None:
+        """Run the body, handing each chunk to ``write`` in order (here: by iterating it).
+
+        ``write`` must not be cancellable mid-chunk: it may only reach a checkpoint shielded
+        (``codexgw.api.server.BodyWriter.send``: a non-blocking send, the rest shielded), since a
+        subclass may call it inside its read loop's cancel scope. Raises what ``write`` raises.
+        """
+        async with aclosing(self) as chunks:
+            async for chunk in chunks:
+                await write(chunk)
+
+
+class Relay(Pushable):
+    """A streamed answer's relay: ``stream`` to the client through ``handler`` (see the module
+    docstring). Made by :func:`relay`; iterated, the chunks are SSE bytes or, for the WebSocket,
+    lists of text frames. :meth:`push` on the direct reader (``stream.direct``) runs the read loop
+    in this coroutine with one cancel scope per heartbeat interval instead of one per wait
+    (``UpstreamStream.pump``: issue 17).
+    """
+
+    __slots__ = ("_gw", "_handler", "_on_end", "_save", "_stream")
+
+    def __init__(
+        self, gw: Gateway, stream: UpstreamStream, handler: StreamHandler, on_end: StreamEnd, save: Saver | None
+    ) -> None:
+        self._gw = gw
+        self._stream = stream
+        self._handler = handler
+        self._on_end = on_end
+        self._save = save
+        super().__init__()
+
+    async def _iterate(self) -> AsyncGenerator[Any, None]:
+        gw, stream, handler, save = self._gw, self._stream, self._handler, self._save
+        last = None  # the output of the batch that finished the answer: it goes out with the handler's end
+        end_due = False  # a handler that stopped reading saw the upstream's terminal event
+        on_silence = handler.heartbeat
+        try:
+            interval_s = gw.settings.heartbeat_s
+            # The body read in this task when it can be (no pump; the drain's cut cancels its wait),
+            # else httpx and a pump, with the drain's guard around each wait. Either way a cut is
+            # ServerShuttingDownError, told in-band.
+            if stream.direct:
+                heartbeat = stream.paced_batches(interval_s, gw.settings.coalesce_ms / 1000, cut=gw.drain)
+            else:
+                heartbeat = gw.drain.guard(with_heartbeat(stream.batches(), nursery=gw.nursery, interval_s=interval_s))
+            async with aclosing(heartbeat) as batches:  # closed now when the loop ends, not at GC
+                async for batch in batches:
+                    if batch is None:
+                        yield on_silence
+                        continue
+                    out, finished, end_due = _fed(handler, batch)
+                    del batch  # hold nothing while the upstream is silent
+                    if finished:
+                        if save is not None and (kept := handler.take_kept()) is not None:
+                            await save(*kept)
+                        if not handler.drains:
+                            last = out
+                            break
+                    if out:
+                        yield out
+                    del out
+            if tail := _tail(handler, last):
+                yield tail
+        except CodexgwError as exc:
+            yield handler.fail(exc, time.time())
+        finally:
+            self._ended()
+            await upstream_closed(stream, end_due=end_due)
+
+    async def push(self, write: Callable[[Any], Awaitable[None]]) -> None:
+        """:meth:`Pushable.push`; on the direct reader ``write`` runs inside the read loop's cancel
+        scope (the heartbeat's deadline, the drain's cut). An upstream failure or the drain's cut
+        is the handler's in-band error, written."""
+        stream, handler, save = self._stream, self._handler, self._save
+        if not stream.direct or self._gen is not None:
+            await super().push(write)
+            return
+        last = None
+        end_due = False
+        on_silence = handler.heartbeat
+
+        async def consume(batch: Batch | None) -> bool:
+            nonlocal last, end_due
+            if batch is None:
+                await write(on_silence)
+                return False
+            out, finished, end_due = _fed(handler, batch)
+            if finished:
+                if save is not None and (kept := handler.take_kept()) is not None:
+                    with trio.CancelScope(shield=True):  # inside the read loop's scope
+                        await save(*kept)
+                if not handler.drains:
+                    last = out
+                    return True
+            if out:
+                await write(out)
+            return False
+
+        settings = self._gw.settings
+        try:
+            try:
+                await stream.pump(consume, settings.heartbeat_s, settings.coalesce_ms / 1000, cut=self._gw.drain)
+                tail = _tail(handler, last)
+            except CodexgwError as exc:
+                tail = handler.fail(exc, time.time())
+            if tail:
+                await write(tail)
+        finally:
+            self._ended()
+            await upstream_closed(stream, end_due=end_due)
+
+    def _ended(self) -> None:
+        handler = self._handler
+        handler.client_closed()
+        self._on_end(handler.state.outcome or Outcome.CLIENT_CLOSED, handler.reported_usage())
+
+
+def _fed(handler: StreamHandler, batch: Batch) -> tuple[Any, bool, bool]:
+    """Feed ``batch`` to ``handler``: ``(what to write, the answer finished, the upstream's end is
+    due)``; the end is due when a handler that stops reading at the finish saw a terminal event."""
+    out = handler.feed_batch(batch)
+    finished = handler.state.finished
+    due = finished and not handler.drains and any(event_type(event) in TERMINAL_EVENTS for event, _raw in batch)
+    return out, finished, due
+
+
+def _tail(handler: StreamHandler, last: Any) -> Any:
+    """The last chunk: the handler's end, after the output of the batch that finished (``last``)."""
+    end = handler.end(time.time())
+    return end if last is None else last + end
+
+
+def relay(
     gw: Gateway,
     stream: UpstreamStream,
     handler: StreamHandler,
     *,
     on_end: StreamEnd,
     save: Saver | None = None,
-) -> AsyncIterator[Any]:
-    """Relay ``stream`` to the client through ``handler`` (see the module docstring).
+) -> Relay:
+    """Relay ``stream`` to the client through ``handler`` (see the module docstring and :class:`Relay`).
 
     Args:
         gw: the gateway (its nursery runs the heartbeat pump; ``settings.heartbeat_s``, s).
-        stream: the upstream stream, past its peek; closed when this generator ends.
+        stream: the upstream stream, past its peek; closed when the relay ends.
         handler: the stream's sans-IO handler.
         on_end: called once at the end with the stream's outcome and usage.
         save: stores the response the handler keeps (``take_kept``) before its terminal batch goes
             out, so a follow-up naming it can never arrive first; ``None`` when nothing is kept.
 
-    Yields:
-        What the handler gives (never empty): for SSE the bytes to write, each a whole number of
-        events (or heartbeat comments); for the WebSocket a list of text frames.
+    Returns:
+        The :class:`Relay`: iterate it (what the handler gives, never empty: for SSE the bytes to
+        write, each a whole number of events or heartbeat comments; for the WebSocket a list of
+        text frames), or :meth:`Relay.push` it.
     """
-    last = None  # the output of the batch that finished the answer: it goes out with the handler's end
-    end_due = False  # a handler that stopped reading saw the upstream's terminal event
-    feed = handler.feed_batch
-    drains = handler.drains
-    on_silence = handler.heartbeat
-    try:
-        interval_s = gw.settings.heartbeat_s
-        # The body read in this task when it can be (no pump; the drain's cut cancels its wait),
-        # else httpx and a pump, with the drain's guard around each wait. Either way a cut is
-        # ServerShuttingDownError, told in-band.
-        if stream.direct:
-            heartbeat = stream.paced_batches(interval_s, gw.settings.coalesce_ms / 1000, cut=gw.drain)
-        else:
-            heartbeat = gw.drain.guard(with_heartbeat(stream.batches(), nursery=gw.nursery, interval_s=interval_s))
-        async with aclosing(heartbeat) as batches:  # closed now when the loop ends, not at GC
-            async for batch in batches:
-                if batch is None:
-                    yield on_silence
-                    continue
-                out = feed(batch)
-                if handler.state.finished and not drains:
-                    end_due = any(event_type(event) in TERMINAL_EVENTS for event, _raw in batch)
-                del batch  # hold nothing while the upstream is silent
-                if handler.state.finished:
-                    if save is not None and (kept := handler.take_kept()) is not None:
-                        await save(*kept)
-                    if not drains:
-                        last = out
-                        break
-                if out:
-                    yield out
-                del out
-        tail = handler.end(time.time()) if last is None else last + handler.end(time.time())
-        if tail:
-            yield tail
-    except CodexgwError as exc:
-        yield handler.fail(exc, time.time())
-    finally:
-        handler.client_closed()
-        on_end(handler.state.outcome or Outcome.CLIENT_CLOSED, handler.reported_usage())
-        await upstream_closed(stream, end_due=end_due)
+    return Relay(gw, stream, handler, on_end, save)
 
 
 async def collect(

@@ -8,7 +8,7 @@ must ``aclose()`` it. Event names per codex-protocol.md §7.
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -243,6 +243,98 @@ class UpstreamStream:
                     if trio.current_time() >= give_up:
                         raise read_timed_out()
                     yield None
+        except SSEProtocolError:
+            raise UpstreamConnectionError(
+                "the Codex backend's stream ended in the middle of an event"
+            ) from None
+
+    async def pump(
+        self,
+        consume: Callable[[Batch | None], Awaitable[bool]],
+        interval_s: float,
+        coalesce_s: float = 0.0,
+        *,
+        cut: Drain | None = None,
+    ) -> None:
+        """:meth:`paced_batches` pushed: ``await consume(batch)`` for each batch and
+        ``consume(None)`` after each ``interval_s`` of silence, until the body's end or ``consume``
+        returns ``True`` (stop reading). Only when :attr:`direct`.
+
+        The loop runs in one cancel scope per heartbeat interval, not one per wait (a scope with a
+        deadline cost ~16 % of the paced CPU per event, issue 17): its deadline is the heartbeat's
+        (``interval_s`` after the latest data or heartbeat) or the read timeout's, whichever is
+        first; when it passes while data kept coming, a new scope starts from the latest data,
+        with no heartbeat. ``consume`` runs inside the scope, so it must reach a checkpoint only
+        shielded (a write that did not block has none). ``coalesce_s``: as in
+        :meth:`paced_batches` (the extra wait is shielded, at most ``coalesce_s``).
+
+        Raises:
+            UpstreamConnectionError: as :meth:`paced_batches`.
+            ServerShuttingDownError: ``cut`` cut the stream.
+        """
+        direct = self._direct
+        assert direct is not None
+        if self._pending:
+            pending, self._pending = self._pending, []
+            if await consume(pending):
+                return
+            del pending
+        decode = self._decoder.decode_raw
+        read = direct.read_ready
+        clock = trio.current_time
+        heard = beat = clock()  # the latest data; the latest data or heartbeat
+        timeout_s = self._read_timeout_s
+        try:
+            if self._rest:  # what came with the first output, in its own write
+                rest, self._rest = self._rest, b""
+                if (batch := decode(rest)) and await consume(batch):
+                    return
+                del rest
+            while True:
+                got = False
+                scope = trio.CancelScope(deadline=min(beat + interval_s, heard + timeout_s))
+                if cut is not None:
+                    cut.watch(scope)
+                try:
+                    with scope:
+                        while True:
+                            data = read()
+                            if data:
+                                got = True
+                                if batch := decode(data):
+                                    if coalesce_s:
+                                        with trio.CancelScope(shield=True):
+                                            until = clock() + coalesce_s
+                                            while not direct.done and await direct.wait(until):
+                                                if more := read():
+                                                    batch.extend(decode(more))
+                                    if await consume(batch):
+                                        return
+                                    del batch
+                                del data
+                                continue
+                            if direct.done:
+                                self._decoder.flush()
+                                return
+                            if got:
+                                heard = beat = clock()
+                                got = False
+                            await direct.readable()
+                finally:
+                    if cut is not None:
+                        cut.unwatch(scope)
+                # Only a cancellation ends the scope's block without a return: the cut or the deadline.
+                if cut is not None and cut.cutting:
+                    raise cut.shutting_down()
+                now = clock()
+                if got:
+                    heard = beat = now
+                if now >= heard + timeout_s:
+                    raise read_timed_out()
+                if now >= beat + interval_s:
+                    beat = now
+                    if await consume(None):
+                        return
         except SSEProtocolError:
             raise UpstreamConnectionError(
                 "the Codex backend's stream ended in the middle of an event"
