@@ -78,7 +78,7 @@ def chat_text(payloads: list[Any]) -> str:
     )
 
 
-async def test_silent_chat_stream_gets_comments_from_10_s_then_the_answer(env: Env) -> None:
+async def test_silent_chat_stream_gets_comments_from_10_s_then_the_answer(env: Env, pumps: list) -> None:
     await start(env)
     hold = Hold(after_headers=True, then=Text("Thought about it."))  # created, in_progress, then silence
     env.fake.script(None, hold)
@@ -90,9 +90,10 @@ async def test_silent_chat_stream_gets_comments_from_10_s_then_the_answer(env: E
     payloads = data_of(lines)
     assert chat_text(payloads) == "Thought about it." and payloads[-1] == "[DONE]"
     assert payloads[0]["choices"][0]["delta"] == {"role": "assistant", "content": ""}
+    assert len(pumps) == 1  # after the comments, the relay was pushed from the direct read loop
 
 
-async def test_silent_responses_stream_gets_comments_then_the_answer(env: Env) -> None:
+async def test_silent_responses_stream_gets_comments_then_the_answer(env: Env, pumps: list) -> None:
     """Silent before the upstream's 200 (no byte at all): the client still gets its headers at 10 s."""
     await start(env)
     hold = Hold(then=Text("Thought about it."))
@@ -106,6 +107,7 @@ async def test_silent_responses_stream_gets_comments_then_the_answer(env: Env) -
     assert "".join(e.get("delta", "") for e in events if e["type"] == "response.output_text.delta") == (
         "Thought about it."
     )
+    assert len(pumps) == 1
 
 
 async def test_failover_after_the_comments_stays_invisible(env: Env) -> None:

@@ -162,3 +162,55 @@ async def test_a_bug_in_the_open_reaches_the_route_not_the_serve_nursery(autojum
         with pytest.raises(KeyError):
             opening.result()
         await opening.aclose()
+
+
+async def test_pushed_the_comments_and_the_in_band_error_are_written_at_the_same_times(
+    autojump_clock: Any,
+) -> None:
+    """``push(write)`` (an HTTP/1.1 client's writer) writes what iterating gives, when it gives
+    it: comments at 10, 25 and 40 s, then the usage limit; ``on_end`` once."""
+    ends: list[Outcome] = []
+    async with trio.open_nursery() as nursery:
+        gw = gateway(nursery)
+        opened = await open_or_wait(gw, limit_after(41), wait_s=10)
+        assert isinstance(opened, Opening)
+        out: list = []
+
+        async def write(chunk: bytes) -> None:
+            out.append((trio.current_time(), chunk))
+
+        events = keep_alive_then_relay(
+            gw, opened, translator(), on_stream=lambda s: None, on_end=lambda o, u: ends.append(o)
+        )
+        await events.push(write)
+    assert [t for t, chunk in out if chunk == HEARTBEAT] == [10, 25, 40]
+    assert out[-1][0] == 41 and json.loads(out[-1][1][len(b"data: ") :])["error"]["code"] == "usage_limit_reached"
+    assert ends == [Outcome.FAILED]
+
+
+async def test_a_client_leaving_a_pushed_keepalive_cancels_the_open(autojump_clock: Any) -> None:
+    cancelled = trio.Event()
+
+    async def opener() -> Any:
+        try:
+            await trio.sleep_forever()
+        finally:
+            cancelled.set()
+
+    ends: list[Outcome] = []
+    async with trio.open_nursery() as nursery:
+        gw = gateway(nursery)
+        opened = await open_or_wait(gw, opener, wait_s=10)
+        assert isinstance(opened, Opening)
+        events = keep_alive_then_relay(
+            gw, opened, translator(), on_stream=lambda s: None, on_end=lambda o, u: ends.append(o)
+        )
+        written: list[bytes] = []
+
+        async def write(chunk: bytes) -> None:
+            written.append(chunk)
+
+        with trio.move_on_after(20):  # the client goes away at 30 s: the server cancels the request
+            await events.push(write)
+        assert written == [HEARTBEAT, HEARTBEAT] and cancelled.is_set() and opened.done
+    assert ends == [Outcome.CLIENT_CLOSED]

@@ -27,21 +27,21 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from contextlib import aclosing
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import trio
 
 from codexgw.errors import CodexgwError, UpstreamConnectionError
 from codexgw.translate.stream_state import Outcome
-from codexgw.upstream.relay import Saver, StreamEnd, StreamHandler, relay, upstream_closed
+from codexgw.upstream.relay import Pushable, Relay, Saver, StreamEnd, StreamHandler, relay, upstream_closed
 
 if TYPE_CHECKING:
     from codexgw.upstream.gateway import Gateway
     from codexgw.upstream.stream import UpstreamStream
 
-__all__ = ["Opening", "keep_alive_then_relay", "open_or_wait"]
+__all__ = ["KeepAliveRelay", "Opening", "keep_alive_then_relay", "open_or_wait"]
 
 log = logging.getLogger("codexgw.upstream.keepalive")
 
@@ -141,31 +141,36 @@ async def open_or_wait(gw: Gateway, opener: Opener, *, wait_s: float) -> Upstrea
     return opening
 
 
-async def keep_alive_then_relay(
-    gw: Gateway,
-    opening: Opening,
-    handler: StreamHandler,
-    *,
-    on_stream: Callable[[UpstreamStream], Saver | None],
-    on_end: StreamEnd,
-) -> AsyncIterator[bytes]:
+class KeepAliveRelay(Pushable):
     """The committed answer (see the module docstring): comments until the stream is open, then
-    :func:`~codexgw.upstream.relay.relay`, or the error in-band.
+    its :class:`~codexgw.upstream.relay.Relay`, or the error in-band. Iterated, it gives SSE bytes;
+    :meth:`push` writes the comments, then pushes the relay (issue 17's direct read loop). Made by
+    :func:`keep_alive_then_relay`."""
 
-    Args:
-        gw: the gateway (``settings.heartbeat_s``: seconds between comments).
-        opening: the open still running; closed when this generator ends.
-        handler: the stream's handler, not yet fed; it is committed here.
-        on_stream: called with the stream once open (the route names its account and model);
-            returns the saver for :func:`relay` (``None``: nothing kept).
-        on_end: called once when the answer ends (also when the client left or all accounts failed).
+    __slots__ = ("_gw", "_handler", "_on_end", "_on_stream", "_opening", "_relay", "_relayed")
 
-    Yields:
-        SSE bytes: comments, then the relayed events or the in-band error.
-    """
-    handler.commit()
-    relayed = False
-    try:
+    def __init__(
+        self,
+        gw: Gateway,
+        opening: Opening,
+        handler: StreamHandler,
+        on_stream: Callable[[UpstreamStream], Saver | None],
+        on_end: StreamEnd,
+    ) -> None:
+        super().__init__()
+        self._gw = gw
+        self._opening = opening
+        self._handler = handler
+        self._on_stream = on_stream
+        self._on_end = on_end
+        self._relay: Relay | None = None
+        self._relayed = False  # on_end is the relay's (or the failure's) from here on
+
+    async def _beats(self) -> AsyncIterator[bytes]:
+        """Commit; comments until the open finished; then the in-band error (every attempt failed,
+        or the drain's cut), or ``_relay`` set for the stream."""
+        gw, handler, opening = self._gw, self._handler, self._opening
+        handler.commit()
         yield handler.heartbeat
         while True:
             with gw.drain.cuttable() as cut:
@@ -181,17 +186,67 @@ async def keep_alive_then_relay(
             log.info("every attempt failed after the keep-alive began: %s", exc.message)
             tail = handler.fail(exc, time.time())
             handler.client_closed()
-            relayed = True
-            on_end(handler.state.outcome or Outcome.FAILED, None)
+            self._relayed = True
+            self._on_end(handler.state.outcome or Outcome.FAILED, None)
             yield tail
             return
-        save = on_stream(stream)
-        relayed = True
-        async with aclosing(relay(gw, stream, handler, on_end=on_end, save=save)) as events:
-            async for chunk in events:
-                yield chunk
-    finally:
-        if not relayed:  # the client left during the keep-alive
-            handler.client_closed()
-            on_end(handler.state.outcome or Outcome.CLIENT_CLOSED, None)
-        await opening.aclose()
+        save = self._on_stream(stream)
+        self._relayed = True
+        self._relay = relay(gw, stream, handler, on_end=self._on_end, save=save)
+
+    async def _iterate(self) -> AsyncGenerator[bytes, None]:
+        try:
+            async with aclosing(self._beats()) as beats:  # type: ignore[type-var]
+                async for chunk in beats:
+                    yield chunk
+            if self._relay is not None:
+                async with aclosing(self._relay) as events:
+                    async for chunk in events:
+                        yield chunk
+        finally:
+            await self._finish()
+
+    async def push(self, write: Callable[[Any], Awaitable[None]]) -> None:
+        """:meth:`Pushable.push`: the comments, then :meth:`Relay.push` (see there)."""
+        if self._gen is not None:
+            await super().push(write)
+            return
+        try:
+            async with aclosing(self._beats()) as beats:  # type: ignore[type-var]
+                async for chunk in beats:
+                    await write(chunk)
+            if self._relay is not None:
+                await self._relay.push(write)
+        finally:
+            await self._finish()
+
+    async def _finish(self) -> None:
+        if not self._relayed:  # the client left during the keep-alive
+            self._handler.client_closed()
+            self._on_end(self._handler.state.outcome or Outcome.CLIENT_CLOSED, None)
+        await self._opening.aclose()
+
+
+def keep_alive_then_relay(
+    gw: Gateway,
+    opening: Opening,
+    handler: StreamHandler,
+    *,
+    on_stream: Callable[[UpstreamStream], Saver | None],
+    on_end: StreamEnd,
+) -> KeepAliveRelay:
+    """The committed answer (see the module docstring and :class:`KeepAliveRelay`).
+
+    Args:
+        gw: the gateway (``settings.heartbeat_s``: seconds between comments).
+        opening: the open still running; closed when the answer ends.
+        handler: the stream's handler, not yet fed; it is committed here.
+        on_stream: called with the stream once open (the route names its account and model);
+            returns the saver for :func:`~codexgw.upstream.relay.relay` (``None``: nothing kept).
+        on_end: called once when the answer ends (also when the client left or all accounts failed).
+
+    Returns:
+        The answer: iterated, SSE bytes (comments, then the relayed events or the in-band error);
+        or pushed.
+    """
+    return KeepAliveRelay(gw, opening, handler, on_stream, on_end)
