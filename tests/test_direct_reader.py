@@ -117,6 +117,17 @@ def whole(events: int) -> Script:
     return script
 
 
+def first_then_open() -> Script:
+    """The first event, then the answer goes on (silent) until the client closes."""
+
+    async def script(conn: trio.abc.Stream) -> None:
+        await conn.send_all(HEAD + chunk(sse(0)))
+        while await conn.receive_some(65536):
+            pass
+
+    return script
+
+
 async def read_all(direct: DirectBody) -> list[bytes]:
     """What ``direct`` gives to the body's end, read as the relay does (waits of at most 5 s)."""
     got = []
@@ -206,10 +217,7 @@ async def test_streams_one_after_another_reuse_one_connection(upstream: Upstream
 
 
 async def test_an_early_stop_closes_the_connection(upstream: Upstream, sender: UpstreamSender) -> None:
-    async def script(conn: trio.SocketStream) -> None:
-        await conn.send_all(HEAD + chunk(sse(0)))
-        while await conn.receive_some(65536):  # the answer goes on until the client closes
-            pass
+    script = first_then_open()
 
     upstream.scripts += [script, whole(1)]
     stream = await open_stream(sender, upstream)
@@ -229,10 +237,7 @@ async def test_an_early_stop_closes_the_connection(upstream: Upstream, sender: U
 async def test_a_client_that_leaves_mid_stream_closes_the_connection(
     upstream: Upstream, sender: UpstreamSender
 ) -> None:
-    async def script(conn: trio.SocketStream) -> None:
-        await conn.send_all(HEAD + chunk(sse(0)))
-        while await conn.receive_some(65536):  # the answer goes on until the client closes
-            pass
+    script = first_then_open()
 
     upstream.scripts.append(script)
     stream = await open_stream(sender, upstream)
@@ -561,10 +566,7 @@ async def test_pump_gives_no_heartbeat_while_data_keeps_coming_past_the_interval
 async def test_pump_stops_when_the_consumer_says_so_and_the_connection_is_closed(
     upstream: Upstream, sender: UpstreamSender
 ) -> None:
-    async def script(conn: trio.SocketStream) -> None:
-        await conn.send_all(HEAD + chunk(sse(0)))
-        while await conn.receive_some(65536):  # the answer goes on until the client closes
-            pass
+    script = first_then_open()
 
     upstream.scripts += [script, whole(1)]
     stream = await open_stream(sender, upstream)
@@ -582,10 +584,7 @@ async def test_pump_stops_when_the_consumer_says_so_and_the_connection_is_closed
 async def test_pump_silence_past_the_read_timeout_is_an_upstream_error_after_heartbeats(
     upstream: Upstream, sender: UpstreamSender
 ) -> None:
-    async def script(conn: trio.SocketStream) -> None:
-        await conn.send_all(HEAD + chunk(sse(0)))
-        while await conn.receive_some(65536):
-            pass
+    script = first_then_open()
 
     upstream.scripts.append(script)
     stream = await open_stream(sender, upstream)
@@ -606,10 +605,7 @@ async def test_pump_the_drains_cut_ends_it_and_a_shielded_consumer_is_not_cut(
     from codexgw.errors import ServerShuttingDownError
     from codexgw.upstream.drain import Drain
 
-    async def script(conn: trio.SocketStream) -> None:
-        await conn.send_all(HEAD + chunk(sse(0)))
-        while await conn.receive_some(65536):
-            pass
+    script = first_then_open()
 
     upstream.scripts.append(script)
     stream = await open_stream(sender, upstream)

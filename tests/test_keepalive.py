@@ -39,6 +39,18 @@ def limit_after(seconds: float) -> Any:
     return opener
 
 
+def forever(cancelled: trio.Event) -> Any:
+    """An open that never ends; ``cancelled`` is set when it is cancelled."""
+
+    async def opener() -> Any:
+        try:
+            await trio.sleep_forever()
+        finally:
+            cancelled.set()
+
+    return opener
+
+
 def translator() -> ChatStreamTranslator:
     return ChatStreamTranslator(completion_id="chatcmpl-1", created=1, model="gpt-5.5")
 
@@ -131,13 +143,7 @@ async def test_the_responses_stream_ends_with_response_failed_carrying_the_reset
 
 async def test_a_client_leaving_during_the_keepalive_cancels_the_open(autojump_clock: Any) -> None:
     cancelled = trio.Event()
-
-    async def opener() -> Any:
-        try:
-            await trio.sleep_forever()
-        finally:
-            cancelled.set()
-
+    opener = forever(cancelled)
     ends: list[Outcome] = []
     async with trio.open_nursery() as nursery:
         gw = gateway(nursery)
@@ -190,13 +196,7 @@ async def test_pushed_the_comments_and_the_in_band_error_are_written_at_the_same
 
 async def test_a_client_leaving_a_pushed_keepalive_cancels_the_open(autojump_clock: Any) -> None:
     cancelled = trio.Event()
-
-    async def opener() -> Any:
-        try:
-            await trio.sleep_forever()
-        finally:
-            cancelled.set()
-
+    opener = forever(cancelled)
     ends: list[Outcome] = []
     async with trio.open_nursery() as nursery:
         gw = gateway(nursery)

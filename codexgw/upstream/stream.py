@@ -213,10 +213,7 @@ class UpstreamStream:
                     got = True
                     if batch := decode(data):
                         if coalesce_s:
-                            until = trio.current_time() + coalesce_s
-                            while not direct.done and await direct.wait(until):
-                                if more := read():
-                                    batch.extend(decode(more))
+                            await self._coalesce(batch, trio.current_time() + coalesce_s)
                         yield batch
                         del batch
                     del data
@@ -304,10 +301,7 @@ class UpstreamStream:
                                 if batch := decode(data):
                                     if coalesce_s:
                                         with trio.CancelScope(shield=True):
-                                            until = clock() + coalesce_s
-                                            while not direct.done and await direct.wait(until):
-                                                if more := read():
-                                                    batch.extend(decode(more))
+                                            await self._coalesce(batch, clock() + coalesce_s)
                                     if await consume(batch):
                                         return
                                     del batch
@@ -339,6 +333,15 @@ class UpstreamStream:
             raise UpstreamConnectionError(
                 "the Codex backend's stream ended in the middle of an event"
             ) from None
+
+    async def _coalesce(self, batch: Batch, until: float) -> None:
+        """Add to ``batch`` the events that come before ``until`` (``trio.current_time()`` s) or
+        the body's end (``serve --coalesce-ms``). Only when :attr:`direct`."""
+        direct = self._direct
+        assert direct is not None
+        while not direct.done and await direct.wait(until):
+            if more := direct.read_ready():
+                batch.extend(self._decoder.decode_raw(more))
 
     async def read_to_end(self, timeout_s: float) -> None:
         """Wait up to ``timeout_s`` (s) for the rest of the body, discarding it, so that closing
