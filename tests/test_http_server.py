@@ -26,6 +26,15 @@ class Steps(trio.abc.Instrument):
             self.steps += 1
 
 
+async def lifespan(receive, send) -> None:
+    """Answer the ASGI lifespan messages until the shutdown."""
+    while True:
+        message = await receive()
+        await send({"type": message["type"] + ".complete"})
+        if message["type"] == "lifespan.shutdown":
+            return
+
+
 def streaming_app(chunks: list[bytes], finished: list[str], *, writer: bool = False):
     """An app streaming ``chunks``, as ASGI messages or (``writer``) through the connection's
     :class:`BodyWriter` when it offers one; ``finished`` gets ``"done"`` (and, with ``writer``,
@@ -33,11 +42,8 @@ def streaming_app(chunks: list[bytes], finished: list[str], *, writer: bool = Fa
 
     async def app(scope, receive, send):
         if scope["type"] == "lifespan":
-            while True:
-                message = await receive()
-                await send({"type": message["type"] + ".complete"})
-                if message["type"] == "lifespan.shutdown":
-                    return
+            await lifespan(receive, send)
+            return
         await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
         connection = scope["extensions"].get(BODY_WRITER) if writer else None
         body_writer = connection.body_writer() if connection is not None else None
@@ -286,4 +292,36 @@ async def test_a_tls_connection_offers_a_body_writer_too(nursery: trio.Nursery, 
     await stream.aclose()
     await ended(finished)
     assert finished[:2] == ["writer", "done"]
+    shutdown.set()
+
+
+async def test_a_body_writers_send_is_not_cut_by_a_cancel_scope_around_it(nursery: trio.Nursery) -> None:
+    """The pushed relay writes inside its read loop's cancel scope (``UpstreamStream.pump``): a
+    deadline that passes while a write waits for a slow socket must not cut that write (hypercorn's
+    lock wait and send, shielded), so every chunk arrives whole and in order; the scope's
+    cancellation lands at the app's next checkpoint of its own."""
+    chunks = [bytes([65 + i % 26]) * (256 * 1024) for i in range(8)]
+    finished: list[str] = []
+    shutdown = trio.Event()
+
+    async def app(scope, receive, send):
+        if scope["type"] == "lifespan":
+            await lifespan(receive, send)
+            return
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        body_writer = scope["extensions"][BODY_WRITER].body_writer()
+        with trio.move_on_after(0.01) as cut:
+            for chunk in chunks:
+                await body_writer.send(chunk)
+            finished.append("written")
+            await trio.sleep(0)  # the app's own checkpoint: here the passed deadline lands
+        finished.append(f"cancelled={cut.cancelled_caught}")
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+        finished.append("done")
+
+    port = await serving(nursery, app, shutdown)
+    raw = await fetch(port, read_delay_s=0.002, rcvbuf=16384)
+    assert dechunk(raw) == b"".join(chunks)
+    await ended(finished)
+    assert finished == ["written", "cancelled=True", "done"]
     shutdown.set()
