@@ -19,8 +19,15 @@ def _frame(frame: str) -> str:
     return f"{name} ({where})" if where else name
 
 
+def _idle(frames: list[str]) -> bool:
+    """A sample of the server doing nothing that py-spy still counted: trio's idle worker threads
+    (``to_thread``'s cache, waiting for work) or the run loop waiting in ``epoll_wait``."""
+    return any("_thread_cache.py" in f for f in frames) or frames[-1].startswith("EpollIOManager.get_events ")
+
+
 def summarize(path: Path, top: int = 15) -> dict:
-    """Top ``top`` frames by self samples and by inclusive samples, as percentages of all samples."""
+    """Top ``top`` frames by self samples and by inclusive samples, as percentages of the busy
+    samples (the idle ones, see :func:`_idle`, left out)."""
     self_c: Counter[str] = Counter()
     total_c: Counter[str] = Counter()
     files: Counter[str] = Counter()
@@ -31,7 +38,7 @@ def summarize(path: Path, top: int = 15) -> dict:
             continue
         n = int(count)
         frames = [_frame(f) for f in stack.split(";") if f]
-        if not frames:
+        if not frames or _idle(frames):
             continue
         samples += n
         self_c[frames[-1]] += n

@@ -170,7 +170,7 @@ def markdown(r: dict) -> str:
         if "self" in prof:
             top = ", ".join(f"{name} {share}%" for name, share in prof["self"][:6])
             pkgs = ", ".join(f"{name} {share}%" for name, share in prof["self_by_package"][:6])
-            notes.append(f"py-spy, {kind} at concurrency {r.get('profile_concurrency', 64)} ({prof['samples']} samples): self time by package "
+            notes.append(f"py-spy, {kind}, {r.get('profile_load', 'burst')} at concurrency {r.get('profile_concurrency', 64)} ({prof['samples']} busy samples): self time by package "
                          f"{pkgs}; top frames {top}")  # fmt: skip
         else:
             notes.append(f"py-spy {kind}: {str(prof.get('error'))[:200]}")

@@ -6,7 +6,8 @@ fast upstream's ``/backend-api/codex/responses``; "responses" and "chat" go thro
 ``/v1/responses`` and ``/v1/chat/completions``.
 
 Results go to ``bench/results/latest.md`` and ``latest.json``; ``--profile`` also records the server
-with py-spy under burst load (``bench/results/profile-*.txt``).
+with py-spy under burst load, or with ``--profile-load paced`` under paced streams
+(``bench/results/profile-*.txt``).
 """
 
 from __future__ import annotations
@@ -153,8 +154,10 @@ def machine() -> dict:
     }
 
 
-def profile(bench: Bench, out_dir: Path, seconds: int = 8, concurrency: int = 64) -> dict:
-    """Record the server with py-spy while a burst at ``concurrency`` runs, for Responses and chat."""
+def profile(bench: Bench, out_dir: Path, seconds: int = 8, concurrency: int = 64, load: str = "burst") -> dict:
+    """Record the server with py-spy while a load runs, for Responses and chat: ``burst``, a
+    throughput run at ``concurrency``; ``paced``, ``concurrency`` streams of one event per 40 ms
+    (the regime users see, issue 17), the server pinned as in the paced scenario."""
     from .profile import summarize
 
     pyspy = Path(sys.executable).parent / "py-spy"
@@ -170,10 +173,18 @@ def profile(bench: Bench, out_dir: Path, seconds: int = 8, concurrency: int = 64
         )  # fmt: skip
         time.sleep(0.5)
         try:
-            client(
-                "throughput", bench.server_port, kind, "--concurrency", str(concurrency), "--warmup-s", "0",
-                "--duration-s", str(seconds - 1), "--deltas", str(DELTAS),
-            )  # fmt: skip
+            if load == "paced":
+                ideal = seconds + 2  # streams outlast the recording
+                paced._pinned_client(client)(
+                    "paced", bench.server_port, kind, "--streams", str(concurrency), "--deltas", str(ideal * 25),
+                    "--pace-ms", "40", "--ideal-s", str(ideal), "--timeout-s", str(ideal * 3 + 20),
+                    timeout_s=ideal * 3 + 60,
+                )  # fmt: skip
+            else:
+                client(
+                    "throughput", bench.server_port, kind, "--concurrency", str(concurrency), "--warmup-s", "0",
+                    "--duration-s", str(seconds - 1), "--deltas", str(DELTAS),
+                )  # fmt: skip
             rec.wait(timeout=seconds + 30)
         finally:
             stop(rec)
@@ -194,7 +205,11 @@ def main() -> None:
     parser.add_argument("--server-cmd", help="serve with this command instead (to compare a patched build)")
     parser.add_argument("--compare-cmd", help="paced: also measure a second codexgw served by this command (A/B)")
     parser.add_argument(
-        "--profile", action="store_true", help="also record the server with py-spy under burst"
+        "--profile", action="store_true", help="also record the server with py-spy (see --profile-load)"
+    )
+    parser.add_argument(
+        "--profile-load", choices=["burst", "paced"], default="burst",
+        help="the load --profile records: a burst, or paced streams (one event per 40 ms)",
     )
     parser.add_argument(
         "--profile-concurrency", type=int, default=64, help="concurrency of the --profile burst (64)"
@@ -241,8 +256,14 @@ def main() -> None:
                 levels = (16, 64) if "throughput" in only else (64,)
                 results["throughput"] = run_throughput(bench, args.quick, levels)
             if args.profile:
-                results["profile"] = profile(bench, args.output, concurrency=args.profile_concurrency)
+                if args.profile_load == "paced":  # pinned as in the paced scenario (client: the rest)
+                    paced.pin(bench.upstream.pid, paced.REST_CPU)  # type: ignore[union-attr]
+                    paced.pin(bench.server.pid, paced.SERVER_CPU)  # type: ignore[union-attr]
+                results["profile"] = profile(
+                    bench, args.output, concurrency=args.profile_concurrency, load=args.profile_load
+                )
                 results["profile_concurrency"] = args.profile_concurrency
+                results["profile_load"] = args.profile_load
             if "paced" in only:
                 compare = shlex.split(args.compare_cmd) if args.compare_cmd else None
                 results["paced"] = paced.run(bench, client, args.quick, compare)
