@@ -164,7 +164,7 @@ class Relay(Pushable):
     (``UpstreamStream.pump``: issue 17).
     """
 
-    __slots__ = ("_gw", "_handler", "_on_end", "_save", "_stream")
+    __slots__ = ("_end_due", "_gw", "_handler", "_on_end", "_save", "_stream")
 
     def __init__(
         self, gw: Gateway, stream: UpstreamStream, handler: StreamHandler, on_end: StreamEnd, save: Saver | None
@@ -174,12 +174,12 @@ class Relay(Pushable):
         self._handler = handler
         self._on_end = on_end
         self._save = save
+        self._end_due = False  # a handler that stopped reading saw the upstream's terminal event
         super().__init__()
 
     async def _iterate(self) -> AsyncGenerator[Any, None]:
-        gw, stream, handler, save = self._gw, self._stream, self._handler, self._save
+        gw, stream, handler = self._gw, self._stream, self._handler
         last = None  # the output of the batch that finished the answer: it goes out with the handler's end
-        end_due = False  # a handler that stopped reading saw the upstream's terminal event
         on_silence = handler.heartbeat
         try:
             interval_s = gw.settings.heartbeat_s
@@ -195,14 +195,11 @@ class Relay(Pushable):
                     if batch is None:
                         yield on_silence
                         continue
-                    out, finished, end_due = _fed(handler, batch)
+                    out, stop = await self._feed(batch, shield=False)
                     del batch  # hold nothing while the upstream is silent
-                    if finished:
-                        if save is not None and (kept := handler.take_kept()) is not None:
-                            await save(*kept)
-                        if not handler.drains:
-                            last = out
-                            break
+                    if stop:
+                        last = out
+                        break
                     if out:
                         yield out
                     del out
@@ -212,33 +209,28 @@ class Relay(Pushable):
             yield handler.fail(exc, time.time())
         finally:
             self._ended()
-            await upstream_closed(stream, end_due=end_due)
+            await upstream_closed(stream, end_due=self._end_due)
 
     async def push(self, write: Callable[[Any], Awaitable[None]]) -> None:
         """:meth:`Pushable.push`; on the direct reader ``write`` runs inside the read loop's cancel
         scope (the heartbeat's deadline, the drain's cut). An upstream failure or the drain's cut
         is the handler's in-band error, written."""
-        stream, handler, save = self._stream, self._handler, self._save
+        stream, handler = self._stream, self._handler
         if not stream.direct or self._gen is not None:
             await super().push(write)
             return
         last = None
-        end_due = False
         on_silence = handler.heartbeat
 
         async def consume(batch: Batch | None) -> bool:
-            nonlocal last, end_due
+            nonlocal last
             if batch is None:
                 await write(on_silence)
                 return False
-            out, finished, end_due = _fed(handler, batch)
-            if finished:
-                if save is not None and (kept := handler.take_kept()) is not None:
-                    with trio.CancelScope(shield=True):  # inside the read loop's scope
-                        await save(*kept)
-                if not handler.drains:
-                    last = out
-                    return True
+            out, stop = await self._feed(batch, shield=True)  # inside the read loop's scope
+            if stop:
+                last = out
+                return True
             if out:
                 await write(out)
             return False
@@ -254,21 +246,29 @@ class Relay(Pushable):
                 await write(tail)
         finally:
             self._ended()
-            await upstream_closed(stream, end_due=end_due)
+            await upstream_closed(stream, end_due=self._end_due)
+
+    async def _feed(self, batch: Batch, *, shield: bool) -> tuple[Any, bool]:
+        """Feed ``batch`` to the handler: ``(what to write, stop reading)``. Once the answer
+        finished, the response the handler keeps is stored first (``shield``: the save cannot be
+        cancelled), and reading stops unless the handler drains; the end is due when it stops
+        at a terminal event."""
+        handler = self._handler
+        out = handler.feed_batch(batch)
+        if not handler.state.finished:
+            return out, False
+        if self._save is not None and (kept := handler.take_kept()) is not None:
+            with trio.CancelScope(shield=shield):
+                await self._save(*kept)
+        if handler.drains:
+            return out, False
+        self._end_due = any(event_type(event) in TERMINAL_EVENTS for event, _raw in batch)
+        return out, True
 
     def _ended(self) -> None:
         handler = self._handler
         handler.client_closed()
         self._on_end(handler.state.outcome or Outcome.CLIENT_CLOSED, handler.reported_usage())
-
-
-def _fed(handler: StreamHandler, batch: Batch) -> tuple[Any, bool, bool]:
-    """Feed ``batch`` to ``handler``: ``(what to write, the answer finished, the upstream's end is
-    due)``; the end is due when a handler that stops reading at the finish saw a terminal event."""
-    out = handler.feed_batch(batch)
-    finished = handler.state.finished
-    due = finished and not handler.drains and any(event_type(event) in TERMINAL_EVENTS for event, _raw in batch)
-    return out, finished, due
 
 
 def _tail(handler: StreamHandler, last: Any) -> Any:
