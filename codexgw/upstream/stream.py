@@ -134,9 +134,7 @@ class UpstreamStream:
                 if batch:
                     return batch
         except SSEProtocolError:
-            raise UpstreamConnectionError(
-                "the Codex backend's stream ended in the middle of an event"
-            ) from None
+            raise _cut_mid_event() from None
 
     async def peek(self) -> tuple[str, SSEEvent] | None:
         """Read events until the first output or terminal event; keep them for :meth:`batches`.
@@ -241,9 +239,7 @@ class UpstreamStream:
                         raise read_timed_out()
                     yield None
         except SSEProtocolError:
-            raise UpstreamConnectionError(
-                "the Codex backend's stream ended in the middle of an event"
-            ) from None
+            raise _cut_mid_event() from None
 
     async def pump(
         self,
@@ -317,12 +313,11 @@ class UpstreamStream:
                 finally:
                     if cut is not None:
                         cut.unwatch(scope)
-                # Only a cancellation ends the scope's block without a return: the cut or the deadline.
+                # Only a cancellation ends the scope's block without a return: the cut or the deadline,
+                # delivered at the wait (``consume`` checkpoints only shielded), so ``heard`` is current.
                 if cut is not None and cut.cutting:
                     raise cut.shutting_down()
                 now = clock()
-                if got:
-                    heard = beat = now
                 if now >= heard + timeout_s:
                     raise read_timed_out()
                 if now >= beat + interval_s:
@@ -330,9 +325,7 @@ class UpstreamStream:
                     if await consume(None):
                         return
         except SSEProtocolError:
-            raise UpstreamConnectionError(
-                "the Codex backend's stream ended in the middle of an event"
-            ) from None
+            raise _cut_mid_event() from None
 
     async def _coalesce(self, batch: Batch, until: float) -> None:
         """Add to ``batch`` the events that come before ``until`` (``trio.current_time()`` s) or
@@ -367,3 +360,8 @@ class UpstreamStream:
         if self._direct is not None:
             self._direct.finish()
         await self.response.aclose()
+
+
+def _cut_mid_event() -> UpstreamConnectionError:
+    """The error of a body that ended inside an SSE event (the decoder's ``SSEProtocolError``)."""
+    return UpstreamConnectionError("the Codex backend's stream ended in the middle of an event")
