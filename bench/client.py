@@ -5,7 +5,8 @@ it stays far below the gateway's cost per event; its own CPU is reported with ev
 
 Scenarios (``python -m bench.client SCENARIO --url URL --kind responses|chat|direct ...``):
 
-* ``latency``: one request at a time on one keep-alive connection; TTFB (first body bytes) and total.
+* ``latency``: one request at a time on one keep-alive connection; TTFB (first body bytes) and total
+  (``--gap-s``: the pause after each request, e.g. longer than a pool's idle expiry).
 * ``throughput``: ``--concurrency`` keep-alive connections in a loop for ``--warmup-s`` + ``--duration-s``;
   completed streams per second in the measured window, and CPU of ``--pids`` over that window.
 * ``hold``: ``--streams`` connections at once; time until every stream has its first event, streams
@@ -214,7 +215,7 @@ def ms(x: float | None) -> float | None:
     return None if x is None else round(x * 1000.0, 3)
 
 
-async def latency(ctx: Ctx, count: int, warmup: int) -> dict:
+async def latency(ctx: Ctx, count: int, warmup: int, gap_s: float = 0.0) -> dict:
     conn = None
     ttfb: list[float] = []
     total: list[float] = []
@@ -223,6 +224,8 @@ async def latency(ctx: Ctx, count: int, warmup: int) -> dict:
     for i in range(warmup + count):
         if time.perf_counter() > deadline:
             break
+        if i and gap_s:
+            await asyncio.sleep(gap_s)
         result, conn = await one(ctx, conn)
         if i < warmup:
             continue
@@ -382,6 +385,7 @@ def main() -> None:
     parser.add_argument("--stagger", action="store_true", help="paced: spread the starts over one pace interval")
     parser.add_argument("--count", type=int, default=300)
     parser.add_argument("--warmup", type=int, default=30)
+    parser.add_argument("--gap-s", type=float, default=0.0, help="latency: seconds between requests")
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--warmup-s", type=float, default=1.0)
     parser.add_argument("--duration-s", type=float, default=4.0)
@@ -403,7 +407,7 @@ def main() -> None:
         timeout_s=args.timeout_s,
     )
     if args.scenario == "latency":
-        coro = latency(ctx, args.count, args.warmup)
+        coro = latency(ctx, args.count, args.warmup, args.gap_s)
     elif args.scenario == "throughput":
         coro = throughput(ctx, args.concurrency, args.warmup_s, args.duration_s, args.pids)
     elif args.scenario == "hold":

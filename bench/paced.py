@@ -36,6 +36,8 @@ from .env import ROOT, Bench, clean_env, free_port, log, stop, wait_port
 
 SERVER_CPU = 0
 REST_CPU = 1
+IDLE_GAP_S = 6.0
+"""The pause before each request of the idle-TTFB row: longer than httpx's default keep-alive expiry (5 s)."""
 
 
 def pin(pid: int, cpu: int) -> bool:
@@ -204,6 +206,18 @@ def run(
         direct = latency["direct"]["ttfb_p50_ms"]
         added = {k: round(v["ttfb_p50_ms"] - direct, 3) for k, v in latency.items() if k != "direct"}
         log(f"paced added TTFB p50 (ms): {added}")
+        idle: dict[str, dict[str, float | None]] = {}
+        for label in ("responses-tls", "compare-responses-tls"):
+            if label not in targets:
+                continue
+            port = targets[label][0]
+            warm = run_client("latency", port, "responses", "--count", "30", "--warmup", "5", "--deltas", "50")
+            after = run_client(
+                "latency", port, "responses", "--count", "1" if quick else "5", "--warmup", "1", "--deltas", "50",
+                "--gap-s", str(IDLE_GAP_S), "--timeout-s", "120", timeout_s=180,
+            )  # fmt: skip
+            idle[label] = {"back_to_back_ms": warm["ttfb_p50_ms"], "after_idle_ms": after["ttfb_p50_ms"]}
+        log(f"paced TTFB p50 over HTTPS, back to back / after {IDLE_GAP_S:g} s idle (ms): {idle}")
         many_ideal = many_deltas * 20 / 1000
         pid = bench.server.pid  # type: ignore[union-attr]
         crowd = run_client(
@@ -229,6 +243,8 @@ def run(
         "rows": rows,
         "samples": {k: [s["us_per_event"] for s in v] for k, v in samples.items()},
         "added_ttfb_ms": added,
+        "idle_ttfb_ms": idle,
+        "idle_gap_s": IDLE_GAP_S,
         "latency": latency,
         "many": crowd,
     }
@@ -282,6 +298,12 @@ def markdown_rows(p: dict, row: Callable[[str], None], ok: Callable[[bool | None
     if "compare-responses" in a:
         row(f"| **paced**: added TTFB through `--compare-cmd` (ms) | – | {a['compare-responses']} | "
             f"{a['compare-chat']} | | |")  # fmt: skip
+    for label, name in (("responses-tls", "HTTPS upstream"), ("compare-responses-tls", "HTTPS upstream through `--compare-cmd`")):
+        i = p.get("idle_ttfb_ms", {}).get(label)
+        if i:
+            row(f"| **paced**: {name}, TTFB p50 back to back / {p['idle_gap_s']:g} s after the last request "
+                f"(ms; the upstream connection kept or a new handshake) | – | {i['back_to_back_ms']} / "
+                f"{i['after_idle_ms']} | – | | |")  # fmt: skip
     m = p["many"]
     kib = m.get("rss_per_stream_kib")
     good = m["lost"] == 0 and m["stretch_p50_pct"] <= 5 and kib is not None and kib <= 64

@@ -18,7 +18,7 @@ import trio
 
 from codexgw.client.direct import DirectBody
 from codexgw.client.sender import UpstreamSender
-from codexgw.client.transport import ShardedTransport, new_http_client
+from codexgw.client.transport import UPSTREAM_LIMITS, ShardedTransport, new_http_client
 from codexgw.errors import UpstreamConnectionError
 from codexgw.upstream.stream import UpstreamStream
 from tests.tls_pair import client_context, server_context
@@ -214,6 +214,34 @@ async def test_streams_one_after_another_reuse_one_connection(upstream: Upstream
         await stream.aclose()
         assert deltas(got) == [f"w{i}" for i in range(n)]
     assert upstream.accepted == 1 and upstream.closed_by_client == 0
+
+
+async def test_an_idle_connection_is_kept_for_the_next_turn(
+    upstream: Upstream, scheme: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The gateway's pools keep an idle connection 90 s (UPSTREAM_LIMITS), not httpx's 5 s: an
+    agent's next turn after a minute of tool calls reuses it (no new TCP and TLS handshake); past
+    90 s it is dropped and the next request connects again. httpcore's expiry clock is shifted."""
+    import httpcore._async.http11 as http11
+
+    shift = [0.0]
+    real = http11.time.monotonic
+    monkeypatch.setattr(http11, "time", type("Clock", (), {"monotonic": staticmethod(lambda: real() + shift[0])}))
+    sharded = ShardedTransport(shards=1, limits=UPSTREAM_LIMITS, verify=client_context() if scheme == "https" else True)
+    client = new_http_client(sharded=sharded)
+    sender = UpstreamSender(client, sharded)
+    try:
+        upstream.scripts += [whole(1), whole(1), whole(1)]
+        accepted = []
+        for idle_s in (0.0, 60.0, 91.0):
+            shift[0] += idle_s
+            stream = await open_stream(sender, upstream)
+            assert deltas([b async for b in stream.paced_batches(5.0)]) == ["w0"]
+            await stream.aclose()
+            accepted.append(upstream.accepted)
+        assert accepted == [1, 1, 2]
+    finally:
+        await client.aclose()
 
 
 async def test_an_early_stop_closes_the_connection(upstream: Upstream, sender: UpstreamSender) -> None:
