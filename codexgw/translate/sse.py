@@ -44,9 +44,12 @@ __all__ = [
 _BOM = b"\xef\xbb\xbf"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class SSEEvent:
-    """One dispatched server-sent event.
+    """One dispatched server-sent event; treat it as immutable.
+
+    Not a frozen dataclass: one is made per relayed event, and a frozen dataclass's ``__init__``
+    (``object.__setattr__`` per field) cost 1.56 µs against 0.47 µs on this machine (issue 17).
 
     Attributes:
         event: the ``event:`` field, or ``None`` when absent or empty (the spec's default type "message").
