@@ -295,6 +295,29 @@ async def test_a_tls_connection_offers_a_body_writer_too(nursery: trio.Nursery, 
     shutdown.set()
 
 
+async def test_a_client_that_closes_between_requests_is_let_go_at_once(nursery: trio.Nursery) -> None:
+    """After a keep-alive request, the client closes: the server closes its side now, not when the
+    keep-alive timer (75 s here, as ``serve`` sets it) runs out. hypercorn 0.18 left that timer
+    running after the read loop saw the end, and the connection's task group waited for it: the
+    socket sat in CLOSE-WAIT, holding a file descriptor, for up to 75 s."""
+    finished: list[str] = []
+    shutdown = trio.Event()
+    port = await serving(nursery, streaming_app([b"hello"], finished), shutdown, keep_alive_timeout=75)
+    sock = trio.socket.socket()
+    await sock.connect(("127.0.0.1", port))
+    await sock.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    raw = b""
+    while not raw.endswith(b"0\r\n\r\n"):
+        raw += await sock.recv(65536)
+    assert dechunk(raw) == b"hello"
+    await ended(finished)
+    sock.shutdown(socket.SHUT_WR)  # the client's end; the server may still write
+    with trio.fail_after(5):
+        assert await sock.recv(65536) == b""  # the server closed its side
+    sock.close()
+    shutdown.set()
+
+
 async def test_a_body_writers_send_is_not_cut_by_a_cancel_scope_around_it(nursery: trio.Nursery) -> None:
     """The pushed relay writes inside its read loop's cancel scope (``UpstreamStream.pump``): a
     deadline that passes while a write waits for a slow socket must not cut that write (hypercorn's

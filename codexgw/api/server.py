@@ -10,7 +10,8 @@ a fifth of the server's CPU per relayed event (issue 17, README "Paced events").
 plain TCP and no other send is in progress (the lock is free), the bytes go to the socket with one
 non-blocking ``send``; whatever the socket did not take goes the original way (under the lock, so
 order is kept, and waiting for the socket like before). TLS, or a send while another is waiting,
-takes hypercorn's path unchanged.
+takes hypercorn's path unchanged. One more change: when the read loop ends (the client closed),
+the keep-alive timer stops, so the connection closes at once (:meth:`Connection._read_data`).
 
 A streamed answer's chunks can skip hypercorn's ASGI send chain too: the connection offers itself
 in each request's scope (:data:`BODY_WRITER`) and, once the response head went out over HTTP/1.1
@@ -102,6 +103,16 @@ class Connection(TCPServer):
             data = data[sent:]  # the rest waits for the socket, under the lock
         with trio.CancelScope(shield=True):  # never cut mid-chunk (the relay's read scope, issue 17)
             await super().protocol_send(RawData(data=data))
+
+    async def _read_data(self) -> None:
+        """hypercorn's read loop; once it ends (the client closed or reset the connection, or the
+        read timed out) the keep-alive timer is stopped, so the connection closes now. hypercorn
+        0.18 leaves that timer running (``keep_alive_timeout``: 75 s under ``serve``) and the
+        connection's task group waits for it: a client that closed between requests left its
+        socket in CLOSE-WAIT, holding a file descriptor, until the timer ran out. A request still
+        running keeps the connection until it ends, as before (it gets ``http.disconnect``)."""
+        await super()._read_data()
+        await self.idle_task.stop()
 
     def body_writer(self) -> BodyWriter | None:
         """A writer for the body of the response whose head just went out, or ``None`` when the
