@@ -210,9 +210,13 @@ def ws_turns(caplog: pytest.LogCaptureFixture) -> list[str]:
     ]
 
 
-async def test_codex_exec_over_websocket(codex_bin: Path, env: Env, caplog: pytest.LogCaptureFixture) -> None:
+async def test_codex_exec_over_websocket(
+    codex_bin: Path, env: Env, caplog: pytest.LogCaptureFixture, pumps: list[Any]
+) -> None:
     """Codex opens the WebSocket, warms up (answered by codexgw, no upstream call), then sends its
-    turn as ``previous_response_id`` + the new items; codexgw sends the whole conversation upstream."""
+    turn as ``previous_response_id`` + the new items; codexgw sends the whole conversation upstream.
+    The turn's frames are written from the relay's read loop, uncompressed on the socket Codex
+    opened with permessage-deflate, and Codex reads them."""
     env.add_account("alice")
     env.fake.script(None, Text("Hi over the WebSocket."))
     await env.start(api_key=API_KEY)
@@ -226,6 +230,7 @@ async def test_codex_exec_over_websocket(codex_bin: Path, env: Env, caplog: pyte
     assert upstream.headers["originator"] == "codex_exec"
     assert not [r for r in caplog.records if r.name == "codexgw.access" and r.getMessage().startswith("POST")]
     assert len(ws_turns(caplog)) == 2  # the warm-up and the turn
+    assert len(pumps) == 1
 
 
 async def test_codex_tool_round_trip_over_websocket(

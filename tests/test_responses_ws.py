@@ -4,12 +4,14 @@ against a real codexgw server and the fake upstream (which codexgw reaches over 
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
 import pytest
 import trio
 
+from codexgw.api.server import FrameWriter, text_frame
 from tests.conftest import Env
 from tests.fakes import DropMidStream, Hold, Text, ToolCall, UsageLimit
 from tests.wsclient import Rejected, WSClient, connect
@@ -338,3 +340,53 @@ async def test_turns_return_their_upstream_connection(env: Env, direct_readers: 
         while len(readers) < 2 or not all(reader.done for reader in readers):
             await trio.sleep(0.01)  # the second turn's upstream close runs after its last frame went out
     assert len({id(reader._trio_socket) for reader in readers}) == 1
+
+
+async def test_a_turns_frames_are_written_from_the_read_loop_uncompressed(
+    env: Env, pumps: list[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The turn's relay writes its frames itself (``UpstreamStream.pump`` -> the connection's
+    ``FrameWriter``), each uncompressed (RSV1 unset) on a socket that negotiated
+    permessage-deflate, which RFC 7692 §6 allows per message: the client (wsproto, as Codex's
+    tungstenite) reads them as the same events, around the warm-up's frames, which hypercorn sends
+    compressed, and a long event (the 16-bit and 64-bit lengths) comes through whole."""
+    written: list[str] = []
+    send = FrameWriter.send
+
+    async def spy(self: FrameWriter, messages: list[str]) -> None:
+        written.extend(messages)
+        await send(self, messages)
+
+    monkeypatch.setattr(FrameWriter, "send", spy)
+    env.add_account("alice")
+    long_text = "word " * 20_000  # a 100 KB delta and a response.completed holding it again
+    env.fake.script(None, Text("one two three", chunks=["one ", "two ", "three"]), Text(long_text, chunks=[long_text]))
+    await env.start()
+    ws = await connect(env.url, headers=HANDSHAKE)
+    assert ws.extensions == ["permessage-deflate"]
+    previous = await warm_up(ws)
+    assert written == []  # the warm-up is answered by codexgw, through hypercorn
+    for text in ("one two three", long_text):
+        await ws.send_json(create([message("user", "hi", "m1")], previous_response_id=previous))
+        events = await ws.recv_until("response.completed")
+        assert "".join(e.get("delta", "") for e in events if e["type"] == "response.output_text.delta") == text
+        previous = events[-1]["response"]["id"]
+    await ws.drop()
+    assert len(pumps) == 2
+    assert [json.loads(m)["type"] for m in written].count("response.completed") == 2
+    assert max(len(m) for m in written) > 65536
+
+
+async def test_text_frames_carry_the_length_in_the_form_rfc_6455_gives() -> None:
+    """7-bit up to 125 bytes, then 126 and 16 bits up to 65535, then 127 and 64 bits; FIN and the
+    text opcode, no mask, RSV bits unset; a client's parser reads each back."""
+    from wsproto.frame_protocol import FrameProtocol, Opcode
+
+    for size in (0, 125, 126, 65535, 65536):
+        frame = text_frame("é" * (size // 2) + "x" * (size % 2))
+        assert frame[0] == 0x81
+        reader = FrameProtocol(client=True, extensions=[])
+        reader.receive_bytes(frame)
+        (got,) = list(reader.received_frames())
+        assert got.opcode is Opcode.TEXT and got.frame_finished and got.message_finished
+        assert got.payload == "é" * (size // 2) + "x" * (size % 2)

@@ -41,6 +41,8 @@ class WSClient:
         self.stream = stream
         self.ws = ws
         self.accept_headers: dict[str, str] = {}
+        self.extensions: list[str] = []
+        """The extensions the server accepted (e.g. ``permessage-deflate``)."""
         self.closed: CloseConnection | None = None
         self.pings = 0
         self._messages: list[str | bytes] = []
@@ -134,6 +136,7 @@ async def connect(
         for event in ws.events():
             if isinstance(event, AcceptConnection):
                 client.accept_headers = {k.decode().lower(): v.decode() for k, v in event.extra_headers}
+                client.extensions = [extension.name for extension in event.extensions]
                 return client
             if isinstance(event, RejectConnection):
                 reject = event

@@ -53,6 +53,7 @@ from codexgw.api.boundary import error_answer
 from codexgw.api.common import authenticate
 from codexgw.api.exchange import Exchange
 from codexgw.api.responses import PATHS, expand_history, response_saver, responses_store, tenant_of
+from codexgw.api.server import BODY_WRITER
 from codexgw.errors import CodexgwError, InvalidRequestError
 from codexgw.translate.history import Conversation, body_for, previous_response_id, with_history
 from codexgw.translate.params import prepare_responses_request
@@ -77,6 +78,7 @@ from codexgw.upstream.relay import Saver, relay
 from codexgw.upstream.stream import UpstreamStream
 
 if TYPE_CHECKING:
+    from codexgw.api.server import FrameWriter
     from codexgw.policy.keys import ApiKey
 
 __all__ = ["ROUTE", "ResponsesWebSocket", "WebSocketRoutes"]
@@ -150,6 +152,8 @@ class ResponsesWebSocket:
         await send({"type": "websocket.accept"})
         socket = _Socket(self.gw, headers, path, send, self.default_instructions)
         socket.key, socket.scope = handshake.key, handshake.scope
+        connection = scope.get("extensions", {}).get(BODY_WRITER)
+        socket.writer = connection.frame_writer() if connection is not None else None
         await socket.serve(receive)
 
 
@@ -178,6 +182,8 @@ class _Socket:
         self.key: ApiKey | None = None
         """The handshake's API key (its policy runs on every turn), and the accounts it may reach."""
         self.scope: frozenset[int] | None = None
+        self.writer: FrameWriter | None = None
+        """The connection's frame writer (HTTP/1.1), which a turn's relay writes its frames with."""
         self._lock = trio.Lock()  # frames go out whole and in order (permessage-deflate's context too)
         self._active: object | None = None  # the running turn, if any
         self._closed = False
@@ -286,7 +292,18 @@ class _Socket:
         exchange.model = stream.model or exchange.model
         handler = ResponsesFrames(keep_items=True, failure_id=f"resp_{uuid.uuid4().hex}")
         save = await self._saver(stream, previous_id, turn_input, keep=body.get("store") is not False)
-        async with aclosing(relay(gw, stream, handler, on_end=exchange.end_stream, save=save)) as frames:
+        relayed = relay(gw, stream, handler, on_end=exchange.end_stream, save=save)
+        writer = self.writer
+        if writer is not None:  # the relay writes the frames from its own read loop (issue 17)
+
+            async def write(out: list[str]) -> None:
+                await writer.send(out)  # not cancellable, as Relay.push requires
+                if handler.state.finished:
+                    self._release(token)
+
+            await relayed.push(write)
+            return
+        async with aclosing(relayed) as frames:
             async for out in frames:
                 await self.send(out)
                 if handler.state.finished:

@@ -40,18 +40,22 @@ from hypercorn.config import Config
 from hypercorn.events import Closed, Event, RawData
 from hypercorn.protocol.h11 import H11Protocol
 from hypercorn.protocol.http_stream import HTTPStream
+from hypercorn.protocol.ws_stream import ASGIWebsocketState, WSStream
 from hypercorn.trio.lifespan import Lifespan
 from hypercorn.trio.tcp_server import TCPServer
 from hypercorn.trio.worker_context import WorkerContext
 from hypercorn.typing import ConnectionState
 from hypercorn.utils import ShutdownError, raise_shutdown, repr_socket_addr, wrap_app
+from wsproto import Connection as WSConnection
+from wsproto import ConnectionState as WSState
 
-__all__ = ["BODY_WRITER", "BodyWriter", "Connection", "serve_http"]
+__all__ = ["BODY_WRITER", "BodyWriter", "Connection", "FrameWriter", "serve_http"]
 
 BODY_WRITER = "codexgw.body_writer"
 """The ASGI scope extension (``scope["extensions"][BODY_WRITER]``) under which a connection
 offers its :class:`Connection` to the app: after ``http.response.start`` went out,
-``connection.body_writer()`` gives a :class:`BodyWriter` or ``None``."""
+``connection.body_writer()`` gives a :class:`BodyWriter` or ``None``; after ``websocket.accept``,
+``connection.frame_writer()`` gives a :class:`FrameWriter` or ``None``."""
 
 
 class Connection(TCPServer):
@@ -134,6 +138,22 @@ class Connection(TCPServer):
             return None
         return BodyWriter(self, stream)
 
+    def frame_writer(self) -> FrameWriter | None:
+        """A writer for the text messages of the WebSocket accepted on this connection, or
+        ``None`` when the connection is not in the state it knows: a WebSocket over HTTP/1.1
+        (hypercorn's ``H11Protocol`` with its ``WSStream`` connected, wsproto's connection open),
+        not over h2. ``tests/test_http_server.py`` fails when that layout changes."""
+        protocol = getattr(getattr(self, "protocol", None), "protocol", None)
+        if type(protocol) is not H11Protocol:
+            return None
+        stream = protocol.stream
+        if type(stream) is not WSStream or stream.state is not ASGIWebsocketState.CONNECTED:
+            return None
+        connection = getattr(stream, "connection", None)
+        if type(connection) is not WSConnection or connection.state is not WSState.OPEN:
+            return None
+        return FrameWriter(self, stream, connection)
+
 
 class BodyWriter:
     """Writes one streamed response's body chunks to its HTTP/1.1 client, framed here
@@ -158,9 +178,47 @@ class BodyWriter:
             await self._connection.send_raw(b"%x\r\n%b\r\n" % (len(data), data))
 
 
+class FrameWriter:
+    """Writes one WebSocket's text messages to its HTTP/1.1 client, framed here (RFC 6455 §5.2:
+    FIN and the text opcode, the payload length, the payload; a server's frames are not masked)
+    instead of through hypercorn's ASGI send and wsproto per message (``WSStream.app_send`` ->
+    ``wsproto.Connection.send`` -> ``H11Protocol.stream_send``: most of a relayed event's cost
+    over the WebSocket, issue 17). Each message is sent uncompressed even when permessage-deflate
+    was negotiated: RSV1 unset marks a message as not compressed, which RFC 7692 §6 lets an
+    endpoint choose per message, and wsproto's compressor (hypercorn's own frames: pings, the
+    close, the app's other messages) is left untouched. Made by :meth:`Connection.frame_writer`.
+    """
+
+    __slots__ = ("_connection", "_stream", "_ws")
+
+    def __init__(self, connection: Connection, stream: WSStream, ws: WSConnection) -> None:
+        self._connection = connection
+        self._stream = stream
+        self._ws = ws
+
+    async def send(self, messages: list[str]) -> None:
+        """Send ``messages`` (text), one frame each, in one write. Once the socket is closing or
+        closed they are dropped, as hypercorn drops a message sent then; the app learns it from
+        ``websocket.disconnect``. Not cancellable (see :meth:`Connection.send_raw`); raises nothing."""
+        if messages and self._ws.state is WSState.OPEN and not self._stream.closed:
+            await self._connection.send_raw(b"".join([text_frame(text) for text in messages]))
+
+
+def text_frame(text: str) -> bytes:
+    """One unmasked, final text frame carrying ``text`` (RFC 6455 §5.2: a 7-bit length, or 126 and
+    16 bits, or 127 and 64 bits)."""
+    payload = text.encode()
+    size = len(payload)
+    if size < 126:
+        return bytes((0x81, size)) + payload
+    if size < 65536:
+        return b"\x81\x7e" + size.to_bytes(2, "big") + payload
+    return b"\x81\x7f" + size.to_bytes(8, "big") + payload
+
+
 class _OfferConnection:
-    """hypercorn's app wrapper for one connection: puts the connection into each HTTP
-    request's scope under :data:`BODY_WRITER`, then calls the app as hypercorn would."""
+    """hypercorn's app wrapper for one connection: puts the connection into each HTTP request's
+    and WebSocket's scope under :data:`BODY_WRITER`, then calls the app as hypercorn would."""
 
     __slots__ = ("_app", "_connection")
 
@@ -169,8 +227,8 @@ class _OfferConnection:
         self._connection = connection
 
     async def __call__(self, scope: dict, receive: Any, send: Any, sync_spawn: Any, call_soon: Any) -> None:
-        if scope["type"] == "http":
-            scope["extensions"][BODY_WRITER] = self._connection
+        if scope["type"] in ("http", "websocket"):
+            scope.setdefault("extensions", {})[BODY_WRITER] = self._connection
         await self._app(scope, receive, send, sync_spawn, call_soon)
 
 
