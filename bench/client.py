@@ -3,7 +3,7 @@
 It parses only what it must (status line, chunked framing) and counts events as blank lines, so that
 it stays far below the gateway's cost per event; its own CPU is reported with every result.
 
-Scenarios (``python -m bench.client SCENARIO --url URL --kind responses|chat|direct ...``):
+Scenarios (``python -m bench.client SCENARIO --port PORT --kind responses|chat|direct|ws ...``; ``ws``: the Responses WebSocket, see :class:`WSConn`):
 
 * ``latency``: one request at a time on one keep-alive connection; TTFB (first body bytes) and total
   (``--gap-s``: the pause after each request, e.g. longer than a pool's idle expiry).
@@ -26,6 +26,7 @@ import os
 import resource
 import sys
 import time
+import zlib
 from dataclasses import dataclass, field
 
 from .procstat import cpu_seconds, rss_bytes
@@ -34,6 +35,7 @@ TERMINAL = {
     "responses": b"event: response.completed",
     "direct": b"event: response.completed",
     "chat": b"data: [DONE]",
+    "ws": b'"response.completed"',
 }
 
 
@@ -41,6 +43,15 @@ def request_bytes(kind: str, host: str, deltas: int, pace_ms: int, api_key: str 
     """The HTTP request for one streamed answer; the bench marker rides in ``prompt_cache_key``;
     ``api_key`` goes to codexgw as ``Authorization: Bearer`` (the keys scenario)."""
     marker = f"bench-d{deltas}-p{pace_ms}"
+    if kind == "ws":  # the response.create message, sent once the WebSocket is open (see WSConn)
+        create = {
+            "type": "response.create",
+            "model": "gpt-5.5",
+            "input": [{"role": "user", "content": [{"type": "input_text", "text": "Write a short answer."}]}],
+            "prompt_cache_key": marker,
+            "store": False,
+        }
+        return json.dumps(create, separators=(",", ":")).encode()
     headers = f"host: {host}\r\ncontent-type: application/json\r\naccept: text/event-stream\r\n"
     if api_key and kind != "direct":
         headers += f"authorization: Bearer {api_key}\r\n"
@@ -171,6 +182,87 @@ class Conn(asyncio.Protocol):
         del buf[:pos]
 
 
+class WSConn(Conn):
+    """One WebSocket to ``/v1/responses`` speaking as the Codex CLI does (it offers
+    permessage-deflate, sends one ``response.create`` text frame, reads one text frame per event
+    until ``response.completed``, then drops the TCP connection); the same interface as
+    :class:`Conn` (whose ``_finish`` it shares). Frames are parsed only as far as counting them needs (RFC 6455 §5.2); a
+    compressed one (RSV1) is inflated (RFC 7692, context kept across messages)."""
+
+    def __init__(self, host: str, terminal: bytes) -> None:
+        super().__init__(terminal)
+        self.host = host
+        self.reuse = False
+        self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.open = False
+        self.inflate = zlib.decompressobj(-15)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        transport.write(  # type: ignore[attr-defined]
+            f"GET /v1/responses HTTP/1.1\r\nhost: {self.host}\r\nupgrade: websocket\r\nconnection: Upgrade\r\n"
+            "sec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\nsec-websocket-version: 13\r\n"
+            "sec-websocket-extensions: permessage-deflate; client_max_window_bits\r\n\r\n".encode()
+        )
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.transport = None
+        if not self.ready.done():
+            self.ready.set_exception(ConnectionError("closed during the WebSocket handshake"))
+        super().connection_lost(exc)
+
+    def send(self, data: bytes) -> asyncio.Future[Result]:
+        """Send ``data`` as one masked text frame (a zero mask: the payload as it is)."""
+        assert self.transport is not None and self.future is None
+        self.future = asyncio.get_running_loop().create_future()
+        self.result = Result(t_sent=time.perf_counter())
+        size = len(data)
+        head = bytes((0x81, 0x80 | size)) if size < 126 else b"\x81\xfe" + size.to_bytes(2, "big")
+        self.transport.write(head + b"\0\0\0\0" + data)
+        return self.future
+
+    def data_received(self, data: bytes) -> None:
+        buf = self.buf
+        buf += data
+        if not self.open:
+            end = buf.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            if buf[9:12] != b"101":
+                self.ready.set_exception(ConnectionError(f"upgrade refused: HTTP {bytes(buf[9:12]).decode()}"))
+                return
+            del buf[: end + 4]
+            self.open = True
+            self.ready.set_result(None)
+        result = self.result
+        pos = 0
+        while len(buf) - pos >= 2:
+            first, size = buf[pos], buf[pos + 1] & 0x7F
+            start = pos + 2
+            if size == 126:
+                size, start = int.from_bytes(buf[start : start + 2], "big"), start + 2
+            elif size == 127:
+                size, start = int.from_bytes(buf[start : start + 8], "big"), start + 8
+            if len(buf) < start + size:
+                break
+            payload = bytes(buf[start : start + size])
+            pos = start + size
+            if first & 0x0F != 1 or result is None:  # pings, pongs, a close: not events
+                continue
+            if first & 0x40:  # RSV1: a compressed message
+                payload = self.inflate.decompress(payload + b"\x00\x00\xff\xff")
+            if result.t_first is None:
+                result.t_first = time.perf_counter()
+            result.events += 1
+            if self.terminal in payload[:64]:
+                del buf[:pos]
+                self._finish(ok=True)
+                if self.transport is not None:
+                    self.transport.close()  # as Codex goes away: no Close frame
+                return
+        del buf[:pos]
+
+
 @dataclass
 class Ctx:
     host: str
@@ -183,6 +275,10 @@ class Ctx:
 
 async def connect(ctx: Ctx) -> Conn:
     loop = asyncio.get_running_loop()
+    if ctx.terminal == TERMINAL["ws"]:
+        _, ws = await loop.create_connection(lambda: WSConn(f"{ctx.host}:{ctx.port}", ctx.terminal), ctx.host, ctx.port)
+        await ws.ready
+        return ws
     _, conn = await loop.create_connection(lambda: Conn(ctx.terminal), ctx.host, ctx.port)
     return conn
 
@@ -192,7 +288,7 @@ async def one(ctx: Ctx, conn: Conn | None) -> tuple[Result, Conn | None]:
     if conn is None or conn.transport is None:
         try:
             conn = await asyncio.wait_for(connect(ctx), ctx.timeout_s)
-        except (OSError, TimeoutError) as exc:
+        except (OSError, TimeoutError, ConnectionError) as exc:
             return Result(t_sent=time.perf_counter(), error=f"connect: {type(exc).__name__}"), None
     fut = conn.send(ctx.request)
     try:

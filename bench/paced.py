@@ -9,7 +9,9 @@ medians):
 * ``bare``: the bare hypercorn ASGI app sending the same paced events with no upstream
   (``bench/ceiling.py --app paced``): the serving stack's own cost, the headline's denominator;
 * ``responses`` and ``chat``: codexgw's ``/v1/responses`` and ``/v1/chat/completions`` relaying
-  the paced fast upstream;
+  the paced fast upstream; ``responses-ws``: the same Responses turn over the WebSocket, as the
+  Codex CLI sends it (``bench.client`` ``--kind ws``: one socket and one ``response.create`` per
+  stream, permessage-deflate offered);
 * ``floor``: a minimal trio socket-to-socket relay of the same upstream (``bench/floor.py``);
 * ``compare-responses``/``compare-chat``: a second codexgw (``--compare-cmd``), for A/B in one run;
 * ``responses-tls``/``chat-tls`` (and ``compare-*-tls``): the same codexgw against an HTTPS fast
@@ -135,6 +137,7 @@ def run(
         targets["bare"] = (port, bare.pid, "responses")
         targets["responses"] = (bench.server_port, bench.server.pid, "responses")  # type: ignore[union-attr]
         targets["chat"] = (bench.server_port, bench.server.pid, "chat")  # type: ignore[union-attr]
+        targets["responses-ws"] = (bench.server_port, bench.server.pid, "ws")  # type: ignore[union-attr]
         if compare_cmd:
             port = free_port()
             args = _serve_args(bench, compare_cmd, port)
@@ -144,6 +147,7 @@ def run(
             procs.append(other)
             targets["compare-responses"] = (port, other.pid, "responses")
             targets["compare-chat"] = (port, other.pid, "chat")
+            targets["compare-responses-ws"] = (port, other.pid, "ws")
         tls = _tls_upstream(bench, procs)
         if tls is not None:  # the real backend is HTTPS: the same codexgw against an HTTPS fast upstream
             url, cert = tls
@@ -285,6 +289,11 @@ def markdown_rows(p: dict, row: Callable[[str], None], ok: Callable[[bool | None
     if "compare-responses" in r:
         row(f"| **paced**: the same through `--compare-cmd` | – | {cell('compare-responses')} | "
             f"{cell('compare-chat')} | | |")  # fmt: skip
+    if "responses-ws" in r:
+        row(f"| **paced**: `/v1/responses` over the WebSocket (the Codex CLI's transport) | – | {cell('responses-ws')} | – "
+            f"| | |")  # fmt: skip
+    if "compare-responses-ws" in r:
+        row(f"| **paced**: the WebSocket through `--compare-cmd` | – | {cell('compare-responses-ws')} | – | | |")
     if "responses-tls" in r:
         row(f"| **paced**: the same with an HTTPS upstream (as the real backend) | – | {cell('responses-tls')} | "
             f"{cell('chat-tls')} | | |")  # fmt: skip
