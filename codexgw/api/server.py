@@ -142,7 +142,8 @@ class Connection(TCPServer):
         """A writer for the text messages of the WebSocket accepted on this connection, or
         ``None`` when the connection is not in the state it knows: a WebSocket over HTTP/1.1
         (hypercorn's ``H11Protocol`` with its ``WSStream`` connected, wsproto's connection open),
-        not over h2. ``tests/test_http_server.py`` fails when that layout changes."""
+        not over h2. ``tests/test_responses_ws.py::test_a_turns_frames_are_written_from_the_read_loop_uncompressed``
+        fails when that layout changes (the turns would not be pushed)."""
         protocol = getattr(getattr(self, "protocol", None), "protocol", None)
         if type(protocol) is not H11Protocol:
             return None
