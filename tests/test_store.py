@@ -216,8 +216,10 @@ def test_explicit_name_on_update_renames(store: Store) -> None:
     assert same.name == "main"
 
 
-@pytest.mark.parametrize("bad", ["", " x", "x ", "a\nb", "x" * 65])
+@pytest.mark.parametrize("bad", ["", " x", "x ", "a\nb", "x" * 65, "team/alice"])
 def test_invalid_names_are_refused(store: Store, bad: str) -> None:
+    """A '/' too: the admin API and the dashboard address an account as ``/api/accounts/<name>``,
+    where a name with '/' could not be reached (the server's own logins refused it already)."""
     with pytest.raises(StoreError):
         store.upsert_account(tokens(), name=bad, now=NOW)
     assert store.list_accounts() == []
@@ -254,6 +256,8 @@ def test_remove_enable_rename(store: Store) -> None:
     assert not store.set_enabled("nobody", False)
     with pytest.raises(StoreError, match="already used"):
         store.rename_account("alice", "bob")
+    with pytest.raises(StoreError, match="must not contain '/'"):
+        store.rename_account("alice", "team/alice")
     assert store.rename_account("alice", "carol") and store.get_account("carol") is not None
     assert not store.rename_account("alice", "dave")
     assert store.remove_account("carol") and not store.remove_account("carol")

@@ -164,7 +164,8 @@ class Account:
 
 
 def check_name(name: str) -> str:
-    """Return ``name`` if it is a valid account name (1-64 chars, no control chars or edge spaces).
+    """Return ``name`` if it is a valid account name (1-64 chars, no control chars, no ``/``, no
+    edge spaces): checked when a name is given (an import, a login, a rename), not on load.
 
     Raises:
         StoreError: otherwise.
@@ -175,6 +176,8 @@ def check_name(name: str) -> str:
         raise StoreError(f"account name is longer than {_MAX_NAME_LEN} characters")
     if any(ord(c) < 32 or ord(c) == 127 for c in name):
         raise StoreError("account name contains control characters")
+    if "/" in name:  # the admin API and the dashboard name an account in a URL path segment
+        raise StoreError("account name must not contain '/'; choose another name (e.g. with '-')")
     return name
 
 
