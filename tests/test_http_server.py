@@ -269,9 +269,21 @@ def test_a_connection_offers_no_body_writer_before_the_head_or_over_h2() -> None
     b.close()
 
 
+def recording(app, connections: list[Connection]):
+    """``app``, recording the connection each HTTP request's scope offers."""
+
+    async def wrapped(scope, receive, send):
+        if scope["type"] == "http":
+            connections.append(scope["extensions"][BODY_WRITER])
+        await app(scope, receive, send)
+
+    return wrapped
+
+
 async def test_a_tls_connection_offers_a_body_writer_too(nursery: trio.Nursery, tmp_path) -> None:
-    """Over TLS the writer's frames go hypercorn's way (its lock, ``SSLStream.send_all``): the
-    answer arrives whole, and the keep-alive connection answers a second request."""
+    """Over TLS the writer's chunks are encrypted with the connection's own SSLObject and sent
+    straight to the socket when nothing else is sending (TlsWriter): the answer arrives whole
+    and decrypts, and the keep-alive connection answers a second request."""
     import ssl
 
     from tests.tls_pair import write_pem
@@ -279,8 +291,10 @@ async def test_a_tls_connection_offers_a_body_writer_too(nursery: trio.Nursery, 
     cert, key = write_pem(tmp_path)
     chunks = [b"data: %d\n\n" % i for i in range(100)] + [b"y" * 100000]
     finished: list[str] = []
+    connections: list[Connection] = []
     shutdown = trio.Event()
-    port = await serving(nursery, streaming_app(chunks, finished, writer=True), shutdown, certfile=str(cert), keyfile=str(key))
+    app = recording(streaming_app(chunks, finished, writer=True), connections)
+    port = await serving(nursery, app, shutdown, certfile=str(cert), keyfile=str(key))
     context = ssl.create_default_context(cafile=str(cert))
     stream = await trio.open_ssl_over_tcp_stream("127.0.0.1", port, ssl_context=context)
     for _ in range(2):
@@ -292,6 +306,40 @@ async def test_a_tls_connection_offers_a_body_writer_too(nursery: trio.Nursery, 
     await stream.aclose()
     await ended(finished)
     assert finished[:2] == ["writer", "done"]
+    assert connections[0]._tls is not None and connections[0].direct_sends >= 100  # not through SSLStream.send_all
+    shutdown.set()
+
+
+async def test_tls_records_a_slow_client_cannot_take_at_once_keep_their_order(nursery: trio.Nursery, tmp_path) -> None:
+    """8 MiB in 256 KiB chunks over TLS to a client that reads slowly with a small receive buffer:
+    the records of a partial send go out under the SSLStream's own send lock, hypercorn's sends
+    queue behind them, and every byte decrypts once, in order."""
+    import ssl
+
+    from tests.tls_pair import write_pem
+
+    cert, key = write_pem(tmp_path)
+    chunks = [bytes([65 + i % 26]) * (256 * 1024) for i in range(32)]
+    finished: list[str] = []
+    connections: list[Connection] = []
+    shutdown = trio.Event()
+    app = recording(streaming_app(chunks, finished, writer=True), connections)
+    port = await serving(nursery, app, shutdown, certfile=str(cert), keyfile=str(key))
+    context = ssl.create_default_context(cafile=str(cert))
+    sock = trio.socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+    await sock.connect(("127.0.0.1", port))
+    stream = trio.SSLStream(trio.SocketStream(sock), context, server_hostname="127.0.0.1")
+    await stream.send_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    raw = b""
+    while not raw.endswith(b"\r\n0\r\n\r\n"):
+        raw += await stream.receive_some(65536)
+        await trio.sleep(0.0005)
+    assert dechunk(raw) == b"".join(chunks)
+    await stream.aclose()
+    await ended(finished)
+    assert finished == ["writer", "done"]
+    assert connections[0].direct_sends < len(chunks)  # some chunks' records went out in parts
     shutdown.set()
 
 

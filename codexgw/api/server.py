@@ -9,8 +9,10 @@ a fifth of the server's CPU per relayed event (issue 17, README "Paced events").
 :class:`Connection` is hypercorn's connection with that one method changed: when the connection is
 plain TCP and no other send is in progress (the lock is free), the bytes go to the socket with one
 non-blocking ``send``; whatever the socket did not take goes the original way (under the lock, so
-order is kept, and waiting for the socket like before). TLS, or a send while another is waiting,
-takes hypercorn's path unchanged. One more change: when the read loop ends (the client closed),
+order is kept, and waiting for the socket like before). Over TLS the chunk is encrypted with the
+connection's own ``SSLObject`` and its records sent the same way when the ``SSLStream``'s send
+side is idle (:class:`TlsWriter`); a send while another is waiting takes hypercorn's path
+unchanged. One more change: when the read loop ends (the client closed),
 the keep-alive timer stops, so the connection closes at once (:meth:`Connection._read_data`).
 
 A streamed answer's chunks can skip hypercorn's ASGI send chain too: the connection offers itself
@@ -29,6 +31,7 @@ behaviour. It relies on hypercorn 0.18's layout (``TCPServer``, ``Lifespan``, ``
 from __future__ import annotations
 
 import socket
+import ssl
 from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any
@@ -71,6 +74,7 @@ class Connection(TCPServer):
         stream = self.stream
         raw = getattr(getattr(stream, "socket", None), "_sock", None) if type(stream) is trio.SocketStream else None
         self._raw = raw if isinstance(raw, socket.socket) and not raw.getblocking() else None
+        self._tls = TlsWriter.attach(stream) if self._raw is None else None
         self.direct_sends = 0
         self.app = _OfferConnection(self.app, self)
 
@@ -78,7 +82,7 @@ class Connection(TCPServer):
         """hypercorn's ``protocol_send``; a :class:`RawData` on a plain-TCP connection with no send
         in progress is written with one non-blocking ``send`` first (no lock, no scope, no
         scheduler round when the socket takes it all)."""
-        if type(event) is RawData and self._raw is not None:
+        if type(event) is RawData and (self._raw is not None or self._tls is not None):
             await self.send_raw(event.data)
         else:
             await super().protocol_send(event)
@@ -86,12 +90,19 @@ class Connection(TCPServer):
     async def send_raw(self, data: bytes) -> None:
         """Write ``data`` to the client. Plain TCP: one non-blocking ``send`` when no other send is
         in progress; what the socket does not take goes hypercorn's way, under its lock (waiting
-        for the socket, order kept). TLS: hypercorn's way (the lock and ``SSLStream.send_all``). A
-        reset or closed socket is hypercorn's :class:`Closed` (the app's ``receive`` then gives
+        for the socket, order kept). TLS: when no send is in progress there either, ``data`` is
+        encrypted and its records sent the same way (:class:`TlsWriter`), the rest of a partial
+        send under the ``SSLStream``'s own send lock; otherwise hypercorn's way (its lock and
+        ``SSLStream.send_all``). A reset or closed socket is hypercorn's :class:`Closed` (the app's ``receive`` then gives
         ``http.disconnect``); nothing raises. Not cancellable: the wait for the lock is shielded
         as hypercorn shields the send itself, so a chunk is written whole or not at all (the
         direct relay writes from inside its read loop's cancel scope, ``UpstreamStream.pump``)."""
         raw = self._raw
+        if raw is None and (tls := self._tls) is not None and not self.send_lock.locked():
+            records = tls.encrypt(data)
+            if records is not None:
+                await self._send_records(tls, records)
+                return
         if raw is not None and not self.send_lock.locked():
             try:
                 sent = raw.send(data)
@@ -107,6 +118,28 @@ class Connection(TCPServer):
             data = data[sent:]  # the rest waits for the socket, under the lock
         with trio.CancelScope(shield=True):  # never cut mid-chunk (the relay's read scope, issue 17)
             await super().protocol_send(RawData(data=data))
+
+    async def _send_records(self, tls: TlsWriter, records: bytes) -> None:
+        """Send TLS ``records`` just made by ``tls`` (nothing may go out before them): one
+        non-blocking ``send``, the rest under the ``SSLStream``'s send lock (free until now, and
+        taken before any other task runs), so the stream's own sends queue behind it."""
+        try:
+            sent = tls.raw.send(records)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except OSError:
+            with trio.CancelScope(shield=True):
+                await self.protocol.handle(Closed())
+            return
+        if sent == len(records):
+            self.direct_sends += 1
+            return
+        with trio.CancelScope(shield=True):
+            async with tls.lock:
+                try:
+                    await tls.transport.send_all(records[sent:])
+                except (trio.BrokenResourceError, trio.ClosedResourceError):
+                    await self.protocol.handle(Closed())
 
     async def _read_data(self) -> None:
         """hypercorn's read loop; once it ends (the client closed or reset the connection, or the
@@ -154,6 +187,73 @@ class Connection(TCPServer):
         if type(connection) is not WSConnection or connection.state is not WSState.OPEN:
             return None
         return FrameWriter(self, stream, connection)
+
+
+class TlsWriter:
+    """Encrypts a chunk for one TLS client connection with its ``trio.SSLStream``'s own
+    ``ssl.SSLObject``, without ``SSLStream.send_all`` (issue 17: its conflict detector, its
+    ``_retry`` loop, its send lock and a scheduler round after the send, per chunk; a TLS client
+    cost about twice a plain one per paced event). Only while the stream's send side is idle: the
+    handshake done, the stream unbroken, no TLS bytes waiting in its outgoing ``MemoryBIO`` or held
+    back (``_delayed_outgoing``), its send lock free. Then the records :meth:`encrypt` returns come
+    next on the wire, and the caller sends them before anything else can run
+    (:meth:`Connection._send_records`). Otherwise ``None``, and the chunk goes
+    ``SSLStream.send_all``'s way.
+
+    It relies on trio 0.35's ``SSLStream`` layout (``transport_stream``, ``_ssl_object``,
+    ``_outgoing``, ``_inner_send_lock``, ``_delayed_outgoing``, ``_handshook``, ``_state``), as
+    :class:`codexgw.client.direct_tls.TlsReceiver` does; :meth:`attach` checks it.
+    """
+
+    __slots__ = ("_outgoing", "_stream", "_write", "lock", "raw", "transport")
+
+    def __init__(self, stream: trio.SSLStream, lock: trio.StrictFIFOLock, raw: socket.socket) -> None:
+        self._stream = stream
+        self._write = stream._ssl_object.write  # type: ignore[attr-defined]
+        self._outgoing = stream._outgoing  # type: ignore[attr-defined]
+        self.lock = lock
+        """The ``SSLStream``'s own send lock (``_inner_send_lock``)."""
+        self.raw = raw
+        self.transport = stream.transport_stream
+
+    @classmethod
+    def attach(cls, stream: object) -> TlsWriter | None:
+        """The writer for ``stream``, or ``None`` when it is not a ``trio.SSLStream`` of the known
+        layout straight over a non-blocking ``trio.SocketStream``."""
+        if type(stream) is not trio.SSLStream:
+            return None
+        inner = stream.transport_stream
+        lock = getattr(stream, "_inner_send_lock", None)
+        if (
+            type(inner) is not trio.SocketStream
+            or not isinstance(getattr(stream, "_ssl_object", None), ssl.SSLObject)
+            or not isinstance(getattr(stream, "_outgoing", None), ssl.MemoryBIO)
+            or type(lock) is not trio.StrictFIFOLock
+            or not all(hasattr(stream, name) for name in ("_delayed_outgoing", "_handshook", "_state"))
+        ):
+            return None
+        raw = getattr(inner.socket, "_sock", None)
+        if not isinstance(raw, socket.socket) or raw.getblocking():
+            return None
+        return cls(stream, lock, raw)
+
+    def encrypt(self, data: bytes) -> bytes | None:
+        """The TLS records carrying ``data`` (non-empty), or ``None`` when the stream's send side
+        is not idle or the TLS layer wants to read first (nothing of ``data`` was taken then)."""
+        stream = self._stream
+        if (
+            getattr(stream._state, "name", None) != "OK"  # type: ignore[attr-defined]
+            or not stream._handshook.done  # type: ignore[attr-defined]
+            or stream._delayed_outgoing is not None  # type: ignore[attr-defined]
+            or self.lock.locked()
+            or self._outgoing.pending
+        ):
+            return None
+        try:
+            self._write(data)
+        except ssl.SSLError:  # SSLWantReadError among them: SSLStream.send_all retries or raises
+            return None
+        return self._outgoing.read()
 
 
 class BodyWriter:
