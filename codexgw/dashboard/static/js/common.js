@@ -35,7 +35,11 @@ export async function api(method, path, body) {
   return data;
 }
 
+let leaving = false; // toLogin() navigates once: a page's parallel calls may all get 401
+
 export function toLogin() {
+  if (leaving) return;
+  leaving = true; // a second location.assign would abort the first navigation (net::ERR_ABORTED)
   const next = location.pathname + location.search;
   location.assign("/dashboard/login?next=" + encodeURIComponent(next));
 }
