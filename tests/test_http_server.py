@@ -280,22 +280,31 @@ def recording(app, connections: list[Connection]):
     return wrapped
 
 
-async def test_a_tls_connection_offers_a_body_writer_too(nursery: trio.Nursery, tmp_path) -> None:
-    """Over TLS the writer's chunks are encrypted with the connection's own SSLObject and sent
-    straight to the socket when nothing else is sending (TlsWriter): the answer arrives whole
-    and decrypts, and the keep-alive connection answers a second request."""
+async def tls_serving(
+    nursery: trio.Nursery, tmp_path, chunks: list[bytes], finished: list[str], connections: list[Connection]
+):
+    """A TLS server (a fresh self-signed certificate) whose app streams ``chunks`` through the
+    BodyWriter, recording its connections: ``(port, a client SSLContext trusting it, the shutdown
+    event)``."""
     import ssl
 
     from tests.tls_pair import write_pem
 
     cert, key = write_pem(tmp_path)
+    app = recording(streaming_app(chunks, finished, writer=True), connections)
+    shutdown = trio.Event()
+    port = await serving(nursery, app, shutdown, certfile=str(cert), keyfile=str(key))
+    return port, ssl.create_default_context(cafile=str(cert)), shutdown
+
+
+async def test_a_tls_connection_offers_a_body_writer_too(nursery: trio.Nursery, tmp_path) -> None:
+    """Over TLS the writer's chunks are encrypted with the connection's own SSLObject and sent
+    straight to the socket when nothing else is sending (TlsWriter): the answer arrives whole
+    and decrypts, and the keep-alive connection answers a second request."""
     chunks = [b"data: %d\n\n" % i for i in range(100)] + [b"y" * 100000]
     finished: list[str] = []
     connections: list[Connection] = []
-    shutdown = trio.Event()
-    app = recording(streaming_app(chunks, finished, writer=True), connections)
-    port = await serving(nursery, app, shutdown, certfile=str(cert), keyfile=str(key))
-    context = ssl.create_default_context(cafile=str(cert))
+    port, context, shutdown = await tls_serving(nursery, tmp_path, chunks, finished, connections)
     stream = await trio.open_ssl_over_tcp_stream("127.0.0.1", port, ssl_context=context)
     for _ in range(2):
         await stream.send_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -314,18 +323,10 @@ async def test_tls_records_a_slow_client_cannot_take_at_once_keep_their_order(nu
     """8 MiB in 256 KiB chunks over TLS to a client that reads slowly with a small receive buffer:
     the records of a partial send go out under the SSLStream's own send lock, hypercorn's sends
     queue behind them, and every byte decrypts once, in order."""
-    import ssl
-
-    from tests.tls_pair import write_pem
-
-    cert, key = write_pem(tmp_path)
     chunks = [bytes([65 + i % 26]) * (256 * 1024) for i in range(32)]
     finished: list[str] = []
     connections: list[Connection] = []
-    shutdown = trio.Event()
-    app = recording(streaming_app(chunks, finished, writer=True), connections)
-    port = await serving(nursery, app, shutdown, certfile=str(cert), keyfile=str(key))
-    context = ssl.create_default_context(cafile=str(cert))
+    port, context, shutdown = await tls_serving(nursery, tmp_path, chunks, finished, connections)
     sock = trio.socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
     await sock.connect(("127.0.0.1", port))

@@ -104,35 +104,37 @@ class Connection(TCPServer):
                 await self._send_records(tls, records)
                 return
         if raw is not None and not self.send_lock.locked():
-            try:
-                sent = raw.send(data)
-            except (BlockingIOError, InterruptedError):
-                sent = 0
-            except OSError:  # reset, broken pipe, closed: what the original maps to Closed
-                with trio.CancelScope(shield=True):
-                    await self.protocol.handle(Closed())
-                return
-            if sent == len(data):
-                self.direct_sends += 1
+            sent = await self._send_now(raw, data)
+            if sent is None:
                 return
             data = data[sent:]  # the rest waits for the socket, under the lock
         with trio.CancelScope(shield=True):  # never cut mid-chunk (the relay's read scope, issue 17)
             await super().protocol_send(RawData(data=data))
 
+    async def _send_now(self, raw: socket.socket, data: bytes) -> int | None:
+        """One non-blocking ``send`` of ``data``: the bytes the socket took when it did not take
+        them all, else ``None`` (all taken, counted in :attr:`direct_sends`; or the socket was reset
+        or closed, which is hypercorn's :class:`Closed`, handled here and shielded). No checkpoint
+        unless it handles the close."""
+        try:
+            sent = raw.send(data)
+        except (BlockingIOError, InterruptedError):
+            return 0
+        except OSError:  # reset, broken pipe, closed: what the original maps to Closed
+            with trio.CancelScope(shield=True):
+                await self.protocol.handle(Closed())
+            return None
+        if sent == len(data):
+            self.direct_sends += 1
+            return None
+        return sent
+
     async def _send_records(self, tls: TlsWriter, records: bytes) -> None:
         """Send TLS ``records`` just made by ``tls`` (nothing may go out before them): one
         non-blocking ``send``, the rest under the ``SSLStream``'s send lock (free until now, and
         taken before any other task runs), so the stream's own sends queue behind it."""
-        try:
-            sent = tls.raw.send(records)
-        except (BlockingIOError, InterruptedError):
-            sent = 0
-        except OSError:
-            with trio.CancelScope(shield=True):
-                await self.protocol.handle(Closed())
-            return
-        if sent == len(records):
-            self.direct_sends += 1
+        sent = await self._send_now(tls.raw, records)
+        if sent is None:
             return
         with trio.CancelScope(shield=True):
             async with tls.lock:
