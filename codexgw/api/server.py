@@ -72,8 +72,7 @@ class Connection(TCPServer):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         stream = self.stream
-        raw = getattr(getattr(stream, "socket", None), "_sock", None) if type(stream) is trio.SocketStream else None
-        self._raw = raw if isinstance(raw, socket.socket) and not raw.getblocking() else None
+        self._raw = _nonblocking_socket(stream) if type(stream) is trio.SocketStream else None
         self._tls = TlsWriter.attach(stream) if self._raw is None else None
         self.direct_sends = 0
         self.app = _OfferConnection(self.app, self)
@@ -234,10 +233,8 @@ class TlsWriter:
             or not all(hasattr(stream, name) for name in ("_delayed_outgoing", "_handshook", "_state"))
         ):
             return None
-        raw = getattr(inner.socket, "_sock", None)
-        if not isinstance(raw, socket.socket) or raw.getblocking():
-            return None
-        return cls(stream, lock, raw)
+        raw = _nonblocking_socket(inner)
+        return None if raw is None else cls(stream, lock, raw)
 
     def encrypt(self, data: bytes) -> bytes | None:
         """The TLS records carrying ``data`` (non-empty), or ``None`` when the stream's send side
@@ -256,6 +253,13 @@ class TlsWriter:
         except ssl.SSLError:  # SSLWantReadError among them: SSLStream.send_all retries or raises
             return None
         return self._outgoing.read()
+
+
+def _nonblocking_socket(stream: trio.SocketStream) -> socket.socket | None:
+    """The stdlib socket under ``stream`` (trio's ``SocketStream.socket._sock``), or ``None`` when
+    it is not a non-blocking ``socket.socket`` (another trio layout)."""
+    raw = getattr(getattr(stream, "socket", None), "_sock", None)
+    return raw if isinstance(raw, socket.socket) and not raw.getblocking() else None
 
 
 class BodyWriter:
